@@ -1,0 +1,102 @@
+//! Options every command shares, and building the runtime, registry and
+//! tool host from them.
+
+use crate::audit::AuditLog;
+use crate::config;
+use crate::policy::Policy;
+use crate::registry::{Registry, ToolHost};
+use crate::runtime::{Runtime, RuntimeOptions};
+use anyhow::Context as _;
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Policy file granting tools their capabilities. Without one, every tool
+    /// runs with no capabilities at all (the built-in deny-all policy).
+    #[arg(long, global = true, env = config::POLICY_ENV, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+
+    /// Directory of tool components (`*.wasm`). Default: `./tools` if it holds
+    /// components, else the `tools/` of the checkout `boram` was built from.
+    #[arg(long, global = true, env = config::TOOLS_DIR_ENV, value_name = "DIR")]
+    pub tools_dir: Option<PathBuf>,
+
+    /// Data directory: audit log, compile cache. Default: ~/.local/share/boram.
+    #[arg(long, global = true, env = config::DATA_DIR_ENV, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Compile every component instead of using the compile cache.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+
+    /// More log output on stderr (-v info, -vv debug, -vvv trace). `RUST_LOG` also works.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Write logs as JSON lines (still on stderr).
+    #[arg(long, global = true)]
+    pub log_json: bool,
+}
+
+impl GlobalArgs {
+    pub fn init_tracing(&self) {
+        let default = match self.verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        };
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+        if self.log_json { builder.json().init() } else { builder.init() }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(config::default_data_dir)
+    }
+
+    pub fn tools_dir(&self) -> PathBuf {
+        self.tools_dir.clone().unwrap_or_else(config::default_tools_dir)
+    }
+
+    /// The policy named by `--policy`, or the built-in deny-all policy.
+    pub fn load_policy(&self) -> anyhow::Result<Policy> {
+        match &self.policy {
+            Some(path) => Ok(Policy::load(path)?),
+            None => Ok(Policy::deny_all()),
+        }
+    }
+
+    pub fn runtime(&self) -> anyhow::Result<Arc<Runtime>> {
+        let cache_dir = (!self.no_cache).then(|| config::cache_dir(&self.data_dir()));
+        let options = RuntimeOptions { cache_dir, ..RuntimeOptions::default() };
+        Ok(Arc::new(Runtime::new(&options)?))
+    }
+
+    /// Loads every component of the tools directory.
+    pub async fn registry(&self) -> anyhow::Result<Registry> {
+        let dir = self.tools_dir();
+        let runtime = self.runtime()?;
+        let registry = Registry::load_dir(runtime, &dir).await.with_context(|| hint_for_tools_dir(&dir))?;
+        for problem in registry.problems() {
+            eprintln!("warning: {}: {}", problem.path.display(), problem.error);
+        }
+        Ok(registry)
+    }
+
+    /// Policy + registry + audit log: what a tool call needs.
+    pub async fn tool_host(&self) -> anyhow::Result<ToolHost> {
+        let policy = self.load_policy()?;
+        let registry = self.registry().await?;
+        let audit = AuditLog::open(&self.data_dir())
+            .with_context(|| format!("cannot open the audit log in {}", self.data_dir().display()))?;
+        Ok(ToolHost::new(registry, policy, Some(audit)))
+    }
+}
+
+fn hint_for_tools_dir(dir: &Path) -> String {
+    format!("no tools directory at {}; build the tools with `cargo build` or pass --tools-dir", dir.display())
+}

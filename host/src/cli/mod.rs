@@ -1,0 +1,87 @@
+//! The `boram` command line: clap commands, one file per command, no
+//! business logic. Human output on stdout by default, `--json` for
+//! machines; logs and progress on stderr.
+
+mod context;
+mod policy_cmd;
+mod tool;
+
+use clap::{Parser, Subcommand};
+use context::GlobalArgs;
+use std::process::ExitCode;
+
+/// BoramClaw: an AI agent whose tools run as sandboxed WebAssembly components.
+///
+/// Every tool is a WASI preview-2 component that can touch only what the
+/// policy file grants it: preopened directories, listed environment keys,
+/// and bounded memory, time and output. Start with `boram tool list`.
+#[derive(Debug, Parser)]
+#[command(name = "boram", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List, call and inspect tools.
+    #[command(subcommand)]
+    Tool(tool::ToolCommand),
+    /// Validate a policy file and explain what it grants.
+    #[command(subcommand)]
+    Policy(policy_cmd::PolicyCommand),
+}
+
+/// Exit code for a command that ran but whose result was not a success
+/// (a tool call that failed, a runtime error).
+const EXIT_FAILURE: u8 = 1;
+/// Exit code for bad input from the user: invalid policy, unknown tool, bad JSON.
+const EXIT_USAGE: u8 = 2;
+
+/// A mistake in what the user asked for (exit code 2), as opposed to a failure while doing it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Parses the command line, runs the command and turns any error into a
+/// printed cause chain and an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli.global.init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Tool(cmd) => cmd.run(&cli.global).await,
+            Command::Policy(cmd) => cmd.run(&cli.global).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            print_error_chain(&e);
+            ExitCode::from(exit_code_for(&e))
+        }
+    }
+}
+
+fn print_error_chain(e: &anyhow::Error) {
+    eprintln!("error: {e}");
+    for cause in e.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+}
+
+fn exit_code_for(e: &anyhow::Error) -> u8 {
+    let usage = e.chain().any(|c| {
+        c.is::<crate::policy::PolicyError>() || c.is::<crate::registry::CallError>() || c.is::<UsageError>()
+    });
+    if usage { EXIT_USAGE } else { EXIT_FAILURE }
+}

@@ -1,0 +1,70 @@
+//! `boram policy check` and `boram policy explain`.
+
+use super::context::GlobalArgs;
+use crate::policy::{Policy, explain};
+use clap::Subcommand;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy file; errors name the file, line and a fix.
+    Check {
+        /// The policy file.
+        file: PathBuf,
+    },
+    /// Say in plain words what a tool may touch under the policy (--policy) and why.
+    Explain {
+        /// Tool name.
+        tool: String,
+    },
+}
+
+impl PolicyCommand {
+    pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+        match self {
+            Self::Check { file } => check(&file, global).await,
+            Self::Explain { tool } => {
+                let policy = global.load_policy()?;
+                println!("{}", explain(&policy, &tool));
+                if let Ok(registry) = global.registry().await {
+                    if registry.get(&tool).is_none() {
+                        eprintln!("note: no loaded tool is named `{tool}` (in {})", global.tools_dir().display());
+                    }
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    }
+}
+
+async fn check(file: &PathBuf, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let policy = Policy::load(file)?;
+    let names: Vec<&str> = policy.tools.keys().map(String::as_str).collect();
+    println!(
+        "{}: ok (version 1; {} tool table{}{})",
+        file.display(),
+        names.len(),
+        if names.len() == 1 { "" } else { "s" },
+        if names.is_empty() { String::new() } else { format!(": {}", names.join(", ")) }
+    );
+    for (name, tool) in &policy.tools {
+        if !tool.net.is_empty() || !tool.secrets.is_empty() {
+            eprintln!(
+                "warning: [tools.{name}] grants network access, but this build does not provide outgoing HTTP yet: \
+                 the tool gets no network"
+            );
+        }
+    }
+    // Names that match no loaded tool are probably typos; say so when the tools can be loaded.
+    if let Ok(registry) = global.registry().await {
+        let loaded: Vec<&str> = registry.names().collect();
+        for name in names.iter().filter(|n| !loaded.contains(n)) {
+            let hint = crate::suggest::closest(name, loaded.iter().copied())
+                .map(|n| format!(" (did you mean `{n}`?)"))
+                .unwrap_or_default();
+            eprintln!("warning: [tools.{name}] names no loaded tool{hint}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

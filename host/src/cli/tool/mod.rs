@@ -1,0 +1,40 @@
+//! `boram tool …`: list, call and inspect tool components.
+
+mod call;
+mod inspect;
+mod list;
+
+use super::context::GlobalArgs;
+use clap::Subcommand;
+use std::process::ExitCode;
+
+#[derive(Debug, Subcommand)]
+pub enum ToolCommand {
+    /// Show every loaded tool, its description and what the policy grants it.
+    List(list::ListCommand),
+    /// Run one tool once in its sandbox and print the result.
+    Call(call::CallCommand),
+    /// Show a component's tools, input schemas, WIT imports, size and hash.
+    Inspect(inspect::InspectCommand),
+}
+
+impl ToolCommand {
+    pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+        match self {
+            Self::List(cmd) => cmd.run(global).await,
+            Self::Call(cmd) => cmd.run(global).await,
+            Self::Inspect(cmd) => cmd.run(global).await,
+        }
+    }
+}
+
+/// First sentence of a description, at most `max` characters.
+pub(super) fn short_description(text: &str, max: usize) -> String {
+    let first = text.split_inclusive(". ").next().unwrap_or(text).trim().replace('\n', " ");
+    if first.chars().count() <= max {
+        return first;
+    }
+    let mut cut: String = first.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}

@@ -1,0 +1,39 @@
+//! Where things live: the data directory (audit log, compile cache, later
+//! sessions and memory) and the tools directory. Flags win over environment
+//! variables, which win over the defaults below.
+
+use std::path::PathBuf;
+
+/// Environment variable naming the data directory.
+pub const DATA_DIR_ENV: &str = "BORAM_DATA_DIR";
+/// Environment variable naming the tools directory.
+pub const TOOLS_DIR_ENV: &str = "BORAM_TOOLS_DIR";
+/// Environment variable naming the policy file.
+pub const POLICY_ENV: &str = "BORAM_POLICY";
+
+/// Default data directory: `$XDG_DATA_HOME/boram` (usually
+/// `~/.local/share/boram`), or `./.boram` when the platform has none.
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_dir().map(|d| d.join("boram")).unwrap_or_else(|| PathBuf::from(".boram"))
+}
+
+/// Default tools directory: `./tools` when it holds components (running
+/// from a checkout), otherwise the checkout this binary was built from.
+pub fn default_tools_dir() -> PathBuf {
+    let local = PathBuf::from("tools");
+    if has_components(&local) {
+        return local;
+    }
+    PathBuf::from(env!("BORAM_WORKSPACE_DIR")).join("tools")
+}
+
+fn has_components(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.flatten().any(|e| e.path().extension().is_some_and(|x| x == "wasm")))
+        .unwrap_or(false)
+}
+
+/// The compile cache inside a data directory.
+pub fn cache_dir(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("cache")
+}

@@ -1,0 +1,17 @@
+//! BoramClaw's host: runs AI-agent tools as sandboxed WebAssembly (WASI
+//! preview 2) components, each able to touch only what a policy file grants.
+//!
+//! Layers, from the outside in (each depends only on those after it):
+//! - [`cli`]: the `boram` command line;
+//! - [`registry`]: loaded tools by name; [`registry::ToolHost`] is where every call goes through;
+//! - [`runtime`]: wasmtime engine, compile cache, sandboxes, one fresh store per call;
+//! - [`policy`]: the policy file format and its decisions (no wasmtime here);
+//! - [`audit`] and [`config`]: the audit log and where files live.
+
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod policy;
+pub mod registry;
+pub mod runtime;
+mod suggest;

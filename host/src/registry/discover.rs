@@ -1,0 +1,104 @@
+//! Finding and loading the tool components of a directory.
+
+use crate::runtime::{LoadedComponent, Runtime, ToolSpec};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A component that could not be loaded, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LoadProblem {
+    pub path: PathBuf,
+    pub error: String,
+}
+
+/// Every loaded tool by name, and the components that provide them.
+pub struct Registry {
+    runtime: Arc<Runtime>,
+    components: Vec<Arc<LoadedComponent>>,
+    tools: BTreeMap<String, Arc<LoadedComponent>>,
+    problems: Vec<LoadProblem>,
+}
+
+impl Registry {
+    /// An empty registry on `runtime`.
+    pub fn new(runtime: Arc<Runtime>) -> Self {
+        Self { runtime, components: Vec::new(), tools: BTreeMap::new(), problems: Vec::new() }
+    }
+
+    /// Loads every `*.wasm` directly inside `dir`, in name order.
+    pub async fn load_dir(runtime: Arc<Runtime>, dir: &Path) -> std::io::Result<Self> {
+        let mut registry = Self::new(runtime);
+        for path in wasm_files(dir)? {
+            registry.load_file(&path).await;
+        }
+        Ok(registry)
+    }
+
+    /// Loads one component; a failure is recorded in [`Self::problems`].
+    /// Returns whether it loaded.
+    pub async fn load_file(&mut self, path: &Path) -> bool {
+        match self.runtime.load(path).await {
+            Ok(component) => {
+                self.add(Arc::new(component));
+                true
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "tool component not loaded");
+                self.problems.push(LoadProblem { path: path.to_path_buf(), error: e.to_string() });
+                false
+            }
+        }
+    }
+
+    fn add(&mut self, component: Arc<LoadedComponent>) {
+        for spec in &component.specs {
+            if let Some(first) = self.tools.get(&spec.name) {
+                let error = format!("tool `{}` is already provided by {}; this one is ignored", spec.name, first.path.display());
+                self.problems.push(LoadProblem { path: component.path.clone(), error });
+                continue;
+            }
+            self.tools.insert(spec.name.clone(), component.clone());
+        }
+        self.components.push(component);
+    }
+
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// Every tool with its spec and component, by name.
+    pub fn tools(&self) -> impl Iterator<Item = (&ToolSpec, &Arc<LoadedComponent>)> {
+        self.tools.iter().filter_map(|(name, c)| c.spec(name).map(|s| (s, c)))
+    }
+
+    pub fn get(&self, name: &str) -> Option<(&ToolSpec, &Arc<LoadedComponent>)> {
+        let component = self.tools.get(name)?;
+        component.spec(name).map(|s| (s, component))
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tools.keys().map(String::as_str)
+    }
+
+    pub fn components(&self) -> &[Arc<LoadedComponent>] {
+        &self.components
+    }
+
+    /// Components that did not load and duplicate tool names.
+    pub fn problems(&self) -> &[LoadProblem] {
+        &self.problems
+    }
+}
+
+/// `*.wasm` files directly inside `dir`, sorted.
+fn wasm_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot read tools directory {}: {e}", dir.display())))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wasm") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}

@@ -1,0 +1,81 @@
+//! [`ToolHost`]: registry + policy + audit. Every tool call, from the CLI
+//! today and from the agent loop, MCP and HTTP service later, goes through
+//! [`ToolHost::call`].
+
+use super::Registry;
+use crate::audit::AuditLog;
+use crate::policy::{Approval, Policy, ToolPolicy};
+use crate::runtime::{CallReport, ProgressSink, SandboxTemplate};
+use std::collections::HashMap;
+
+/// A call that names no loaded tool.
+#[derive(Debug, thiserror::Error)]
+#[error("no tool named `{name}`{hint}")]
+pub struct CallError {
+    pub name: String,
+    hint: String,
+}
+
+pub struct ToolHost {
+    registry: Registry,
+    policy: Policy,
+    templates: HashMap<String, (ToolPolicy, SandboxTemplate)>,
+    audit: Option<AuditLog>,
+}
+
+impl ToolHost {
+    /// Prepares each loaded tool's sandbox template from `policy`.
+    pub fn new(registry: Registry, policy: Policy, audit: Option<AuditLog>) -> Self {
+        let templates = registry
+            .names()
+            .map(|name| {
+                let tool_policy = policy.tool(name);
+                let template = SandboxTemplate::from_policy(&tool_policy);
+                (name.to_string(), (tool_policy, template))
+            })
+            .collect();
+        Self { registry, policy, templates, audit }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Runs tool `name` on `input` under the policy and records it in the
+    /// audit log. A tool whose approval is `deny` is refused without running.
+    pub async fn call(&self, name: &str, input: &str, progress: Option<ProgressSink>) -> Result<CallReport, CallError> {
+        let Some((_, component)) = self.registry.get(name) else {
+            return Err(CallError { name: name.to_string(), hint: self.did_you_mean(name) });
+        };
+        let (tool_policy, template) = &self.templates[name];
+        let report = if tool_policy.approval == Approval::Deny {
+            let origin = if tool_policy.approval_from_tool { format!("[tools.{name}]") } else { "[defaults]".into() };
+            let reason = format!("the policy {} denies `{name}` (approval = \"deny\" in {origin})", self.policy.display_source());
+            CallReport::denied(name, &component.sha256, reason)
+        } else {
+            self.registry.runtime().call(component, name, input, template, progress).await
+        };
+        tracing::info!(
+            tool = name,
+            outcome = ?report.outcome,
+            duration_us = report.duration.as_micros() as u64,
+            memory_peak = report.memory_peak_bytes,
+            "tool call"
+        );
+        if let Some(audit) = &self.audit {
+            audit.tool_call(&report, input);
+        }
+        Ok(report)
+    }
+
+    fn did_you_mean(&self, name: &str) -> String {
+        match crate::suggest::closest(name, self.registry.names()) {
+            Some(n) => format!(" (did you mean `{n}`?)"),
+            None => format!("; loaded tools: {}", self.registry.names().collect::<Vec<_>>().join(", ")),
+        }
+    }
+}

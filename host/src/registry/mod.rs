@@ -1,0 +1,12 @@
+//! The loaded tools, by name, and the one place a tool call goes through.
+//!
+//! [`Registry`] loads every `.wasm` in the tools directory (a broken file is
+//! reported and skipped, never fatal for the others); [`ToolHost`] joins it
+//! with the policy and the audit log: it builds each tool's sandbox template
+//! once, applies the approval rule, runs the call and records it.
+
+mod discover;
+mod host;
+
+pub use discover::{LoadProblem, Registry};
+pub use host::{CallError, ToolHost};

@@ -1,0 +1,163 @@
+//! On-disk cache of compiled components, so a second start does not
+//! recompile every tool.
+//!
+//! An entry is keyed by the engine's compatibility hash (wasmtime version and
+//! every setting that changes code generation) and the component's SHA-256.
+//! Loading a compiled artifact is `unsafe` in wasmtime (it is machine code),
+//! so each entry carries an HMAC made with a key that only this data
+//! directory holds: a file the host did not write itself, or one that was
+//! truncated or altered, fails the check and is recompiled, never loaded.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+type HmacSha256 = Hmac<Sha256>;
+const TAG_LEN: usize = 32;
+const KEY_FILE: &str = "cache.key";
+
+/// Where a loaded component's machine code came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArtifactOrigin {
+    /// Compiled now (and stored, when the cache is on).
+    Compiled,
+    /// Loaded from a verified cache entry.
+    Cache,
+}
+
+/// Counters of cache use since the runtime started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    /// Entries that failed verification (not written by us, or damaged).
+    pub rejected: u64,
+}
+
+pub struct CompileCache {
+    dir: Option<PathBuf>,
+    key: [u8; 32],
+    engine_tag: String,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    rejected: AtomicU64,
+}
+
+impl CompileCache {
+    /// A cache in `dir` (created if needed), or none when `dir` is `None`.
+    pub fn open(dir: Option<&Path>, engine: &Engine) -> std::io::Result<Self> {
+        let mut hasher = std::hash::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let engine_tag = format!("{:016x}", hasher.finish());
+        let key = match dir {
+            Some(dir) => load_or_create_key(dir)?,
+            None => [0; 32],
+        };
+        Ok(Self {
+            dir: dir.map(Path::to_path_buf),
+            key,
+            engine_tag,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+        })
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Loads the compiled form of `wasm` (whose SHA-256 hex is `sha256`),
+    /// compiling and storing it on a miss.
+    pub fn load_or_compile(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+        sha256: &str,
+    ) -> wasmtime::Result<(Component, ArtifactOrigin)> {
+        let Some(dir) = &self.dir else {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return Ok((Component::new(engine, wasm)?, ArtifactOrigin::Compiled));
+        };
+        let path = dir.join(format!("{}-{sha256}.cwasm", self.engine_tag));
+        if let Some(component) = self.load_verified(engine, &path, sha256) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok((component, ArtifactOrigin::Cache));
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let artifact = engine.precompile_component(wasm)?;
+        if let Err(e) = self.store(dir, &path, sha256, &artifact) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write compile cache entry");
+        }
+        // SAFETY: `artifact` was produced just now by this engine.
+        #[allow(unsafe_code)]
+        let component = unsafe { Component::deserialize(engine, &artifact)? };
+        Ok((component, ArtifactOrigin::Compiled))
+    }
+
+    fn load_verified(&self, engine: &Engine, path: &Path, sha256: &str) -> Option<Component> {
+        let bytes = std::fs::read(path).ok()?;
+        let verified = bytes.len() > TAG_LEN && {
+            let (tag, artifact) = bytes.split_at(TAG_LEN);
+            self.mac(sha256, artifact).verify_slice(tag).is_ok()
+        };
+        if !verified {
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(path = %path.display(), "compile cache entry failed verification; recompiling");
+            return None;
+        }
+        // SAFETY: the HMAC proves this host wrote these bytes with
+        // `precompile_component`, and wasmtime checks the engine settings.
+        #[allow(unsafe_code)]
+        let loaded = unsafe { Component::deserialize(engine, &bytes[TAG_LEN..]) };
+        loaded.inspect_err(|e| tracing::warn!(error = %e, "cached artifact did not load; recompiling")).ok()
+    }
+
+    fn store(&self, dir: &Path, path: &Path, sha256: &str, artifact: &[u8]) -> std::io::Result<()> {
+        let tag = self.mac(sha256, artifact).finalize().into_bytes();
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        tmp.write_all(&tag)?;
+        tmp.write_all(artifact)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// The MAC binds the artifact to this engine and this component.
+    fn mac(&self, sha256: &str, artifact: &[u8]) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC accepts any key length");
+        mac.update(self.engine_tag.as_bytes());
+        mac.update(sha256.as_bytes());
+        mac.update(artifact);
+        mac
+    }
+}
+
+/// Reads the cache's secret key, creating the directory and the key (owner
+/// read/write only) on first use.
+fn load_or_create_key(dir: &Path) -> std::io::Result<[u8; 32]> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(KEY_FILE);
+    if let Ok(bytes) = std::fs::read(&path) {
+        if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
+            return Ok(key);
+        }
+    }
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(&key)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(&path).map_err(|e| e.error)?;
+    Ok(key)
+}

@@ -1,0 +1,95 @@
+//! The one wasmtime `Engine` every tool runs on, and the thread that
+//! advances its epoch so running calls can be interrupted.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances. Every tick a running guest yields to the
+/// async executor, which is where a timed-out call gets cancelled; 5 ms
+/// keeps timeouts precise at a negligible cost.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Instances the pooling allocator keeps slots for. Calls beyond this many
+/// at once fail to instantiate (and report it), they do not crash.
+const POOL_INSTANCES: u32 = 128;
+/// Largest linear memory a pooled slot can hold: the policy maximum (4 GiB).
+const POOL_MAX_MEMORY: usize = 4 << 30;
+
+/// Which instance allocator the engine uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Allocator {
+    /// Pre-reserved slots: fastest instantiation.
+    Pooling,
+    /// Memory mapped per instance: used when pooling cannot reserve its slots.
+    OnDemand,
+}
+
+/// Builds the engine: component model, epoch interruption, pooling allocator
+/// when the machine lets it reserve the address space, on-demand otherwise.
+pub fn build_engine(prefer_pooling: bool) -> wasmtime::Result<(Engine, Allocator)> {
+    if prefer_pooling {
+        let mut config = base_config();
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config()));
+        match Engine::new(&config) {
+            Ok(engine) => return Ok((engine, Allocator::Pooling)),
+            Err(e) => tracing::warn!(error = %e, "pooling allocator unavailable; using on-demand allocation"),
+        }
+    }
+    Ok((Engine::new(&base_config())?, Allocator::OnDemand))
+}
+
+fn base_config() -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config
+}
+
+fn pooling_config() -> PoolingAllocationConfig {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(POOL_INSTANCES);
+    pool.total_core_instances(POOL_INSTANCES * 4);
+    pool.total_memories(POOL_INSTANCES * 2);
+    pool.total_tables(POOL_INSTANCES * 4);
+    pool.max_memory_size(POOL_MAX_MEMORY);
+    pool
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+pub struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    pub fn start(engine: &Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let engine = engine.weak();
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("boram-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match engine.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .ok();
+        Self { stop, thread }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

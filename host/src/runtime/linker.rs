@@ -1,0 +1,52 @@
+//! The linker every tool is instantiated with: WASI 0.2 filesystem, clocks,
+//! random, stdio and environment, plus the `boram:tool/host` interface.
+//!
+//! `wasi:sockets` is deliberately absent, so a component that imports it
+//! fails to load instead of getting a network stack to probe.
+
+use super::bindings;
+use super::state::StoreState;
+use wasmtime::Engine;
+use wasmtime::component::{HasData, Linker, ResourceTable};
+use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
+use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView as _};
+use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView as _};
+use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, io, random};
+use wasmtime_wasi::random::WasiRandom;
+use wasmtime_wasi::WasiView;
+
+/// Import-name prefixes a tool may not have: the runtime never provides them.
+pub const FORBIDDEN_IMPORTS: &[&str] = &["wasi:sockets/"];
+
+struct HasIo;
+
+impl HasData for HasIo {
+    type Data<'a> = &'a mut ResourceTable;
+}
+
+pub fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<StoreState>> {
+    type T = StoreState;
+    let mut l = Linker::<T>::new(engine);
+    io::error::add_to_linker::<T, HasIo>(&mut l, |t| t.ctx().table)?;
+    io::poll::add_to_linker::<T, HasIo>(&mut l, |t| t.ctx().table)?;
+    io::streams::add_to_linker::<T, HasIo>(&mut l, |t| t.ctx().table)?;
+    clocks::wall_clock::add_to_linker::<T, WasiClocks>(&mut l, T::clocks)?;
+    clocks::monotonic_clock::add_to_linker::<T, WasiClocks>(&mut l, T::clocks)?;
+    filesystem::types::add_to_linker::<T, WasiFilesystem>(&mut l, T::filesystem)?;
+    filesystem::preopens::add_to_linker::<T, WasiFilesystem>(&mut l, T::filesystem)?;
+    random::random::add_to_linker::<T, WasiRandom>(&mut l, |t| t.wasi.random())?;
+    random::insecure::add_to_linker::<T, WasiRandom>(&mut l, |t| t.wasi.random())?;
+    random::insecure_seed::add_to_linker::<T, WasiRandom>(&mut l, |t| t.wasi.random())?;
+    cli::exit::add_to_linker::<T, WasiCli>(&mut l, T::cli)?;
+    cli::environment::add_to_linker::<T, WasiCli>(&mut l, T::cli)?;
+    cli::stdin::add_to_linker::<T, WasiCli>(&mut l, T::cli)?;
+    cli::stdout::add_to_linker::<T, WasiCli>(&mut l, T::cli)?;
+    cli::stderr::add_to_linker::<T, WasiCli>(&mut l, T::cli)?;
+    cli::terminal_input::add_to_linker::<T, WasiCli>(&mut l, T::cli)?;
+    cli::terminal_output::add_to_linker::<T, WasiCli>(&mut l, T::cli)?;
+    cli::terminal_stdin::add_to_linker::<T, WasiCli>(&mut l, T::cli)?;
+    cli::terminal_stdout::add_to_linker::<T, WasiCli>(&mut l, T::cli)?;
+    cli::terminal_stderr::add_to_linker::<T, WasiCli>(&mut l, T::cli)?;
+    bindings::add_host_to_linker(&mut l)?;
+    Ok(l)
+}

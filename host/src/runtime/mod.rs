@@ -1,0 +1,164 @@
+//! Runs tool components under wasmtime: one engine (component model, epoch
+//! interruption, pooling allocator), a compile cache on disk, a pre-linked
+//! `InstancePre` per component, and a fresh `Store` per call built from the
+//! tool's sandbox template.
+//!
+//! Start at [`Runtime::load`] (a `.wasm` file to a [`LoadedComponent`]) and
+//! [`Runtime::call`] (one sandboxed call to a [`CallReport`]).
+
+mod bindings;
+mod cache;
+mod call;
+mod capture;
+mod component;
+mod engine;
+mod error;
+mod linker;
+mod sandbox;
+mod state;
+
+pub use cache::{ArtifactOrigin, CacheStats};
+pub use call::{CallReport, Outcome};
+pub use capture::Captured;
+pub use component::{LoadedComponent, ToolSpec};
+pub use engine::{Allocator, EPOCH_TICK};
+pub use error::{Error, Result};
+pub use sandbox::SandboxTemplate;
+pub use state::{LogLine, Progress, ProgressSink};
+
+use crate::policy::is_tool_name;
+use bindings::ToolPre;
+use cache::CompileCache;
+use engine::EpochTicker;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use wasmtime::Engine;
+use wasmtime::component::Linker;
+
+/// How to build a [`Runtime`].
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeOptions {
+    /// Directory of the compile cache; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+    /// Use on-demand instance allocation even where pooling works.
+    pub no_pooling: bool,
+}
+
+/// The engine, linker and compile cache shared by every tool.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<state::StoreState>,
+    cache: CompileCache,
+    allocator: Allocator,
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    pub fn new(options: &RuntimeOptions) -> Result<Self> {
+        let (engine, allocator) =
+            engine::build_engine(!options.no_pooling).map_err(|e| Error::Engine(format!("{e:#}")))?;
+        let linker = linker::build_linker(&engine).map_err(|e| Error::Engine(format!("{e:#}")))?;
+        let cache = CompileCache::open(options.cache_dir.as_deref(), &engine).map_err(|source| Error::Cache {
+            path: options.cache_dir.clone().unwrap_or_default(),
+            source,
+        })?;
+        let ticker = EpochTicker::start(&engine);
+        Ok(Self { engine, linker, cache, allocator, _ticker: ticker })
+    }
+
+    pub fn allocator(&self) -> Allocator {
+        self.allocator
+    }
+
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// Loads the component at `path`: compile (or take from the cache),
+    /// refuse forbidden imports, link, and ask it to describe its tools in a
+    /// sandbox with no capabilities.
+    pub async fn load(&self, path: &Path) -> Result<LoadedComponent> {
+        let bytes = std::fs::read(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let (component, origin) = self
+            .cache
+            .load_or_compile(&self.engine, &bytes, &sha256)
+            .map_err(|e| Error::Compile { path: path.to_path_buf(), message: format!("{e:#}") })?;
+        let ty = component.component_type();
+        let imports: Vec<String> = ty.imports(&self.engine).map(|(name, _)| name.to_string()).collect();
+        let exports: Vec<String> = ty.exports(&self.engine).map(|(name, _)| name.to_string()).collect();
+        if let Some(import) = imports.iter().find(|i| linker::FORBIDDEN_IMPORTS.iter().any(|p| i.starts_with(p))) {
+            return Err(Error::ForbiddenImport { path: path.to_path_buf(), import: import.clone() });
+        }
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(ToolPre::new)
+            .map_err(|e| Error::Link { path: path.to_path_buf(), message: format!("{e:#}") })?;
+        let specs = self.describe(path, &pre).await?;
+        Ok(LoadedComponent {
+            path: path.to_path_buf(),
+            sha256,
+            size_bytes: bytes.len() as u64,
+            origin,
+            specs,
+            imports,
+            exports,
+            pre,
+        })
+    }
+
+    /// Runs tool `tool` of `component` on `input` inside `sandbox`.
+    pub async fn call(
+        &self,
+        component: &LoadedComponent,
+        tool: &str,
+        input: &str,
+        sandbox: &SandboxTemplate,
+        progress: Option<ProgressSink>,
+    ) -> CallReport {
+        call::invoke(&self.engine, &component.pre, &component.sha256, tool, input, sandbox, progress).await
+    }
+
+    async fn describe(&self, path: &Path, pre: &ToolPre<state::StoreState>) -> Result<Vec<ToolSpec>> {
+        let describe_error = |message: String| Error::Describe { path: path.to_path_buf(), message };
+        let stdout = capture::Capture::new(4096);
+        let stderr = capture::Capture::new(4096);
+        let sandbox = SandboxTemplate::empty();
+        let wasi = sandbox.wasi_ctx(&stdout, &stderr).map_err(|e| describe_error(e.to_string()))?;
+        let state = state::StoreState::new(wasi, sandbox.limits.memory_bytes, "describe", None);
+        let mut store = call::new_store(&self.engine, state);
+        let run = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_describe(&mut store).await
+        };
+        let raw = tokio::time::timeout(sandbox.limits.timeout, run)
+            .await
+            .map_err(|_| describe_error("timed out".into()))?
+            .map_err(|e| describe_error(format!("{e:#}")))?;
+        let mut specs = Vec::with_capacity(raw.len());
+        for spec in raw {
+            specs.push(validate_spec(path, spec, &specs)?);
+        }
+        if specs.is_empty() {
+            return Err(describe_error("it lists no tools".into()));
+        }
+        Ok(specs)
+    }
+}
+
+fn validate_spec(path: &Path, spec: bindings::WitToolSpec, seen: &[ToolSpec]) -> Result<ToolSpec> {
+    let invalid = |message: String| Error::InvalidSpec { path: path.to_path_buf(), message };
+    if !is_tool_name(&spec.name) {
+        return Err(invalid(format!("`{}` is not a valid tool name ([a-z][a-z0-9_]{{0,63}})", spec.name)));
+    }
+    if seen.iter().any(|s| s.name == spec.name) {
+        return Err(invalid(format!("tool `{}` is listed twice", spec.name)));
+    }
+    let input_schema: serde_json::Value = serde_json::from_str(&spec.input_schema)
+        .map_err(|e| invalid(format!("the input schema of `{}` is not JSON: {e}", spec.name)))?;
+    if !input_schema.is_object() {
+        return Err(invalid(format!("the input schema of `{}` is not a JSON object", spec.name)));
+    }
+    Ok(ToolSpec { name: spec.name, description: spec.description, input_schema })
+}

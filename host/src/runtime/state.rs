@@ -1,0 +1,149 @@
+//! The data of one call's `Store`: its WASI context, resource table, memory
+//! accounting and what the guest reported through the host interface.
+
+use super::bindings::{HostImports, Level};
+use serde::Serialize;
+use std::sync::Arc;
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Most log lines kept per call; later ones are counted, not kept.
+pub const MAX_LOG_LINES: usize = 200;
+/// Longest log line kept, in bytes; longer ones are cut.
+pub const MAX_LOG_LINE_BYTES: usize = 2048;
+/// Most table elements one instance may grow to (tables hold function references).
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+/// Receives progress reports while a call runs (e.g. to draw a progress line).
+pub type ProgressSink = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// One progress report from a tool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    pub tool: String,
+    pub done: u64,
+    pub total: Option<u64>,
+    pub message: String,
+}
+
+/// One line the guest logged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogLine {
+    pub level: &'static str,
+    pub message: String,
+}
+
+pub struct StoreState {
+    pub(super) wasi: WasiCtx,
+    pub(super) table: ResourceTable,
+    pub(super) memory: MemoryAccount,
+    pub(super) tool: String,
+    pub(super) logs: Vec<LogLine>,
+    pub(super) logs_dropped: u64,
+    pub(super) progress: Option<ProgressSink>,
+}
+
+impl StoreState {
+    pub fn new(wasi: WasiCtx, memory_limit: u64, tool: &str, progress: Option<ProgressSink>) -> Self {
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            memory: MemoryAccount::new(memory_limit),
+            tool: tool.to_string(),
+            logs: Vec::new(),
+            logs_dropped: 0,
+            progress,
+        }
+    }
+}
+
+impl WasiView for StoreState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl HostImports for StoreState {
+    fn log(&mut self, level: Level, message: String) {
+        let level = level_name(level);
+        let message = truncate_utf8(message, MAX_LOG_LINE_BYTES);
+        tracing::debug!(tool = %self.tool, guest_level = level, "{message}");
+        if self.logs.len() < MAX_LOG_LINES {
+            self.logs.push(LogLine { level, message });
+        } else {
+            self.logs_dropped += 1;
+        }
+    }
+
+    fn progress(&mut self, done: u64, total: Option<u64>, message: String) {
+        if let Some(sink) = &self.progress {
+            let message = truncate_utf8(message, MAX_LOG_LINE_BYTES);
+            sink(&Progress { tool: self.tool.clone(), done, total, message });
+        }
+    }
+}
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Trace => "trace",
+        Level::Debug => "debug",
+        Level::Info => "info",
+        Level::Warn => "warn",
+        Level::Error => "error",
+    }
+}
+
+fn truncate_utf8(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
+
+/// Caps the total linear memory of all memories in one store and records
+/// the peak, so a report can say how much a call used and whether it was
+/// stopped for asking too much.
+#[derive(Debug)]
+pub struct MemoryAccount {
+    limit: u64,
+    current: u64,
+    peak: u64,
+    refused: bool,
+}
+
+impl MemoryAccount {
+    fn new(limit: u64) -> Self {
+        Self { limit, current: 0, peak: 0, refused: false }
+    }
+
+    pub fn peak(&self) -> u64 {
+        self.peak
+    }
+
+    /// True once a growth was refused for exceeding the limit.
+    pub fn refused(&self) -> bool {
+        self.refused
+    }
+}
+
+impl ResourceLimiter for MemoryAccount {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let next = self.current + (desired as u64).saturating_sub(current as u64);
+        if next > self.limit {
+            self.refused = true;
+            return Ok(false);
+        }
+        self.current = next;
+        self.peak = self.peak.max(next);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
