@@ -14,7 +14,7 @@ fn main() {
         .unwrap_or_else(|| root.join("target"))
         .join("guest");
     let tools_dir = root.join("tools");
-    let fixtures_dir = root.join("tests/fixtures/hostile");
+    let fixtures_dir = root.join("tests/fixtures");
     let fixture_out = target_dir.join(guest_build::GUEST_TARGET).join("release");
 
     println!("cargo:rustc-env=BORAM_WORKSPACE_DIR={}", root.display());

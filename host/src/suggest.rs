@@ -1,14 +1,20 @@
 //! "Did you mean …?" suggestions for misspelled names.
 
-/// The known name closest to `unknown`, if it is close enough to be a typo
-/// (an edit distance of at most a third of its length, and at least 1).
+/// Jaro-Winkler similarity above which a name counts as a likely typo;
+/// it rewards a shared prefix, as in `netwrk` for `net`.
+const MIN_SIMILARITY: f64 = 0.8;
+
+/// The known name most similar to `unknown`, if it is close enough to be a
+/// typo: a small edit distance (at most a third of the name, and at least 1)
+/// or a high Jaro-Winkler similarity.
 pub fn closest<'a>(unknown: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     known
         .into_iter()
-        .map(|k| (strsim::damerau_levenshtein(unknown, k), k))
-        .filter(|(d, k)| *d <= (k.len() / 3).max(1))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
+        .filter(|k| {
+            strsim::damerau_levenshtein(unknown, k) <= (k.len() / 3).max(1)
+                || strsim::jaro_winkler(unknown, k) >= MIN_SIMILARITY
+        })
+        .max_by(|a, b| strsim::jaro_winkler(unknown, a).total_cmp(&strsim::jaro_winkler(unknown, b)))
 }
 
 #[cfg(test)]
@@ -19,6 +25,8 @@ mod tests {
     fn suggests_only_near_names() {
         assert_eq!(closest("netwrk", ["net", "network", "env"]), Some("network"));
         assert_eq!(closest("raed_file", ["read_file", "write_file"]), Some("read_file"));
+        assert_eq!(closest("netwrk", ["approval", "net", "env"]), Some("net"));
         assert_eq!(closest("zzz", ["read_file"]), None);
+        assert_eq!(closest("colour", ["approval", "timeout_ms", "memory_mb", "max_output_kb"]), None);
     }
 }

@@ -25,15 +25,15 @@ impl Policy {
             .map_err(|source| PolicyError::Read { path: path.to_path_buf(), source })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
-        let mut policy = Self::parse(&text, &path.display().to_string(), &base)?;
-        policy.source = Some(path.to_path_buf());
-        Ok(policy)
+        Self::parse(&text, &path.display().to_string(), &base)
     }
 
     /// Validates policy `text`; `file` names it in errors and `base_dir` anchors relative paths.
     pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Self, PolicyError> {
         let raw: PolicyToml = toml::from_str(text).map_err(|e| decode_error(&e, text, file))?;
-        Checker { text, file, base_dir }.policy(raw).map_err(PolicyError::from)
+        let mut policy = Checker { text, file, base_dir }.policy(raw)?;
+        policy.source = Some(PathBuf::from(file));
+        Ok(policy)
     }
 }
 
@@ -41,9 +41,16 @@ impl Policy {
 fn decode_error(e: &toml::de::Error, text: &str, file: &str) -> PolicyError {
     let span = e.span().unwrap_or(0..0);
     let raw = e.message().trim();
-    let table = enclosing_table(text, span.start);
+    let line = line_at(text, span.start);
+    let on_header = line.trim_start().starts_with('[');
+    let table = enclosing_table(text, if on_header { line_start(text, span.start) } else { span.start });
     let message = if let Some((unknown, expected)) = parse_expected(raw, "unknown field `") {
-        format!("unknown key `{unknown}` in {table}{}", hint(&unknown, &expected))
+        if on_header {
+            let bracketed: Vec<String> = expected.iter().map(|k| format!("[{k}]")).collect();
+            format!("unknown table `[{unknown}]`{}", hint(&format!("[{unknown}]"), &bracketed))
+        } else {
+            format!("unknown key `{unknown}` in {table}{}", hint(&unknown, &expected))
+        }
     } else if let Some((unknown, expected)) = parse_expected(raw, "unknown variant `") {
         format!("unknown value `{unknown}` in {table}{}", hint(&unknown, &expected))
     } else if raw == "missing field `version`" {
@@ -51,10 +58,35 @@ fn decode_error(e: &toml::de::Error, text: &str, file: &str) -> PolicyError {
         return d.with_help("add `version = 1` as the first line").into();
     } else if let Some(field) = raw.strip_prefix("missing field `").and_then(|r| r.strip_suffix('`')) {
         format!("missing key `{field}` in {table}")
-    } else {
+    } else if let Some((found, expected)) = raw.strip_prefix("invalid type: ").and_then(|r| r.split_once(", expected ")) {
+        let key = line.split_once('=').map_or("value", |(k, _)| k.trim());
+        format!("wrong type for `{key}` in {table}: expected {}, found {found}", type_words(expected))
+    } else if table.ends_with(']') {
         format!("{raw} (in {table})")
+    } else {
+        raw.to_string()
     };
     Diagnostic::at(file, text, span, message).into()
+}
+
+fn line_start(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1)
+}
+
+fn line_at(text: &str, offset: usize) -> &str {
+    let start = line_start(text, offset);
+    let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    &text[start..end]
+}
+
+/// serde's type names in words.
+fn type_words(expected: &str) -> &str {
+    match expected {
+        "i64" | "u64" | "u32" | "i32" => "an integer",
+        "f64" | "f32" => "a number",
+        "a string" => "a string",
+        other => other,
+    }
 }
 
 /// Splits serde's "unknown field `x`, expected one of `a`, `b`" into `x` and `[a, b]`.
@@ -204,7 +236,7 @@ impl Checker<'_> {
             if grants.iter().any(|g| g.guest == guest) {
                 return Err(self.error(span, format!("guest path `{guest}` is granted twice")));
             }
-            let joined = self.base_dir.join(&fs.host);
+            let joined: PathBuf = self.base_dir.join(&fs.host).components().filter(|c| !matches!(c, Component::CurDir)).collect();
             let host = joined.canonicalize().map_err(|e| {
                 self.error(span.clone(), format!("host directory `{}` ({}): {e}", fs.host, joined.display()))
                     .with_help("create the directory or fix the path; relative paths start at the policy file's folder")

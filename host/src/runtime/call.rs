@@ -177,14 +177,20 @@ fn classify_trap(e: &wasmtime::Error, memory_refused: bool, stderr: &Capture, li
         Some(trap) => format!("the tool crashed: {trap}"),
         None => format!("the tool could not run: {e:#}"),
     };
-    let tail = last_line(&stderr.snapshot().text);
-    let message = if tail.is_empty() { what } else { format!("{what}; its stderr ends with: {tail}") };
+    let said = crash_message(&stderr.snapshot().text);
+    let message = if said.is_empty() { what } else { format!("{what}: {said}") };
     (Outcome::Crashed, message)
 }
 
-fn last_line(text: &str) -> String {
-    let line = text.lines().rev().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
-    line.chars().take(300).collect()
+/// What the guest said as it died: a Rust panic's message (the lines after
+/// `panicked at`, without the backtrace note), else its last stderr line.
+fn crash_message(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let said = match lines.iter().rposition(|l| l.contains("panicked at")) {
+        Some(i) => lines[i..].iter().take_while(|l| !l.starts_with("note:")).copied().collect::<Vec<_>>().join(" "),
+        None => lines.last().copied().unwrap_or("").to_string(),
+    };
+    said.chars().take(500).collect()
 }
 
 fn as_raw_json<S: Serializer>(output: &Option<String>, s: S) -> Result<S::Ok, S::Error> {

@@ -1,0 +1,107 @@
+//! The `boram` binary end to end, as a user runs it.
+
+use super::workspace_dir;
+use std::process::{Command, Output};
+
+fn boram(args: &[&str], data_dir: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_boram"))
+        .args(args)
+        .current_dir(workspace_dir())
+        .env("BORAM_DATA_DIR", data_dir)
+        .env_remove("BORAM_POLICY")
+        .env_remove("BORAM_TOOLS_DIR")
+        .output()
+        .expect("run boram")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn tool_list_shows_every_tool_with_its_grants() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let out = boram(&["tool", "list", "--policy", "policies/dev.toml"], data.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for tool in ["read_file", "write_file", "list_dir", "text_stats", "json_query", "grep"] {
+        assert!(text.lines().any(|l| l.starts_with(tool)), "{tool} missing from:\n{text}");
+    }
+    assert!(text.contains("allow; fs /workspace (ro)") && text.contains("prompt; fs /workspace (rw)"), "{text}");
+}
+
+#[test]
+fn tool_call_prints_the_result_and_json_on_request() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let args = ["tool", "call", "read_file", r#"{"path":"/workspace/notes.txt"}"#, "--policy", "policies/dev.toml"];
+    let out = boram(&args, data.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected = std::fs::read_to_string(workspace_dir().join("workspace/notes.txt")).expect("notes");
+    let printed: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("stdout is the output JSON");
+    assert_eq!(printed["content"], expected.as_str());
+
+    let out = boram(&[&args[..], &["--json"]].concat(), data.path());
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON report");
+    assert_eq!(report["outcome"], "ok");
+    assert_eq!(report["output"]["content"], expected.as_str());
+    assert!(report["duration_us"].as_u64().is_some() && report["memory_peak_bytes"].as_u64() > Some(0));
+
+    let audit = std::fs::read_to_string(data.path().join("audit.jsonl")).expect("audit log");
+    assert_eq!(audit.lines().count(), 2, "one audit line per call");
+}
+
+#[test]
+fn tool_call_failures_set_the_exit_code() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let out = boram(&["tool", "call", "read_file", r#"{"path":"/etc/passwd"}"#, "--policy", "policies/dev.toml"], data.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("No such file"), "{}", stderr(&out));
+    let out = boram(&["tool", "call", "read_file", "not json"], data.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("the input is not JSON"));
+    let out = boram(&["tool", "call", "raed_file", "{}"], data.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("did you mean `read_file`"));
+}
+
+#[test]
+fn tool_inspect_shows_specs_imports_size_and_hash() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let out = boram(&["tool", "inspect", "tools/grep.wasm", "--json"], data.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let info: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    let bytes = std::fs::read(workspace_dir().join("tools/grep.wasm")).expect("wasm");
+    assert_eq!(info["size_bytes"].as_u64(), Some(bytes.len() as u64));
+    assert_eq!(info["sha256"].as_str().map(str::len), Some(64));
+    assert_eq!(info["tools"][0]["name"], "grep");
+    assert_eq!(info["tools"][0]["input_schema"]["required"], serde_json::json!(["pattern", "path"]));
+    let imports: Vec<&str> = info["imports"].as_array().expect("imports").iter().filter_map(|v| v.as_str()).collect();
+    assert!(imports.iter().any(|i| i.starts_with("boram:tool/")), "{imports:?}");
+    assert!(imports.iter().any(|i| i.starts_with("wasi:filesystem/")), "{imports:?}");
+    assert!(!imports.iter().any(|i| i.starts_with("wasi:sockets/")), "{imports:?}");
+
+    let text = stdout(&boram(&["tool", "inspect", "tools/grep.wasm"], data.path()));
+    assert!(text.contains("sha256:") && text.contains("input schema:") && text.contains("\"pattern\""), "{text}");
+}
+
+#[test]
+fn policy_check_and_explain() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let out = boram(&["policy", "check", "policies/dev.toml"], data.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("policies/dev.toml: ok"));
+
+    let out = boram(&["policy", "check", "tests/golden/policy/unknown_key.toml"], data.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown key `netwrk` in [tools.http_get] (did you mean `net`?)"), "{}", stderr(&out));
+
+    let out = boram(&["policy", "explain", "read_file", "--policy", "policies/dev.toml"], data.path());
+    let text = stdout(&out);
+    assert!(text.contains("may read (not change)") && text.contains("/workspace"), "{text}");
+    let out = boram(&["policy", "explain", "grep"], data.path());
+    assert!(stdout(&out).contains("is not listed in the built-in deny-all policy"), "{}", stdout(&out));
+}

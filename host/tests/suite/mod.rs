@@ -1,0 +1,71 @@
+//! Shared helpers for the integration tests.
+
+mod audit;
+mod cache;
+mod cli;
+mod policy_golden;
+mod sandbox;
+mod tools;
+
+use boram_host::audit::AuditLog;
+use boram_host::policy::Policy;
+use boram_host::registry::{Registry, ToolHost};
+use boram_host::runtime::{CallReport, Runtime, RuntimeOptions};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+/// The checkout's root directory.
+pub fn workspace_dir() -> PathBuf {
+    PathBuf::from(env!("BORAM_WORKSPACE_DIR"))
+}
+
+/// Where `host/build.rs` put the first-party tools.
+pub fn tools_dir() -> PathBuf {
+    workspace_dir().join("tools")
+}
+
+/// The hostile fixture component built by `host/build.rs`.
+pub fn hostile_wasm() -> PathBuf {
+    PathBuf::from(env!("BORAM_FIXTURES_DIR")).join("hostile.wasm")
+}
+
+/// One runtime for the whole test binary, with a compile cache under
+/// `target/`, so each component is compiled once per build, not per test.
+pub fn shared_runtime() -> Arc<Runtime> {
+    static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            let cache_dir = Some(workspace_dir().join("target/test-compile-cache"));
+            Arc::new(Runtime::new(&RuntimeOptions { cache_dir, ..Default::default() }).expect("runtime"))
+        })
+        .clone()
+}
+
+/// A tool host over the given components under a policy written to
+/// `dir/policy.toml` (so relative `fs` paths start at `dir`).
+pub async fn host_with(components: &[PathBuf], dir: &Path, policy_toml: &str) -> ToolHost {
+    host_with_audit(components, dir, policy_toml, None).await
+}
+
+/// [`host_with`], recording calls in `audit`.
+pub async fn host_with_audit(components: &[PathBuf], dir: &Path, policy_toml: &str, audit: Option<AuditLog>) -> ToolHost {
+    let policy_path = dir.join("policy.toml");
+    std::fs::write(&policy_path, policy_toml).expect("write policy");
+    let policy = Policy::load(&policy_path).unwrap_or_else(|e| panic!("test policy is invalid:\n{e}"));
+    let mut registry = Registry::new(shared_runtime());
+    for path in components {
+        assert!(registry.load_file(path).await, "{} did not load: {:?}", path.display(), registry.problems());
+    }
+    ToolHost::new(registry, policy, audit)
+}
+
+/// Calls a tool that must exist.
+pub async fn call(host: &ToolHost, tool: &str, input: serde_json::Value) -> CallReport {
+    host.call(tool, &input.to_string(), None).await.expect("tool exists")
+}
+
+/// The output of a successful call, parsed; panics with the report otherwise.
+pub fn output(report: &CallReport) -> serde_json::Value {
+    assert!(report.outcome.is_ok(), "expected ok, got {:?}: {:?}", report.outcome, report.error);
+    serde_json::from_str(report.output.as_deref().expect("output")).expect("output is JSON")
+}
