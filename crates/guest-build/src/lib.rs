@@ -25,9 +25,37 @@ const SCRUBBED_ENV: &[&str] = &[
     "RUSTC_WORKSPACE_WRAPPER",
 ];
 
+/// Makes sure the standard library for [`GUEST_TARGET`] is installed,
+/// adding it with rustup when it is not (`rust-toolchain.toml` lists it,
+/// but rustup only reads that list when it installs the toolchain itself).
+pub fn ensure_guest_target() -> Result<(), String> {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .map_err(|e| format!("cannot run {rustc}: {e}"))?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+    if sysroot.join("lib/rustlib").join(GUEST_TARGET).exists() {
+        return Ok(());
+    }
+    let mut rustup = Command::new("rustup");
+    rustup.args(["target", "add", GUEST_TARGET]);
+    if let Ok(toolchain) = std::env::var("RUSTUP_TOOLCHAIN") {
+        rustup.args(["--toolchain", &toolchain]);
+    }
+    match rustup.status() {
+        Ok(status) if status.success() => Ok(()),
+        _ => Err(format!(
+            "the {GUEST_TARGET} target is not installed and rustup could not add it; \
+             run `rustup target add {GUEST_TARGET}`"
+        )),
+    }
+}
+
 /// Builds every package of the workspace at `manifest` in release mode and
 /// returns the `.wasm` components it produced.
 pub fn build_workspace(manifest: &Path, target_dir: &Path) -> Result<Vec<PathBuf>, String> {
+    ensure_guest_target()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut cmd = Command::new(cargo);
     cmd.args(["build", "--release", "--workspace", "--message-format=json-render-diagnostics"])
