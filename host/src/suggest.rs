@@ -27,6 +27,9 @@ mod tests {
         assert_eq!(closest("raed_file", ["read_file", "write_file"]), Some("read_file"));
         assert_eq!(closest("netwrk", ["approval", "net", "env"]), Some("net"));
         assert_eq!(closest("zzz", ["read_file"]), None);
-        assert_eq!(closest("colour", ["approval", "timeout_ms", "memory_mb", "max_output_kb"]), None);
+        assert_eq!(
+            closest("colour", ["approval", "timeout_ms", "memory_mb", "max_output_kb"]),
+            None
+        );
     }
 }

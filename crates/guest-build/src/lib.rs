@@ -58,14 +58,19 @@ pub fn build_workspace(manifest: &Path, target_dir: &Path) -> Result<Vec<PathBuf
     ensure_guest_target()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--release", "--workspace", "--message-format=json-render-diagnostics"])
-        .args(["--target", GUEST_TARGET])
-        .arg("--manifest-path")
-        .arg(manifest)
-        .arg("--target-dir")
-        .arg(target_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+    cmd.args([
+        "build",
+        "--release",
+        "--workspace",
+        "--message-format=json-render-diagnostics",
+    ])
+    .args(["--target", GUEST_TARGET])
+    .arg("--manifest-path")
+    .arg(manifest)
+    .arg("--target-dir")
+    .arg(target_dir)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
     for key in SCRUBBED_ENV {
         cmd.env_remove(key);
     }
@@ -84,12 +89,19 @@ pub fn build_workspace(manifest: &Path, target_dir: &Path) -> Result<Vec<PathBuf
 fn wasm_artifacts(messages: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for line in messages.lines() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
         if msg["reason"] != "compiler-artifact" {
             continue;
         }
         let files = msg["filenames"].as_array().into_iter().flatten();
-        found.extend(files.filter_map(|f| f.as_str()).filter(|f| f.ends_with(".wasm")).map(PathBuf::from));
+        found.extend(
+            files
+                .filter_map(|f| f.as_str())
+                .filter(|f| f.ends_with(".wasm"))
+                .map(PathBuf::from),
+        );
     }
     found.sort();
     found.dedup();
@@ -138,6 +150,9 @@ mod tests {
 {"reason":"build-finished","success":true}
 not json
 {"reason":"compiler-artifact","filenames":["/t/b.wasm"]}"#;
-        assert_eq!(wasm_artifacts(messages), vec![PathBuf::from("/t/a.wasm"), PathBuf::from("/t/b.wasm")]);
+        assert_eq!(
+            wasm_artifacts(messages),
+            vec![PathBuf::from("/t/a.wasm"), PathBuf::from("/t/b.wasm")]
+        );
     }
 }

@@ -22,7 +22,10 @@ impl JsonlFile {
         }
         let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
         repair_torn_tail(&mut file)?;
-        Ok(Self { path: path.to_path_buf(), file: Mutex::new(file) })
+        Ok(Self {
+            path: path.to_path_buf(),
+            file: Mutex::new(file),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -80,7 +83,10 @@ mod tests {
         std::fs::write(&path, "{\"a\":1}\n{\"a\":2}\n{\"a\":").expect("write");
         let log = JsonlFile::open(&path).expect("open");
         log.append(&serde_json::json!({"a": 3})).expect("append");
-        assert_eq!(std::fs::read_to_string(&path).expect("read"), "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n");
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n"
+        );
     }
 
     #[test]

@@ -53,7 +53,9 @@ pub struct AuditLog {
 
 impl AuditLog {
     pub fn open(data_dir: &Path) -> std::io::Result<Self> {
-        Ok(Self { file: JsonlFile::open(&data_dir.join(AUDIT_FILE))? })
+        Ok(Self {
+            file: JsonlFile::open(&data_dir.join(AUDIT_FILE))?,
+        })
     }
 
     pub fn path(&self) -> &Path {

@@ -50,8 +50,14 @@ impl GlobalArgs {
         };
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-        let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-        if self.log_json { builder.json().init() } else { builder.init() }
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr);
+        if self.log_json {
+            builder.json().init()
+        } else {
+            builder.init()
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -72,7 +78,10 @@ impl GlobalArgs {
 
     pub fn runtime(&self) -> anyhow::Result<Arc<Runtime>> {
         let cache_dir = (!self.no_cache).then(|| config::cache_dir(&self.data_dir()));
-        let options = RuntimeOptions { cache_dir, ..RuntimeOptions::default() };
+        let options = RuntimeOptions {
+            cache_dir,
+            ..RuntimeOptions::default()
+        };
         Ok(Arc::new(Runtime::new(&options)?))
     }
 
@@ -80,7 +89,9 @@ impl GlobalArgs {
     pub async fn registry(&self) -> anyhow::Result<Registry> {
         let dir = self.tools_dir();
         let runtime = self.runtime()?;
-        let registry = Registry::load_dir(runtime, &dir).await.with_context(|| hint_for_tools_dir(&dir))?;
+        let registry = Registry::load_dir(runtime, &dir)
+            .await
+            .with_context(|| hint_for_tools_dir(&dir))?;
         for problem in registry.problems() {
             eprintln!("warning: {}: {}", problem.path.display(), problem.error);
         }
@@ -98,5 +109,8 @@ impl GlobalArgs {
 }
 
 fn hint_for_tools_dir(dir: &Path) -> String {
-    format!("no tools directory at {}; build the tools with `cargo build` or pass --tools-dir", dir.display())
+    format!(
+        "no tools directory at {}; build the tools with `cargo build` or pass --tools-dir",
+        dir.display()
+    )
 }

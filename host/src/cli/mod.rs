@@ -80,8 +80,8 @@ fn print_error_chain(e: &anyhow::Error) {
 }
 
 fn exit_code_for(e: &anyhow::Error) -> u8 {
-    let usage = e.chain().any(|c| {
-        c.is::<crate::policy::PolicyError>() || c.is::<crate::registry::CallError>() || c.is::<UsageError>()
-    });
+    let usage = e
+        .chain()
+        .any(|c| c.is::<crate::policy::PolicyError>() || c.is::<crate::registry::CallError>() || c.is::<UsageError>());
     if usage { EXIT_USAGE } else { EXIT_FAILURE }
 }

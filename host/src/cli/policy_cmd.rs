@@ -29,7 +29,10 @@ impl PolicyCommand {
                 println!("{}", explain(&policy, &tool));
                 if let Ok(registry) = global.registry().await {
                     if registry.get(&tool).is_none() {
-                        eprintln!("note: no loaded tool is named `{tool}` (in {})", global.tools_dir().display());
+                        eprintln!(
+                            "note: no loaded tool is named `{tool}` (in {})",
+                            global.tools_dir().display()
+                        );
                     }
                 }
                 Ok(ExitCode::SUCCESS)
@@ -46,7 +49,11 @@ async fn check(file: &PathBuf, global: &GlobalArgs) -> anyhow::Result<ExitCode> 
         file.display(),
         names.len(),
         if names.len() == 1 { "" } else { "s" },
-        if names.is_empty() { String::new() } else { format!(": {}", names.join(", ")) }
+        if names.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", names.join(", "))
+        }
     );
     for (name, tool) in &policy.tools {
         if !tool.net.is_empty() || !tool.secrets.is_empty() {

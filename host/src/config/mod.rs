@@ -14,7 +14,9 @@ pub const POLICY_ENV: &str = "BORAM_POLICY";
 /// Default data directory: `$XDG_DATA_HOME/boram` (usually
 /// `~/.local/share/boram`), or `./.boram` when the platform has none.
 pub fn default_data_dir() -> PathBuf {
-    dirs::data_dir().map(|d| d.join("boram")).unwrap_or_else(|| PathBuf::from(".boram"))
+    dirs::data_dir()
+        .map(|d| d.join("boram"))
+        .unwrap_or_else(|| PathBuf::from(".boram"))
 }
 
 /// Default tools directory: `./tools` when it holds components (running
@@ -29,7 +31,11 @@ pub fn default_tools_dir() -> PathBuf {
 
 fn has_components(dir: &std::path::Path) -> bool {
     std::fs::read_dir(dir)
-        .map(|entries| entries.flatten().any(|e| e.path().extension().is_some_and(|x| x == "wasm")))
+        .map(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.path().extension().is_some_and(|x| x == "wasm"))
+        })
         .unwrap_or(false)
 }
 

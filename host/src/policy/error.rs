@@ -75,7 +75,12 @@ impl fmt::Display for Diagnostic {
         writeln!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)?;
         writeln!(f, "{gutter} |")?;
         writeln!(f, "{} | {}", self.line, self.source_line)?;
-        write!(f, "{gutter} | {}{}", " ".repeat(self.column - 1), "^".repeat(self.width))?;
+        write!(
+            f,
+            "{gutter} | {}{}",
+            " ".repeat(self.column - 1),
+            "^".repeat(self.width)
+        )?;
         if let Some(help) = &self.help {
             write!(f, "\n{gutter} = help: {help}")?;
         }

@@ -12,7 +12,10 @@ pub fn summary(tool: &ToolPolicy) -> String {
         parts.push(format!("fs {} ({})", g.guest, access_word(g.access)));
     }
     if !tool.env.is_empty() {
-        parts.push(format!("env {}", tool.env.iter().map(|e| e.key.as_str()).collect::<Vec<_>>().join(",")));
+        parts.push(format!(
+            "env {}",
+            tool.env.iter().map(|e| e.key.as_str()).collect::<Vec<_>>().join(",")
+        ));
     }
     for r in &tool.net {
         parts.push(format!("net {r}"));
@@ -30,18 +33,28 @@ pub fn explain(policy: &Policy, name: &str) -> String {
     let mut out = String::new();
     match tool.line {
         Some(line) => _ = writeln!(out, "{name} under {source} ([tools.{name}] at line {line}):"),
-        None => _ = writeln!(
-            out,
-            "{name} is not listed in {source}, so it gets the [defaults] and no capabilities:"
-        ),
+        None => {
+            _ = writeln!(
+                out,
+                "{name} is not listed in {source}, so it gets the [defaults] and no capabilities:"
+            )
+        }
     }
-    let approval_why = if tool.approval_from_tool { format!("[tools.{name}]") } else { "[defaults]".to_string() };
+    let approval_why = if tool.approval_from_tool {
+        format!("[tools.{name}]")
+    } else {
+        "[defaults]".to_string()
+    };
     let approval_text = match tool.approval {
         Approval::Allow => "the agent runs it without asking",
         Approval::Prompt => "the agent asks you before each run (non-interactive runs refuse it unless --yes)",
         Approval::Deny => "it never runs",
     };
-    _ = writeln!(out, "  approval: {} ({approval_why}): {approval_text}.", approval_word(tool.approval));
+    _ = writeln!(
+        out,
+        "  approval: {} ({approval_why}): {approval_text}.",
+        approval_word(tool.approval)
+    );
 
     if tool.fs.is_empty() {
         _ = writeln!(out, "  files: none; it sees no host directory at all.");
@@ -51,16 +64,29 @@ pub fn explain(policy: &Policy, name: &str) -> String {
             Access::ReadOnly => "may read (not change)",
             Access::ReadWrite => "may read, create, change and delete files in",
         };
-        _ = writeln!(out, "  files: {verb} {}, which it sees as {} (line {}).", g.host.display(), g.guest, g.line);
+        _ = writeln!(
+            out,
+            "  files: {verb} {}, which it sees as {} (line {}).",
+            g.host.display(),
+            g.guest,
+            g.line
+        );
     }
     if tool.env.is_empty() {
         _ = writeln!(out, "  environment: none; it sees no environment variables.");
     }
     for e in &tool.env {
-        _ = writeln!(out, "  environment: may read {} from the host's environment (line {}).", e.key, e.line);
+        _ = writeln!(
+            out,
+            "  environment: may read {} from the host's environment (line {}).",
+            e.key, e.line
+        );
     }
     if tool.net.is_empty() {
-        _ = writeln!(out, "  network: none; it cannot open connections (wasi:sockets is never provided).");
+        _ = writeln!(
+            out,
+            "  network: none; it cannot open connections (wasi:sockets is never provided)."
+        );
     }
     for r in &tool.net {
         _ = writeln!(out, "  network: may send HTTP requests to {r} (line {}).", r.line);

@@ -16,7 +16,7 @@ mod schema;
 pub use error::PolicyError;
 pub use explain::{explain, summary};
 pub use model::{
-    Access, AgentLimits, Approval, EnvGrant, FsGrant, Limits, NetRule, Policy, SecretRule, ToolPolicy, DEFAULT_APPROVAL,
-    DEFAULT_MAX_OUTPUT_KB, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS,
+    Access, AgentLimits, Approval, DEFAULT_APPROVAL, DEFAULT_MAX_OUTPUT_KB, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS,
+    EnvGrant, FsGrant, Limits, NetRule, Policy, SecretRule, ToolPolicy,
 };
 pub use parse::is_tool_name;

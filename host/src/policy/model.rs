@@ -194,7 +194,10 @@ impl Policy {
 
     /// What `name` is granted: its own table, or the defaults and nothing else.
     pub fn tool(&self, name: &str) -> ToolPolicy {
-        self.tools.get(name).cloned().unwrap_or_else(|| ToolPolicy::defaults_of(self))
+        self.tools
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| ToolPolicy::defaults_of(self))
     }
 
     /// How to name this policy in messages.

@@ -21,10 +21,16 @@ impl Policy {
     /// Reads and validates the policy file at `path`. Relative paths inside
     /// it are resolved against the file's directory.
     pub fn load(path: &Path) -> Result<Self, PolicyError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| PolicyError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+        let base = if base.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base
+        };
         Self::parse(&text, &path.display().to_string(), &base)
     }
 
@@ -43,11 +49,21 @@ fn decode_error(e: &toml::de::Error, text: &str, file: &str) -> PolicyError {
     let raw = e.message().trim();
     let line = line_at(text, span.start);
     let on_header = line.trim_start().starts_with('[');
-    let table = enclosing_table(text, if on_header { line_start(text, span.start) } else { span.start });
+    let table = enclosing_table(
+        text,
+        if on_header {
+            line_start(text, span.start)
+        } else {
+            span.start
+        },
+    );
     let message = if let Some((unknown, expected)) = parse_expected(raw, "unknown field `") {
         if on_header {
             let bracketed: Vec<String> = expected.iter().map(|k| format!("[{k}]")).collect();
-            format!("unknown table `[{unknown}]`{}", hint(&format!("[{unknown}]"), &bracketed))
+            format!(
+                "unknown table `[{unknown}]`{}",
+                hint(&format!("[{unknown}]"), &bracketed)
+            )
         } else {
             format!("unknown key `{unknown}` in {table}{}", hint(&unknown, &expected))
         }
@@ -58,9 +74,15 @@ fn decode_error(e: &toml::de::Error, text: &str, file: &str) -> PolicyError {
         return d.with_help("add `version = 1` as the first line").into();
     } else if let Some(field) = raw.strip_prefix("missing field `").and_then(|r| r.strip_suffix('`')) {
         format!("missing key `{field}` in {table}")
-    } else if let Some((found, expected)) = raw.strip_prefix("invalid type: ").and_then(|r| r.split_once(", expected ")) {
+    } else if let Some((found, expected)) = raw
+        .strip_prefix("invalid type: ")
+        .and_then(|r| r.split_once(", expected "))
+    {
         let key = line.split_once('=').map_or("value", |(k, _)| k.trim());
-        format!("wrong type for `{key}` in {table}: expected {}, found {found}", type_words(expected))
+        format!(
+            "wrong type for `{key}` in {table}: expected {}, found {found}",
+            type_words(expected)
+        )
     } else if table.ends_with(']') {
         format!("{raw} (in {table})")
     } else {
@@ -138,7 +160,10 @@ impl Checker<'_> {
     fn policy(&self, raw: PolicyToml) -> Checked<Policy> {
         if *raw.version.get_ref() != 1 {
             return Err(self
-                .error(raw.version.span(), format!("unsupported policy version {}", raw.version.get_ref()))
+                .error(
+                    raw.version.span(),
+                    format!("unsupported policy version {}", raw.version.get_ref()),
+                )
                 .with_help("this build understands `version = 1`"));
         }
         let default_approval = raw.defaults.approval.map_or(DEFAULT_APPROVAL, approval);
@@ -149,7 +174,13 @@ impl Checker<'_> {
             &raw.defaults.max_output_kb,
         )?;
         let agent = self.agent(&raw.agent)?;
-        let mut policy = Policy { source: None, default_approval, default_limits, agent, tools: BTreeMap::new() };
+        let mut policy = Policy {
+            source: None,
+            default_approval,
+            default_limits,
+            agent,
+            tools: BTreeMap::new(),
+        };
         for (name, tool) in raw.tools {
             let resolved = self.tool(&policy, &name, tool)?;
             policy.tools.insert(name.into_inner(), resolved);
@@ -207,11 +238,20 @@ impl Checker<'_> {
                 .error(name.span(), format!("`{}` is not a valid tool name", name.get_ref()))
                 .with_help("tool names are lowercase letters, digits and `_`, starting with a letter"));
         }
-        let limits = self.limits(&policy.default_limits, &raw.timeout_ms, &raw.memory_mb, &raw.max_output_kb)?;
+        let limits = self.limits(
+            &policy.default_limits,
+            &raw.timeout_ms,
+            &raw.memory_mb,
+            &raw.max_output_kb,
+        )?;
         let fs = self.fs_grants(&raw.fs)?;
         let env = self.env_grants(&raw.env)?;
         let net = raw.net.iter().map(|r| self.net_rule(r)).collect::<Checked<Vec<_>>>()?;
-        let secrets = raw.secrets.iter().map(|s| self.secret(s, &net)).collect::<Checked<Vec<_>>>()?;
+        let secrets = raw
+            .secrets
+            .iter()
+            .map(|s| self.secret(s, &net))
+            .collect::<Checked<Vec<_>>>()?;
         Ok(ToolPolicy {
             approval: raw.approval.map_or(policy.default_approval, approval),
             approval_from_tool: raw.approval.is_some(),
@@ -230,16 +270,27 @@ impl Checker<'_> {
             let span = entry.span();
             let fs = entry.get_ref();
             let guest = normalize_guest(&fs.guest).ok_or_else(|| {
-                self.error(span.clone(), format!("guest path `{}` must be absolute, without `..`", fs.guest))
-                    .with_help("write it as the tool will see it, e.g. guest = \"/workspace\"")
+                self.error(
+                    span.clone(),
+                    format!("guest path `{}` must be absolute, without `..`", fs.guest),
+                )
+                .with_help("write it as the tool will see it, e.g. guest = \"/workspace\"")
             })?;
             if grants.iter().any(|g| g.guest == guest) {
                 return Err(self.error(span, format!("guest path `{guest}` is granted twice")));
             }
-            let joined: PathBuf = self.base_dir.join(&fs.host).components().filter(|c| !matches!(c, Component::CurDir)).collect();
+            let joined: PathBuf = self
+                .base_dir
+                .join(&fs.host)
+                .components()
+                .filter(|c| !matches!(c, Component::CurDir))
+                .collect();
             let host = joined.canonicalize().map_err(|e| {
-                self.error(span.clone(), format!("host directory `{}` ({}): {e}", fs.host, joined.display()))
-                    .with_help("create the directory or fix the path; relative paths start at the policy file's folder")
+                self.error(
+                    span.clone(),
+                    format!("host directory `{}` ({}): {e}", fs.host, joined.display()),
+                )
+                .with_help("create the directory or fix the path; relative paths start at the policy file's folder")
             })?;
             if !host.is_dir() {
                 return Err(self.error(span, format!("host path `{}` is not a directory", host.display())));
@@ -248,7 +299,12 @@ impl Checker<'_> {
                 AccessToml::ReadOnly => Access::ReadOnly,
                 AccessToml::ReadWrite => Access::ReadWrite,
             };
-            grants.push(FsGrant { host, guest, access, line: self.line_of(&span) });
+            grants.push(FsGrant {
+                host,
+                guest,
+                access,
+                line: self.line_of(&span),
+            });
         }
         Ok(grants)
     }
@@ -256,14 +312,27 @@ impl Checker<'_> {
     fn env_grants(&self, raw: &[Spanned<String>]) -> Checked<Vec<EnvGrant>> {
         let mut grants: Vec<EnvGrant> = Vec::new();
         for key in raw {
-            let valid = key.get_ref().chars().enumerate().all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
+            let valid = key
+                .get_ref()
+                .chars()
+                .enumerate()
+                .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
             if key.get_ref().is_empty() || !valid {
-                return Err(self.error(key.span(), format!("`{}` is not an environment variable name", key.get_ref())));
+                return Err(self.error(
+                    key.span(),
+                    format!("`{}` is not an environment variable name", key.get_ref()),
+                ));
             }
             if grants.iter().any(|g| &g.key == key.get_ref()) {
-                return Err(self.error(key.span(), format!("environment key `{}` is listed twice", key.get_ref())));
+                return Err(self.error(
+                    key.span(),
+                    format!("environment key `{}` is listed twice", key.get_ref()),
+                ));
             }
-            grants.push(EnvGrant { key: key.get_ref().clone(), line: self.line_of(&key.span()) });
+            grants.push(EnvGrant {
+                key: key.get_ref().clone(),
+                line: self.line_of(&key.span()),
+            });
         }
         Ok(grants)
     }
@@ -272,43 +341,62 @@ impl Checker<'_> {
         let text = raw.get_ref();
         let bad = |why: &str| {
             self.error(raw.span(), format!("`{text}` is not a valid net rule: {why}"))
-                .with_help("write scheme://host[:port], e.g. \"https://api.github.com\" or \"https://*.example.com:8443\"")
+                .with_help(
+                    "write scheme://host[:port], e.g. \"https://api.github.com\" or \"https://*.example.com:8443\"",
+                )
         };
         let (scheme, rest) = text.split_once("://").ok_or_else(|| bad("missing scheme"))?;
         if scheme != "http" && scheme != "https" {
             return Err(bad("the scheme must be http or https"));
         }
         let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => {
-                (h, Some(p.parse::<u16>().map_err(|_| bad("the port is not a number from 0 to 65535"))?))
-            }
+            Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => (
+                h,
+                Some(
+                    p.parse::<u16>()
+                        .map_err(|_| bad("the port is not a number from 0 to 65535"))?,
+                ),
+            ),
             _ => (rest, None),
         };
         let wildcard_ok = host.strip_prefix("*.").unwrap_or(host);
         let host_ok = !wildcard_ok.is_empty()
-            && wildcard_ok.chars().all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c));
+            && wildcard_ok
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c));
         if !host_ok || rest.contains('/') {
             return Err(bad("expected only a host name, no path"));
         }
-        Ok(NetRule { scheme: scheme.to_string(), host: host.to_ascii_lowercase(), port, line: self.line_of(&raw.span()) })
+        Ok(NetRule {
+            scheme: scheme.to_string(),
+            host: host.to_ascii_lowercase(),
+            port,
+            line: self.line_of(&raw.span()),
+        })
     }
 
     fn secret(&self, raw: &Spanned<SecretToml>, net: &[NetRule]) -> Checked<SecretRule> {
         let s = raw.get_ref();
         if !net.iter().any(|r| r.host == s.host.to_ascii_lowercase()) {
             return Err(self
-                .error(raw.span(), format!("secret for host `{}` but no `net` rule allows that host", s.host))
+                .error(
+                    raw.span(),
+                    format!("secret for host `{}` but no `net` rule allows that host", s.host),
+                )
                 .with_help("add the host to this tool's `net` list, or remove the secret"));
         }
         let mut rest = s.value.as_str();
         while let Some(start) = rest.find("${") {
-            let end = rest[start..].find('}').ok_or_else(|| {
-                self.error(raw.span(), "unclosed `${` in secret value".to_string())
-            })?;
+            let end = rest[start..]
+                .find('}')
+                .ok_or_else(|| self.error(raw.span(), "unclosed `${` in secret value".to_string()))?;
             let reference = &rest[start + 2..start + end];
             if !reference.strip_prefix("env:").is_some_and(|k| !k.is_empty()) {
                 return Err(self
-                    .error(raw.span(), format!("`${{{reference}}}` in secret value is not a known reference"))
+                    .error(
+                        raw.span(),
+                        format!("`${{{reference}}}` in secret value is not a known reference"),
+                    )
                     .with_help("use ${env:NAME} to take the value from the host environment"));
             }
             rest = &rest[start + end + 1..];
@@ -344,9 +432,12 @@ fn normalize_guest(path: &str) -> Option<String> {
     if !p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir)) {
         return None;
     }
-    let parts: Vec<_> = p.components().filter_map(|c| match c {
-        Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
-        _ => None,
-    }).collect();
+    let parts: Vec<_> = p
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect();
     Some(format!("/{}", parts.join("/")))
 }

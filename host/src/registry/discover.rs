@@ -23,7 +23,12 @@ pub struct Registry {
 impl Registry {
     /// An empty registry on `runtime`.
     pub fn new(runtime: Arc<Runtime>) -> Self {
-        Self { runtime, components: Vec::new(), tools: BTreeMap::new(), problems: Vec::new() }
+        Self {
+            runtime,
+            components: Vec::new(),
+            tools: BTreeMap::new(),
+            problems: Vec::new(),
+        }
     }
 
     /// Loads every `*.wasm` directly inside `dir`, in name order.
@@ -45,7 +50,10 @@ impl Registry {
             }
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "tool component not loaded");
-                self.problems.push(LoadProblem { path: path.to_path_buf(), error: e.to_string() });
+                self.problems.push(LoadProblem {
+                    path: path.to_path_buf(),
+                    error: e.to_string(),
+                });
                 false
             }
         }
@@ -54,8 +62,15 @@ impl Registry {
     fn add(&mut self, component: Arc<LoadedComponent>) {
         for spec in &component.specs {
             if let Some(first) = self.tools.get(&spec.name) {
-                let error = format!("tool `{}` is already provided by {}; this one is ignored", spec.name, first.path.display());
-                self.problems.push(LoadProblem { path: component.path.clone(), error });
+                let error = format!(
+                    "tool `{}` is already provided by {}; this one is ignored",
+                    spec.name,
+                    first.path.display()
+                );
+                self.problems.push(LoadProblem {
+                    path: component.path.clone(),
+                    error,
+                });
                 continue;
             }
             self.tools.insert(spec.name.clone(), component.clone());

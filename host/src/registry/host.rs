@@ -34,7 +34,12 @@ impl ToolHost {
                 (name.to_string(), (tool_policy, template))
             })
             .collect();
-        Self { registry, policy, templates, audit }
+        Self {
+            registry,
+            policy,
+            templates,
+            audit,
+        }
     }
 
     pub fn registry(&self) -> &Registry {
@@ -49,15 +54,28 @@ impl ToolHost {
     /// audit log. A tool whose approval is `deny` is refused without running.
     pub async fn call(&self, name: &str, input: &str, progress: Option<ProgressSink>) -> Result<CallReport, CallError> {
         let Some((_, component)) = self.registry.get(name) else {
-            return Err(CallError { name: name.to_string(), hint: self.did_you_mean(name) });
+            return Err(CallError {
+                name: name.to_string(),
+                hint: self.did_you_mean(name),
+            });
         };
         let (tool_policy, template) = &self.templates[name];
         let report = if tool_policy.approval == Approval::Deny {
-            let origin = if tool_policy.approval_from_tool { format!("[tools.{name}]") } else { "[defaults]".into() };
-            let reason = format!("the policy {} denies `{name}` (approval = \"deny\" in {origin})", self.policy.display_source());
+            let origin = if tool_policy.approval_from_tool {
+                format!("[tools.{name}]")
+            } else {
+                "[defaults]".into()
+            };
+            let reason = format!(
+                "the policy {} denies `{name}` (approval = \"deny\" in {origin})",
+                self.policy.display_source()
+            );
             CallReport::denied(name, &component.sha256, reason)
         } else {
-            self.registry.runtime().call(component, name, input, template, progress).await
+            self.registry
+                .runtime()
+                .call(component, name, input, template, progress)
+                .await
         };
         tracing::info!(
             tool = name,
@@ -75,7 +93,10 @@ impl ToolHost {
     fn did_you_mean(&self, name: &str) -> String {
         match crate::suggest::closest(name, self.registry.names()) {
             Some(n) => format!(" (did you mean `{n}`?)"),
-            None => format!("; loaded tools: {}", self.registry.names().collect::<Vec<_>>().join(", ")),
+            None => format!(
+                "; loaded tools: {}",
+                self.registry.names().collect::<Vec<_>>().join(", ")
+            ),
         }
     }
 }

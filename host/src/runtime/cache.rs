@@ -120,7 +120,9 @@ impl CompileCache {
         // `precompile_component`, and wasmtime checks the engine settings.
         #[allow(unsafe_code)]
         let loaded = unsafe { Component::deserialize(engine, &bytes[TAG_LEN..]) };
-        loaded.inspect_err(|e| tracing::warn!(error = %e, "cached artifact did not load; recompiling")).ok()
+        loaded
+            .inspect_err(|e| tracing::warn!(error = %e, "cached artifact did not load; recompiling"))
+            .ok()
     }
 
     fn store(&self, dir: &Path, path: &Path, sha256: &str, artifact: &[u8]) -> std::io::Result<()> {

@@ -106,7 +106,10 @@ pub async fn invoke(
         Err(_) => (
             Outcome::Timeout,
             None,
-            Some(format!("stopped after the {} ms time limit", limits.timeout.as_millis())),
+            Some(format!(
+                "stopped after the {} ms time limit",
+                limits.timeout.as_millis()
+            )),
         ),
         Ok(Err(e)) => {
             let (outcome, message) = classify_trap(&e, store.data().memory.refused(), &stderr, limits.memory_bytes);
@@ -166,10 +169,16 @@ async fn run(
 /// the tool did, including the end of its stderr (where panics are printed).
 fn classify_trap(e: &wasmtime::Error, memory_refused: bool, stderr: &Capture, limit: u64) -> (Outcome, String) {
     if memory_refused {
-        return (Outcome::OutOfMemory, format!("the tool needed more than its {} MiB memory limit", limit >> 20));
+        return (
+            Outcome::OutOfMemory,
+            format!("the tool needed more than its {} MiB memory limit", limit >> 20),
+        );
     }
     if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
-        return (Outcome::Crashed, format!("the tool exited with status {} instead of returning", exit.0));
+        return (
+            Outcome::Crashed,
+            format!("the tool exited with status {} instead of returning", exit.0),
+        );
     }
     let what = match e.downcast_ref::<Trap>() {
         Some(Trap::StackOverflow) => "the tool overflowed its stack (too deep recursion)".to_string(),
@@ -178,7 +187,11 @@ fn classify_trap(e: &wasmtime::Error, memory_refused: bool, stderr: &Capture, li
         None => format!("the tool could not run: {e:#}"),
     };
     let said = crash_message(&stderr.snapshot().text);
-    let message = if said.is_empty() { what } else { format!("{what}: {said}") };
+    let message = if said.is_empty() {
+        what
+    } else {
+        format!("{what}: {said}")
+    };
     (Outcome::Crashed, message)
 }
 
@@ -187,7 +200,12 @@ fn classify_trap(e: &wasmtime::Error, memory_refused: bool, stderr: &Capture, li
 fn crash_message(stderr: &str) -> String {
     let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     let said = match lines.iter().rposition(|l| l.contains("panicked at")) {
-        Some(i) => lines[i..].iter().take_while(|l| !l.starts_with("note:")).copied().collect::<Vec<_>>().join(" "),
+        Some(i) => lines[i..]
+            .iter()
+            .take_while(|l| !l.starts_with("note:"))
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" "),
         None => lines.last().copied().unwrap_or("").to_string(),
     };
     said.chars().take(500).collect()

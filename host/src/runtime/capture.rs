@@ -35,13 +35,19 @@ pub struct Captured {
 
 impl Capture {
     pub fn new(capacity: usize) -> Self {
-        Self { inner: Arc::default(), capacity }
+        Self {
+            inner: Arc::default(),
+            capacity,
+        }
     }
 
     /// The captured text so far.
     pub fn snapshot(&self) -> Captured {
         let buf = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        Captured { text: String::from_utf8_lossy(&buf.kept).into_owned(), dropped_bytes: buf.dropped }
+        Captured {
+            text: String::from_utf8_lossy(&buf.kept).into_owned(),
+            dropped_bytes: buf.dropped,
+        }
     }
 
     fn append(&self, bytes: &[u8]) {
@@ -130,6 +136,12 @@ mod tests {
         let capture = Capture::new(4);
         capture.append(b"abc");
         capture.append(b"defg");
-        assert_eq!(capture.snapshot(), Captured { text: "abcd".into(), dropped_bytes: 3 });
+        assert_eq!(
+            capture.snapshot(),
+            Captured {
+                text: "abcd".into(),
+                dropped_bytes: 3
+            }
+        );
     }
 }

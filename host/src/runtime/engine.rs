@@ -17,6 +17,9 @@ const POOL_INSTANCES: u32 = 128;
 /// Largest linear memory a pooled slot can hold: the policy maximum (4 GiB).
 const POOL_MAX_MEMORY: usize = 4 << 30;
 
+/// Slots returned to the pool before their memory is decommitted in one go.
+const DECOMMIT_BATCH: usize = 16;
+
 /// Which instance allocator the engine uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -55,6 +58,11 @@ fn pooling_config() -> PoolingAllocationConfig {
     pool.total_memories(POOL_INSTANCES * 2);
     pool.total_tables(POOL_INSTANCES * 4);
     pool.max_memory_size(POOL_MAX_MEMORY);
+    // Returning a slot to the pool costs an madvise and, on a multi-core
+    // machine, a TLB shootdown; batching them cut the trivial call from
+    // ~44 to ~38 µs here. (Keeping memory resident and resetting it with
+    // memset, with or without PAGEMAP_SCAN, measured slower: 49-100 µs.)
+    pool.decommit_batch_size(DECOMMIT_BATCH);
     pool
 }
 

@@ -8,12 +8,12 @@ use super::bindings;
 use super::state::StoreState;
 use wasmtime::Engine;
 use wasmtime::component::{HasData, Linker, ResourceTable};
+use wasmtime_wasi::WasiView;
 use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView as _};
 use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView as _};
 use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, io, random};
 use wasmtime_wasi::random::WasiRandom;
-use wasmtime_wasi::WasiView;
 
 /// Import-name prefixes a tool may not have: the runtime never provides them.
 pub const FORBIDDEN_IMPORTS: &[&str] = &["wasi:sockets/"];

@@ -63,7 +63,13 @@ impl Runtime {
             source,
         })?;
         let ticker = EpochTicker::start(&engine);
-        Ok(Self { engine, linker, cache, allocator, _ticker: ticker })
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+            allocator,
+            _ticker: ticker,
+        })
     }
 
     pub fn allocator(&self) -> Allocator {
@@ -78,23 +84,38 @@ impl Runtime {
     /// refuse forbidden imports, link, and ask it to describe its tools in a
     /// sandbox with no capabilities.
     pub async fn load(&self, path: &Path) -> Result<LoadedComponent> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
-        let (component, origin) = self
-            .cache
-            .load_or_compile(&self.engine, &bytes, &sha256)
-            .map_err(|e| Error::Compile { path: path.to_path_buf(), message: format!("{e:#}") })?;
+        let (component, origin) =
+            self.cache
+                .load_or_compile(&self.engine, &bytes, &sha256)
+                .map_err(|e| Error::Compile {
+                    path: path.to_path_buf(),
+                    message: format!("{e:#}"),
+                })?;
         let ty = component.component_type();
         let imports: Vec<String> = ty.imports(&self.engine).map(|(name, _)| name.to_string()).collect();
         let exports: Vec<String> = ty.exports(&self.engine).map(|(name, _)| name.to_string()).collect();
-        if let Some(import) = imports.iter().find(|i| linker::FORBIDDEN_IMPORTS.iter().any(|p| i.starts_with(p))) {
-            return Err(Error::ForbiddenImport { path: path.to_path_buf(), import: import.clone() });
+        if let Some(import) = imports
+            .iter()
+            .find(|i| linker::FORBIDDEN_IMPORTS.iter().any(|p| i.starts_with(p)))
+        {
+            return Err(Error::ForbiddenImport {
+                path: path.to_path_buf(),
+                import: import.clone(),
+            });
         }
         let pre = self
             .linker
             .instantiate_pre(&component)
             .and_then(ToolPre::new)
-            .map_err(|e| Error::Link { path: path.to_path_buf(), message: format!("{e:#}") })?;
+            .map_err(|e| Error::Link {
+                path: path.to_path_buf(),
+                message: format!("{e:#}"),
+            })?;
         let specs = self.describe(path, &pre).await?;
         Ok(LoadedComponent {
             path: path.to_path_buf(),
@@ -117,15 +138,29 @@ impl Runtime {
         sandbox: &SandboxTemplate,
         progress: Option<ProgressSink>,
     ) -> CallReport {
-        call::invoke(&self.engine, &component.pre, &component.sha256, tool, input, sandbox, progress).await
+        call::invoke(
+            &self.engine,
+            &component.pre,
+            &component.sha256,
+            tool,
+            input,
+            sandbox,
+            progress,
+        )
+        .await
     }
 
     async fn describe(&self, path: &Path, pre: &ToolPre<state::StoreState>) -> Result<Vec<ToolSpec>> {
-        let describe_error = |message: String| Error::Describe { path: path.to_path_buf(), message };
+        let describe_error = |message: String| Error::Describe {
+            path: path.to_path_buf(),
+            message,
+        };
         let stdout = capture::Capture::new(4096);
         let stderr = capture::Capture::new(4096);
         let sandbox = SandboxTemplate::empty();
-        let wasi = sandbox.wasi_ctx(&stdout, &stderr).map_err(|e| describe_error(e.to_string()))?;
+        let wasi = sandbox
+            .wasi_ctx(&stdout, &stderr)
+            .map_err(|e| describe_error(e.to_string()))?;
         let state = state::StoreState::new(wasi, sandbox.limits.memory_bytes, "describe", None);
         let mut store = call::new_store(&self.engine, state);
         let run = async {
@@ -148,9 +183,15 @@ impl Runtime {
 }
 
 fn validate_spec(path: &Path, spec: bindings::WitToolSpec, seen: &[ToolSpec]) -> Result<ToolSpec> {
-    let invalid = |message: String| Error::InvalidSpec { path: path.to_path_buf(), message };
+    let invalid = |message: String| Error::InvalidSpec {
+        path: path.to_path_buf(),
+        message,
+    };
     if !is_tool_name(&spec.name) {
-        return Err(invalid(format!("`{}` is not a valid tool name ([a-z][a-z0-9_]{{0,63}})", spec.name)));
+        return Err(invalid(format!(
+            "`{}` is not a valid tool name ([a-z][a-z0-9_]{{0,63}})",
+            spec.name
+        )));
     }
     if seen.iter().any(|s| s.name == spec.name) {
         return Err(invalid(format!("tool `{}` is listed twice", spec.name)));
@@ -158,7 +199,14 @@ fn validate_spec(path: &Path, spec: bindings::WitToolSpec, seen: &[ToolSpec]) ->
     let input_schema: serde_json::Value = serde_json::from_str(&spec.input_schema)
         .map_err(|e| invalid(format!("the input schema of `{}` is not JSON: {e}", spec.name)))?;
     if !input_schema.is_object() {
-        return Err(invalid(format!("the input schema of `{}` is not a JSON object", spec.name)));
+        return Err(invalid(format!(
+            "the input schema of `{}` is not a JSON object",
+            spec.name
+        )));
     }
-    Ok(ToolSpec { name: spec.name, description: spec.description, input_schema })
+    Ok(ToolSpec {
+        name: spec.name,
+        description: spec.description,
+        input_schema,
+    })
 }

@@ -37,12 +37,20 @@ impl SandboxTemplate {
             .iter()
             .filter_map(|e| std::env::var(&e.key).ok().map(|v| (e.key.clone(), v)))
             .collect();
-        Self { preopens, env, limits: policy.limits }
+        Self {
+            preopens,
+            env,
+            limits: policy.limits,
+        }
     }
 
     /// No capabilities at all, default limits: used to ask a component to describe itself.
     pub fn empty() -> Self {
-        Self { preopens: Vec::new(), env: Vec::new(), limits: Limits::default() }
+        Self {
+            preopens: Vec::new(),
+            env: Vec::new(),
+            limits: Limits::default(),
+        }
     }
 
     /// A fresh WASI context for one call: only the granted directories and

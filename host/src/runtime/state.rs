@@ -60,7 +60,10 @@ impl StoreState {
 
 impl WasiView for StoreState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -79,7 +82,12 @@ impl HostImports for StoreState {
     fn progress(&mut self, done: u64, total: Option<u64>, message: String) {
         if let Some(sink) = &self.progress {
             let message = truncate_utf8(message, MAX_LOG_LINE_BYTES);
-            sink(&Progress { tool: self.tool.clone(), done, total, message });
+            sink(&Progress {
+                tool: self.tool.clone(),
+                done,
+                total,
+                message,
+            });
         }
     }
 }
@@ -118,7 +126,12 @@ pub struct MemoryAccount {
 
 impl MemoryAccount {
     fn new(limit: u64) -> Self {
-        Self { limit, current: 0, peak: 0, refused: false }
+        Self {
+            limit,
+            current: 0,
+            peak: 0,
+            refused: false,
+        }
     }
 
     pub fn peak(&self) -> u64 {

@@ -8,13 +8,24 @@ async fn each_call_appends_one_audit_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let audit = AuditLog::open(&dir.path().join("data")).expect("audit");
     let path = audit.path().to_path_buf();
-    let host = host_with_audit(&[tools_dir().join("text_stats.wasm")], dir.path(), "version = 1\n", Some(audit)).await;
+    let host = host_with_audit(
+        &[tools_dir().join("text_stats.wasm")],
+        dir.path(),
+        "version = 1\n",
+        Some(audit),
+    )
+    .await;
 
-    host.call("text_stats", r#"{"text":"private words"}"#, None).await.expect("call");
+    host.call("text_stats", r#"{"text":"private words"}"#, None)
+        .await
+        .expect("call");
     host.call("text_stats", r#"{"nope":1}"#, None).await.expect("call");
 
     let text = std::fs::read_to_string(path).expect("audit log");
-    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["event"], "tool_call");
     assert_eq!(lines[0]["tool"], "text_stats");

@@ -5,7 +5,11 @@ use super::tools_dir;
 use boram_host::runtime::{ArtifactOrigin, CacheStats, Runtime, RuntimeOptions};
 
 fn runtime_with_cache(dir: &std::path::Path) -> Runtime {
-    Runtime::new(&RuntimeOptions { cache_dir: Some(dir.to_path_buf()), ..Default::default() }).expect("runtime")
+    Runtime::new(&RuntimeOptions {
+        cache_dir: Some(dir.to_path_buf()),
+        ..Default::default()
+    })
+    .expect("runtime")
 }
 
 #[tokio::test]
@@ -15,13 +19,27 @@ async fn the_second_load_comes_from_the_cache() {
 
     let first = runtime_with_cache(cache.path());
     assert_eq!(first.load(&wasm).await.expect("load").origin, ArtifactOrigin::Compiled);
-    assert_eq!(first.cache_stats(), CacheStats { hits: 0, misses: 1, rejected: 0 });
+    assert_eq!(
+        first.cache_stats(),
+        CacheStats {
+            hits: 0,
+            misses: 1,
+            rejected: 0
+        }
+    );
 
     // A new runtime (as on the next start of `boram`) finds the entry.
     let second = runtime_with_cache(cache.path());
     let loaded = second.load(&wasm).await.expect("load");
     assert_eq!(loaded.origin, ArtifactOrigin::Cache);
-    assert_eq!(second.cache_stats(), CacheStats { hits: 1, misses: 0, rejected: 0 });
+    assert_eq!(
+        second.cache_stats(),
+        CacheStats {
+            hits: 1,
+            misses: 0,
+            rejected: 0
+        }
+    );
     assert_eq!(loaded.specs[0].name, "text_stats", "the cached code still runs");
 }
 
@@ -46,12 +64,22 @@ async fn a_cache_entry_the_host_did_not_write_is_not_loaded() {
     let runtime = runtime_with_cache(cache.path());
     let loaded = runtime.load(&wasm).await.expect("recompiles");
     assert_eq!(loaded.origin, ArtifactOrigin::Compiled);
-    assert_eq!(runtime.cache_stats(), CacheStats { hits: 0, misses: 1, rejected: 1 });
+    assert_eq!(
+        runtime.cache_stats(),
+        CacheStats {
+            hits: 0,
+            misses: 1,
+            rejected: 1
+        }
+    );
 
     // A cache directory with a different key (another data directory) cannot vouch for it either.
     let other = tempfile::tempdir().expect("tempdir");
     std::fs::copy(&entry, other.path().join(entry.file_name().expect("name"))).expect("copy");
     let stranger = runtime_with_cache(other.path());
-    assert_eq!(stranger.load(&wasm).await.expect("load").origin, ArtifactOrigin::Compiled);
+    assert_eq!(
+        stranger.load(&wasm).await.expect("load").origin,
+        ArtifactOrigin::Compiled
+    );
     assert_eq!(stranger.cache_stats().rejected, 1);
 }

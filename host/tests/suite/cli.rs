@@ -28,16 +28,36 @@ fn tool_list_shows_every_tool_with_its_grants() {
     let out = boram(&["tool", "list", "--policy", "policies/dev.toml"], data.path());
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    for tool in ["read_file", "write_file", "list_dir", "text_stats", "json_query", "grep"] {
-        assert!(text.lines().any(|l| l.starts_with(tool)), "{tool} missing from:\n{text}");
+    for tool in [
+        "read_file",
+        "write_file",
+        "list_dir",
+        "text_stats",
+        "json_query",
+        "grep",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(tool)),
+            "{tool} missing from:\n{text}"
+        );
     }
-    assert!(text.contains("allow; fs /workspace (ro)") && text.contains("prompt; fs /workspace (rw)"), "{text}");
+    assert!(
+        text.contains("allow; fs /workspace (ro)") && text.contains("prompt; fs /workspace (rw)"),
+        "{text}"
+    );
 }
 
 #[test]
 fn tool_call_prints_the_result_and_json_on_request() {
     let data = tempfile::tempdir().expect("tempdir");
-    let args = ["tool", "call", "read_file", r#"{"path":"/workspace/notes.txt"}"#, "--policy", "policies/dev.toml"];
+    let args = [
+        "tool",
+        "call",
+        "read_file",
+        r#"{"path":"/workspace/notes.txt"}"#,
+        "--policy",
+        "policies/dev.toml",
+    ];
     let out = boram(&args, data.path());
     assert!(out.status.success(), "{}", stderr(&out));
     let expected = std::fs::read_to_string(workspace_dir().join("workspace/notes.txt")).expect("notes");
@@ -57,7 +77,17 @@ fn tool_call_prints_the_result_and_json_on_request() {
 #[test]
 fn tool_call_failures_set_the_exit_code() {
     let data = tempfile::tempdir().expect("tempdir");
-    let out = boram(&["tool", "call", "read_file", r#"{"path":"/etc/passwd"}"#, "--policy", "policies/dev.toml"], data.path());
+    let out = boram(
+        &[
+            "tool",
+            "call",
+            "read_file",
+            r#"{"path":"/etc/passwd"}"#,
+            "--policy",
+            "policies/dev.toml",
+        ],
+        data.path(),
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("No such file"), "{}", stderr(&out));
     let out = boram(&["tool", "call", "read_file", "not json"], data.path());
@@ -78,14 +108,25 @@ fn tool_inspect_shows_specs_imports_size_and_hash() {
     assert_eq!(info["size_bytes"].as_u64(), Some(bytes.len() as u64));
     assert_eq!(info["sha256"].as_str().map(str::len), Some(64));
     assert_eq!(info["tools"][0]["name"], "grep");
-    assert_eq!(info["tools"][0]["input_schema"]["required"], serde_json::json!(["pattern", "path"]));
-    let imports: Vec<&str> = info["imports"].as_array().expect("imports").iter().filter_map(|v| v.as_str()).collect();
+    assert_eq!(
+        info["tools"][0]["input_schema"]["required"],
+        serde_json::json!(["pattern", "path"])
+    );
+    let imports: Vec<&str> = info["imports"]
+        .as_array()
+        .expect("imports")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
     assert!(imports.iter().any(|i| i.starts_with("boram:tool/")), "{imports:?}");
     assert!(imports.iter().any(|i| i.starts_with("wasi:filesystem/")), "{imports:?}");
     assert!(!imports.iter().any(|i| i.starts_with("wasi:sockets/")), "{imports:?}");
 
     let text = stdout(&boram(&["tool", "inspect", "tools/grep.wasm"], data.path()));
-    assert!(text.contains("sha256:") && text.contains("input schema:") && text.contains("\"pattern\""), "{text}");
+    assert!(
+        text.contains("sha256:") && text.contains("input schema:") && text.contains("\"pattern\""),
+        "{text}"
+    );
 }
 
 #[test]
@@ -95,13 +136,30 @@ fn policy_check_and_explain() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).starts_with("policies/dev.toml: ok"));
 
-    let out = boram(&["policy", "check", "tests/golden/policy/unknown_key.toml"], data.path());
+    let out = boram(
+        &["policy", "check", "tests/golden/policy/unknown_key.toml"],
+        data.path(),
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("unknown key `netwrk` in [tools.http_get] (did you mean `net`?)"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unknown key `netwrk` in [tools.http_get] (did you mean `net`?)"),
+        "{}",
+        stderr(&out)
+    );
 
-    let out = boram(&["policy", "explain", "read_file", "--policy", "policies/dev.toml"], data.path());
+    let out = boram(
+        &["policy", "explain", "read_file", "--policy", "policies/dev.toml"],
+        data.path(),
+    );
     let text = stdout(&out);
-    assert!(text.contains("may read (not change)") && text.contains("/workspace"), "{text}");
+    assert!(
+        text.contains("may read (not change)") && text.contains("/workspace"),
+        "{text}"
+    );
     let out = boram(&["policy", "explain", "grep"], data.path());
-    assert!(stdout(&out).contains("is not listed in the built-in deny-all policy"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("is not listed in the built-in deny-all policy"),
+        "{}",
+        stdout(&out)
+    );
 }

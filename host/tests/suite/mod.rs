@@ -36,7 +36,13 @@ pub fn shared_runtime() -> Arc<Runtime> {
     RUNTIME
         .get_or_init(|| {
             let cache_dir = Some(workspace_dir().join("target/test-compile-cache"));
-            Arc::new(Runtime::new(&RuntimeOptions { cache_dir, ..Default::default() }).expect("runtime"))
+            Arc::new(
+                Runtime::new(&RuntimeOptions {
+                    cache_dir,
+                    ..Default::default()
+                })
+                .expect("runtime"),
+            )
         })
         .clone()
 }
@@ -48,13 +54,23 @@ pub async fn host_with(components: &[PathBuf], dir: &Path, policy_toml: &str) ->
 }
 
 /// [`host_with`], recording calls in `audit`.
-pub async fn host_with_audit(components: &[PathBuf], dir: &Path, policy_toml: &str, audit: Option<AuditLog>) -> ToolHost {
+pub async fn host_with_audit(
+    components: &[PathBuf],
+    dir: &Path,
+    policy_toml: &str,
+    audit: Option<AuditLog>,
+) -> ToolHost {
     let policy_path = dir.join("policy.toml");
     std::fs::write(&policy_path, policy_toml).expect("write policy");
     let policy = Policy::load(&policy_path).unwrap_or_else(|e| panic!("test policy is invalid:\n{e}"));
     let mut registry = Registry::new(shared_runtime());
     for path in components {
-        assert!(registry.load_file(path).await, "{} did not load: {:?}", path.display(), registry.problems());
+        assert!(
+            registry.load_file(path).await,
+            "{} did not load: {:?}",
+            path.display(),
+            registry.problems()
+        );
     }
     ToolHost::new(registry, policy, audit)
 }
@@ -66,6 +82,11 @@ pub async fn call(host: &ToolHost, tool: &str, input: serde_json::Value) -> Call
 
 /// The output of a successful call, parsed; panics with the report otherwise.
 pub fn output(report: &CallReport) -> serde_json::Value {
-    assert!(report.outcome.is_ok(), "expected ok, got {:?}: {:?}", report.outcome, report.error);
+    assert!(
+        report.outcome.is_ok(),
+        "expected ok, got {:?}: {:?}",
+        report.outcome,
+        report.error
+    );
     serde_json::from_str(report.output.as_deref().expect("output")).expect("output is JSON")
 }

@@ -51,10 +51,18 @@ fn policy_messages_match_the_golden_files() {
         }
         let expected = std::fs::read_to_string(&golden).unwrap_or_default();
         if expected != actual {
-            mismatches.push(format!("--- {}\nexpected:\n{expected}\nactual:\n{actual}", golden.display()));
+            mismatches.push(format!(
+                "--- {}\nexpected:\n{expected}\nactual:\n{actual}",
+                golden.display()
+            ));
         }
     }
-    assert!(mismatches.is_empty(), "{} golden mismatches (BORAM_BLESS=1 to update):\n{}", mismatches.len(), mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "{} golden mismatches (BORAM_BLESS=1 to update):\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
 }
 
 #[test]
@@ -68,7 +76,12 @@ fn the_shipped_policies_are_valid() {
     let dev = Policy::load(&workspace_dir().join("policies/dev.toml")).expect("dev");
     assert_eq!(dev.tool("read_file").fs[0].guest, "/workspace");
     assert!(dev.tool("read_file").fs[0].host.ends_with("workspace"));
-    assert!(Policy::load(&workspace_dir().join("policies/default.toml")).expect("default").tools.is_empty());
+    assert!(
+        Policy::load(&workspace_dir().join("policies/default.toml"))
+            .expect("default")
+            .tools
+            .is_empty()
+    );
 }
 
 #[test]

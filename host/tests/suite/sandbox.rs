@@ -6,7 +6,6 @@ use boram_host::registry::ToolHost;
 use boram_host::runtime::{Error, Outcome};
 use serde_json::json;
 
-
 const SECRET: &str = "top secret host file";
 
 /// `ro/` holds a secret-free file plus symlinks pointing out of the
@@ -26,6 +25,8 @@ env = ["CARGO_PKG_NAME"]
 [tools.env_list]
 env = ["CARGO_PKG_NAME"]
 [tools.spin]
+timeout_ms = 300
+[tools.sleep]
 timeout_ms = 300
 [tools.alloc]
 memory_mb = 32
@@ -59,7 +60,12 @@ async fn assert_still_serves(host: &ToolHost) {
 /// Runs one fs operation and asserts it failed without leaking the secret.
 async fn assert_fs_denied(host: &ToolHost, op: &str, path: &str, arg: &str) -> String {
     let report = call(host, "fs_op", json!({"op": op, "path": path, "arg": arg})).await;
-    assert_eq!(report.outcome, Outcome::Failed, "{op} {path} {arg} should fail: {:?}", report.output);
+    assert_eq!(
+        report.outcome,
+        Outcome::Failed,
+        "{op} {path} {arg} should fail: {:?}",
+        report.output
+    );
     let error = report.error.clone().expect("error");
     assert!(!error.contains(SECRET) && !format!("{:?}", report.output).contains(SECRET));
     assert_still_serves(host).await;
@@ -89,8 +95,18 @@ async fn reads_outside_the_preopens_are_denied() {
 async fn writes_into_a_read_only_grant_are_denied() {
     let (dir, host) = setup().await;
     // Positive control: the rw grant accepts writes.
-    output(&call(&host, "fs_op", json!({"op": "write", "path": "/rw/ok.txt", "arg": "fine"})).await);
-    assert_eq!(std::fs::read_to_string(dir.path().join("rw/ok.txt")).expect("read"), "fine");
+    output(
+        &call(
+            &host,
+            "fs_op",
+            json!({"op": "write", "path": "/rw/ok.txt", "arg": "fine"}),
+        )
+        .await,
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("rw/ok.txt")).expect("read"),
+        "fine"
+    );
 
     assert_fs_denied(&host, "create", "/ro/new.txt", "").await;
     assert_fs_denied(&host, "write", "/ro/notes.txt", "overwritten").await;
@@ -100,8 +116,14 @@ async fn writes_into_a_read_only_grant_are_denied() {
     assert_fs_denied(&host, "hard_link", "/ro/notes.txt", "/rw/linked.txt").await;
     assert_fs_denied(&host, "write", "/ro/link_out", "through a symlink").await;
 
-    assert_eq!(std::fs::read_to_string(dir.path().join("ro/notes.txt")).expect("read"), "readable");
-    assert_eq!(std::fs::read_to_string(dir.path().join("outside/secret.txt")).expect("read"), SECRET);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("ro/notes.txt")).expect("read"),
+        "readable"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("outside/secret.txt")).expect("read"),
+        SECRET
+    );
     for absent in ["ro/new.txt", "rw/stolen.txt", "rw/linked.txt"] {
         assert!(!dir.path().join(absent).exists(), "{absent} must not exist");
     }
@@ -112,9 +134,18 @@ async fn only_granted_environment_keys_are_visible() {
     let (_dir, host) = setup().await;
     let granted = std::env::var("CARGO_PKG_NAME").expect("cargo sets CARGO_PKG_NAME for tests");
     assert!(std::env::var("PATH").is_ok(), "the host has PATH");
-    assert_eq!(output(&call(&host, "env_get", json!({"key": "CARGO_PKG_NAME"})).await), json!(granted));
-    assert_eq!(output(&call(&host, "env_get", json!({"key": "PATH"})).await), json!(null));
-    assert_eq!(output(&call(&host, "env_list", json!({})).await), json!(["CARGO_PKG_NAME"]));
+    assert_eq!(
+        output(&call(&host, "env_get", json!({"key": "CARGO_PKG_NAME"})).await),
+        json!(granted)
+    );
+    assert_eq!(
+        output(&call(&host, "env_get", json!({"key": "PATH"})).await),
+        json!(null)
+    );
+    assert_eq!(
+        output(&call(&host, "env_list", json!({})).await),
+        json!(["CARGO_PKG_NAME"])
+    );
 }
 
 #[tokio::test]
@@ -127,11 +158,25 @@ async fn an_infinite_loop_is_stopped_by_the_timeout() {
 }
 
 #[tokio::test]
+async fn time_blocked_in_a_host_call_counts_against_the_timeout() {
+    let (_dir, host) = setup().await;
+    let report = call(&host, "sleep", json!({"ms": 60_000})).await;
+    assert_eq!(report.outcome, Outcome::Timeout);
+    // A short sleep under the same limit completes: the limit is what stopped the long one.
+    assert_eq!(output(&call(&host, "sleep", json!({"ms": 1})).await), json!(1));
+    assert_still_serves(&host).await;
+}
+
+#[tokio::test]
 async fn a_memory_bomb_is_stopped_at_the_limit() {
     let (_dir, host) = setup().await;
     let report = call(&host, "alloc", json!({"mb": 512})).await;
     assert_eq!(report.outcome, Outcome::OutOfMemory, "{:?}", report.error);
-    assert!(report.memory_peak_bytes <= 32 << 20, "peak {} over the limit", report.memory_peak_bytes);
+    assert!(
+        report.memory_peak_bytes <= 32 << 20,
+        "peak {} over the limit",
+        report.memory_peak_bytes
+    );
     assert!(report.error.expect("error").contains("32 MiB"));
     // Within the limit the same tool succeeds, so the limit is what stopped it.
     assert_eq!(output(&call(&host, "alloc", json!({"mb": 4})).await), json!(4));
@@ -145,7 +190,10 @@ async fn a_huge_output_is_refused() {
     assert_eq!(report.outcome, Outcome::OutputTooLarge);
     assert!(report.output.is_none());
     assert!(report.error.expect("error").contains("over the 65536 byte limit"));
-    assert_eq!(output(&call(&host, "output", json!({"bytes": 10})).await), json!("xxxxxxxxxx"));
+    assert_eq!(
+        output(&call(&host, "output", json!({"bytes": 10})).await),
+        json!("xxxxxxxxxx")
+    );
     assert_still_serves(&host).await;
 }
 
@@ -177,14 +225,20 @@ async fn stdout_and_stderr_are_captured_and_bounded() {
     assert_eq!(report.stdout.dropped_bytes, 136 * 1024);
     assert_eq!(report.stderr.text, "to stderr\n");
     assert_eq!(report.logs.len(), 1);
-    assert_eq!((report.logs[0].level, report.logs[0].message.as_str()), ("info", "logged from the guest"));
+    assert_eq!(
+        (report.logs[0].level, report.logs[0].message.as_str()),
+        ("info", "logged from the guest")
+    );
 }
 
 #[tokio::test]
 async fn a_component_importing_sockets_does_not_load() {
     let netprobe = hostile_wasm().with_file_name("netprobe.wasm");
     let err = shared_runtime().load(&netprobe).await.expect_err("must not load");
-    assert!(matches!(&err, Error::ForbiddenImport { import, .. } if import.starts_with("wasi:sockets/")), "{err}");
+    assert!(
+        matches!(&err, Error::ForbiddenImport { import, .. } if import.starts_with("wasi:sockets/")),
+        "{err}"
+    );
     assert!(err.to_string().contains("never provides"));
 }
 
@@ -201,4 +255,3 @@ async fn many_concurrent_calls_each_get_their_own_instance() {
         assert_eq!(output(&report), json!({"text": format!("call {i}")}));
     }
 }
-

@@ -31,11 +31,26 @@ async fn setup() -> (tempfile::TempDir, ToolHost) {
     std::fs::create_dir_all(ws.join("src/nested")).expect("mkdir");
     std::fs::create_dir_all(dir.path().join("out")).expect("mkdir");
     std::fs::write(ws.join("notes.txt"), "the cat sat on the mat\nthe end\n").expect("write");
-    std::fs::write(ws.join("src/main.rs"), "fn main() {\n    // TODO: greet\n    println!(\"hi\");\n}\n").expect("write");
+    std::fs::write(
+        ws.join("src/main.rs"),
+        "fn main() {\n    // TODO: greet\n    println!(\"hi\");\n}\n",
+    )
+    .expect("write");
     std::fs::write(ws.join("src/nested/lib.rs"), "pub fn todo() {} // todo later\n").expect("write");
-    std::fs::write(ws.join("data.json"), r#"{"items":[{"name":"a","n":1},{"name":"b","n":2}]}"#).expect("write");
+    std::fs::write(
+        ws.join("data.json"),
+        r#"{"items":[{"name":"a","n":1},{"name":"b","n":2}]}"#,
+    )
+    .expect("write");
     std::fs::write(ws.join("blob.bin"), [0u8, 159, 146, 150]).expect("write");
-    let names = ["read_file", "write_file", "list_dir", "text_stats", "json_query", "grep"];
+    let names = [
+        "read_file",
+        "write_file",
+        "list_dir",
+        "text_stats",
+        "json_query",
+        "grep",
+    ];
     let components: Vec<_> = names.iter().map(|n| tools_dir().join(format!("{n}.wasm"))).collect();
     let host = host_with(&components, dir.path(), POLICY).await;
     (dir, host)
@@ -47,7 +62,14 @@ async fn read_file_reads_and_windows_text() {
     let out = output(&call(&host, "read_file", json!({"path": "/workspace/notes.txt"})).await);
     assert_eq!(out["content"], "the cat sat on the mat\nthe end\n");
     assert_eq!(out["truncated"], false);
-    let out = output(&call(&host, "read_file", json!({"path": "/workspace/notes.txt", "offset": 4, "max_bytes": 3})).await);
+    let out = output(
+        &call(
+            &host,
+            "read_file",
+            json!({"path": "/workspace/notes.txt", "offset": 4, "max_bytes": 3}),
+        )
+        .await,
+    );
     assert_eq!(out["content"], "cat");
     assert_eq!(out["truncated"], true);
 }
@@ -58,8 +80,16 @@ async fn read_file_rejects_bad_input_with_the_expected_fields() {
     let report = call(&host, "read_file", json!({"file": "/workspace/notes.txt"})).await;
     assert_eq!(report.outcome, Outcome::InvalidInput);
     let error = report.error.expect("error");
-    assert!(error.contains("unknown field `file`") && error.contains("path (string, required)"), "{error}");
-    let report = call(&host, "read_file", json!({"path": "/workspace/notes.txt", "max_bytes": 0})).await;
+    assert!(
+        error.contains("unknown field `file`") && error.contains("path (string, required)"),
+        "{error}"
+    );
+    let report = call(
+        &host,
+        "read_file",
+        json!({"path": "/workspace/notes.txt", "max_bytes": 0}),
+    )
+    .await;
     assert_eq!(report.outcome, Outcome::InvalidInput);
     let report = call(&host, "read_file", json!({"path": "/workspace/blob.bin"})).await;
     assert_eq!(report.outcome, Outcome::Failed);
@@ -69,13 +99,40 @@ async fn read_file_rejects_bad_input_with_the_expected_fields() {
 #[tokio::test]
 async fn write_file_writes_appends_and_refuses_to_clobber() {
     let (dir, host) = setup().await;
-    let out = output(&call(&host, "write_file", json!({"path": "/out/a/b.txt", "content": "one", "create_dirs": true})).await);
+    let out = output(
+        &call(
+            &host,
+            "write_file",
+            json!({"path": "/out/a/b.txt", "content": "one", "create_dirs": true}),
+        )
+        .await,
+    );
     assert_eq!(out["bytes_written"], 3);
-    output(&call(&host, "write_file", json!({"path": "/out/a/b.txt", "content": "+two", "mode": "append"})).await);
-    assert_eq!(std::fs::read_to_string(dir.path().join("out/a/b.txt")).expect("read"), "one+two");
-    let report = call(&host, "write_file", json!({"path": "/out/a/b.txt", "content": "x", "mode": "create_new"})).await;
+    output(
+        &call(
+            &host,
+            "write_file",
+            json!({"path": "/out/a/b.txt", "content": "+two", "mode": "append"}),
+        )
+        .await,
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out/a/b.txt")).expect("read"),
+        "one+two"
+    );
+    let report = call(
+        &host,
+        "write_file",
+        json!({"path": "/out/a/b.txt", "content": "x", "mode": "create_new"}),
+    )
+    .await;
     assert_eq!(report.outcome, Outcome::Failed);
-    let report = call(&host, "write_file", json!({"path": "/out/x.txt", "content": "x", "mode": "replace"})).await;
+    let report = call(
+        &host,
+        "write_file",
+        json!({"path": "/out/x.txt", "content": "x", "mode": "replace"}),
+    )
+    .await;
     assert_eq!(report.outcome, Outcome::InvalidInput);
     assert!(report.error.expect("error").contains("unknown variant `replace`"));
 }
@@ -84,9 +141,29 @@ async fn write_file_writes_appends_and_refuses_to_clobber() {
 async fn list_dir_lists_sorted_and_recursive() {
     let (_dir, host) = setup().await;
     let out = output(&call(&host, "list_dir", json!({"path": "/workspace"})).await);
-    let paths: Vec<&str> = out["entries"].as_array().expect("entries").iter().map(|e| e["path"].as_str().expect("path")).collect();
-    assert_eq!(paths, ["/workspace/blob.bin", "/workspace/data.json", "/workspace/notes.txt", "/workspace/src"]);
-    let out = output(&call(&host, "list_dir", json!({"path": "/workspace", "recursive": true, "max_entries": 6})).await);
+    let paths: Vec<&str> = out["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["path"].as_str().expect("path"))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/workspace/blob.bin",
+            "/workspace/data.json",
+            "/workspace/notes.txt",
+            "/workspace/src"
+        ]
+    );
+    let out = output(
+        &call(
+            &host,
+            "list_dir",
+            json!({"path": "/workspace", "recursive": true, "max_entries": 6}),
+        )
+        .await,
+    );
     assert_eq!(out["entries"].as_array().expect("entries").len(), 6);
     assert_eq!(out["truncated"], true);
     let report = call(&host, "list_dir", json!({"path": "/workspace", "recursive": "yes"})).await;
@@ -98,10 +175,18 @@ async fn text_stats_counts_and_ranks_words() {
     let (_dir, host) = setup().await;
     let out = output(&call(&host, "text_stats", json!({"path": "/workspace/notes.txt", "top": 2})).await);
     assert_eq!((out["lines"].as_u64(), out["words"].as_u64()), (Some(2), Some(8)));
-    assert_eq!(out["top_words"], json!([{"word": "the", "count": 3}, {"word": "cat", "count": 1}]));
+    assert_eq!(
+        out["top_words"],
+        json!([{"word": "the", "count": 3}, {"word": "cat", "count": 1}])
+    );
     let out = output(&call(&host, "text_stats", json!({"text": "Ünïcode ünïcode"})).await);
     assert_eq!((out["chars"].as_u64(), out["bytes"].as_u64()), (Some(15), Some(19)));
-    let report = call(&host, "text_stats", json!({"text": "a", "path": "/workspace/notes.txt"})).await;
+    let report = call(
+        &host,
+        "text_stats",
+        json!({"text": "a", "path": "/workspace/notes.txt"}),
+    )
+    .await;
     assert_eq!(report.outcome, Outcome::InvalidInput);
     assert!(report.error.expect("error").contains("exactly one of"));
 }
@@ -109,13 +194,39 @@ async fn text_stats_counts_and_ranks_words() {
 #[tokio::test]
 async fn json_query_selects_with_pointers_and_paths() {
     let (_dir, host) = setup().await;
-    let out = output(&call(&host, "json_query", json!({"path": "/workspace/data.json", "query": "/items/1/name"})).await);
+    let out = output(
+        &call(
+            &host,
+            "json_query",
+            json!({"path": "/workspace/data.json", "query": "/items/1/name"}),
+        )
+        .await,
+    );
     assert_eq!(out["matches"], json!(["b"]));
-    let out = output(&call(&host, "json_query", json!({"path": "/workspace/data.json", "query": "items[*].n"})).await);
+    let out = output(
+        &call(
+            &host,
+            "json_query",
+            json!({"path": "/workspace/data.json", "query": "items[*].n"}),
+        )
+        .await,
+    );
     assert_eq!(out["matches"], json!([1, 2]));
-    let out = output(&call(&host, "json_query", json!({"document": {"a": {"b": [10, 20]}}, "query": "a.b[1]"})).await);
+    let out = output(
+        &call(
+            &host,
+            "json_query",
+            json!({"document": {"a": {"b": [10, 20]}}, "query": "a.b[1]"}),
+        )
+        .await,
+    );
     assert_eq!(out["matches"], json!([20]));
-    let report = call(&host, "json_query", json!({"document": {"a": {"b": 1}}, "query": "/a/c"})).await;
+    let report = call(
+        &host,
+        "json_query",
+        json!({"document": {"a": {"b": 1}}, "query": "/a/c"}),
+    )
+    .await;
     assert_eq!(report.outcome, Outcome::Failed);
     assert!(report.error.expect("error").contains("keys there: b"));
     let report = call(&host, "json_query", json!({"document": {}, "query": "a[x]"})).await;
@@ -125,14 +236,32 @@ async fn json_query_selects_with_pointers_and_paths() {
 #[tokio::test]
 async fn grep_finds_lines_and_rejects_bad_regex() {
     let (_dir, host) = setup().await;
-    let out = output(&call(&host, "grep", json!({"pattern": "todo", "path": "/workspace", "ignore_case": true, "suffix": ".rs"})).await);
+    let out = output(
+        &call(
+            &host,
+            "grep",
+            json!({"pattern": "todo", "path": "/workspace", "ignore_case": true, "suffix": ".rs"}),
+        )
+        .await,
+    );
     let hits: Vec<(String, u64)> = out["matches"]
         .as_array()
         .expect("matches")
         .iter()
-        .map(|m| (m["path"].as_str().expect("path").to_string(), m["line"].as_u64().expect("line")))
+        .map(|m| {
+            (
+                m["path"].as_str().expect("path").to_string(),
+                m["line"].as_u64().expect("line"),
+            )
+        })
         .collect();
-    assert_eq!(hits, [("/workspace/src/main.rs".to_string(), 2), ("/workspace/src/nested/lib.rs".to_string(), 1)]);
+    assert_eq!(
+        hits,
+        [
+            ("/workspace/src/main.rs".to_string(), 2),
+            ("/workspace/src/nested/lib.rs".to_string(), 1)
+        ]
+    );
     let out = output(&call(&host, "grep", json!({"pattern": "\\x00", "path": "/workspace"})).await);
     assert_eq!(out["matches"], json!([]), "binary files are skipped");
     let report = call(&host, "grep", json!({"pattern": "(unclosed", "path": "/workspace"})).await;

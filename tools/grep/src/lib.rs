@@ -52,12 +52,19 @@ fn grep(input: Input) -> Result<Output, ToolError> {
         .build()
         .map_err(|e| ToolError::invalid_input(format!("`pattern` is not a valid regex: {e}")))?;
     let max = input.max_matches.unwrap_or(DEFAULT_MAX_MATCHES);
-    let mut out = Output { matches: Vec::new(), files_searched: 0, truncated: false };
+    let mut out = Output {
+        matches: Vec::new(),
+        files_searched: 0,
+        truncated: false,
+    };
     let root = PathBuf::from(&input.path);
     let meta = std::fs::metadata(&root).context(format!("cannot access {}", input.path))?;
     let files = if meta.is_dir() { walk(&root)? } else { vec![root] };
     for file in files {
-        let name_ok = input.suffix.as_deref().is_none_or(|s| file.to_string_lossy().ends_with(s));
+        let name_ok = input
+            .suffix
+            .as_deref()
+            .is_none_or(|s| file.to_string_lossy().ends_with(s));
         if !name_ok {
             continue;
         }
@@ -89,8 +96,14 @@ fn walk(root: &Path) -> Result<Vec<PathBuf>, ToolError> {
 
 /// Adds the file's matching lines; returns true once `max` is exceeded.
 fn search_file(file: &Path, regex: &Regex, max: usize, out: &mut Output) -> bool {
-    let too_big = std::fs::metadata(file).map(|m| m.len() > MAX_FILE_BYTES).unwrap_or(true);
-    let Ok(bytes) = (if too_big { Err(()) } else { std::fs::read(file).map_err(|_| ()) }) else {
+    let too_big = std::fs::metadata(file)
+        .map(|m| m.len() > MAX_FILE_BYTES)
+        .unwrap_or(true);
+    let Ok(bytes) = (if too_big {
+        Err(())
+    } else {
+        std::fs::read(file).map_err(|_| ())
+    }) else {
         return false;
     };
     if bytes.contains(&0) {

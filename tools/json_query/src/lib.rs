@@ -36,12 +36,17 @@ fn json_query(input: Input) -> Result<Output, ToolError> {
         _ => return Err(ToolError::invalid_input("give exactly one of `document` or `path`")),
     };
     let matches = if input.query.starts_with('/') || input.query.is_empty() {
-        let found = document.pointer(&input.query).ok_or_else(|| missing(&document, &input.query))?;
+        let found = document
+            .pointer(&input.query)
+            .ok_or_else(|| missing(&document, &input.query))?;
         vec![found.clone()]
     } else {
         select(&document, &parse_path(&input.query)?)
     };
-    Ok(Output { count: matches.len(), matches })
+    Ok(Output {
+        count: matches.len(),
+        matches,
+    })
 }
 
 #[derive(Debug, PartialEq)]
@@ -68,9 +73,9 @@ fn parse_path(query: &str) -> Result<Vec<Step>, ToolError> {
             key => steps.push(Step::Key(key.to_string())),
         }
         while !rest.is_empty() {
-            let end = rest.find(']').ok_or_else(|| {
-                ToolError::invalid_input(format!("unclosed `[` in path `{query}`"))
-            })?;
+            let end = rest
+                .find(']')
+                .ok_or_else(|| ToolError::invalid_input(format!("unclosed `[` in path `{query}`")))?;
             let inside = &rest[1..end];
             steps.push(match inside {
                 "*" => Step::All,
@@ -82,7 +87,9 @@ fn parse_path(query: &str) -> Result<Vec<Step>, ToolError> {
             });
             rest = &rest[end + 1..];
             if !rest.is_empty() && !rest.starts_with('[') {
-                return Err(ToolError::invalid_input(format!("unexpected `{rest}` in path `{query}`")));
+                return Err(ToolError::invalid_input(format!(
+                    "unexpected `{rest}` in path `{query}`"
+                )));
             }
         }
     }

@@ -49,7 +49,9 @@ fn list_dir(input: Input) -> Result<Output, ToolError> {
                 truncated = true;
                 break 'walk;
             }
-            let file_type = child.file_type().context(format!("cannot stat {}", child.path().display()))?;
+            let file_type = child
+                .file_type()
+                .context(format!("cannot stat {}", child.path().display()))?;
             let kind = if file_type.is_dir() {
                 "dir"
             } else if file_type.is_symlink() {
@@ -57,11 +59,19 @@ fn list_dir(input: Input) -> Result<Output, ToolError> {
             } else {
                 "file"
             };
-            let size = if file_type.is_file() { child.metadata().map(|m| m.len()).unwrap_or(0) } else { 0 };
+            let size = if file_type.is_file() {
+                child.metadata().map(|m| m.len()).unwrap_or(0)
+            } else {
+                0
+            };
             if input.recursive && file_type.is_dir() {
                 pending.push(child.path());
             }
-            entries.push(Entry { path: child.path().display().to_string(), kind, size });
+            entries.push(Entry {
+                path: child.path().display().to_string(),
+                kind,
+                size,
+            });
         }
     }
     entries.sort_by(|a, b| a.path.cmp(&b.path));

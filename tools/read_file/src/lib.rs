@@ -48,12 +48,21 @@ fn read_file(input: Input) -> Result<Output, ToolError> {
             input.offset, input.path
         )));
     }
-    file.seek(SeekFrom::Start(input.offset)).context(format!("cannot seek in {}", input.path))?;
+    file.seek(SeekFrom::Start(input.offset))
+        .context(format!("cannot seek in {}", input.path))?;
     let mut bytes = Vec::new();
-    file.take(max).read_to_end(&mut bytes).context(format!("cannot read {}", input.path))?;
+    file.take(max)
+        .read_to_end(&mut bytes)
+        .context(format!("cannot read {}", input.path))?;
     let content = decode_utf8(bytes, &input.path)?;
     let truncated = input.offset + (content.len() as u64) < size;
-    Ok(Output { path: input.path, content, size, offset: input.offset, truncated })
+    Ok(Output {
+        path: input.path,
+        content,
+        size,
+        offset: input.offset,
+        truncated,
+    })
 }
 
 /// Decodes UTF-8, dropping a character cut in half at the end of the window.

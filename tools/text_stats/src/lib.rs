@@ -60,7 +60,10 @@ fn top_words(text: &str, n: usize) -> Vec<WordCount> {
             *counts.entry(word.to_lowercase()).or_default() += 1;
         }
     }
-    let mut sorted: Vec<WordCount> = counts.into_iter().map(|(word, count)| WordCount { word, count }).collect();
+    let mut sorted: Vec<WordCount> = counts
+        .into_iter()
+        .map(|(word, count)| WordCount { word, count })
+        .collect();
     sorted.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.word.cmp(&b.word)));
     sorted.truncate(n);
     sorted

@@ -49,10 +49,16 @@ fn write_file(input: Input) -> Result<Output, ToolError> {
         Mode::Append => options.append(true).create(true),
         Mode::CreateNew => options.write(true).create_new(true),
     };
-    let mut file = options.open(path).context(format!("cannot open {} for writing", input.path))?;
-    file.write_all(input.content.as_bytes()).context(format!("cannot write {}", input.path))?;
+    let mut file = options
+        .open(path)
+        .context(format!("cannot open {} for writing", input.path))?;
+    file.write_all(input.content.as_bytes())
+        .context(format!("cannot write {}", input.path))?;
     file.flush().context(format!("cannot flush {}", input.path))?;
-    Ok(Output { path: input.path, bytes_written: input.content.len() })
+    Ok(Output {
+        path: input.path,
+        bytes_written: input.content.len(),
+    })
 }
 
 boram_tool_sdk::export_tools!("write_file" => write_file);

@@ -33,7 +33,11 @@ impl CallCommand {
         } else {
             print_human(&report);
         }
-        Ok(if report.outcome.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(super::super::EXIT_FAILURE) })
+        Ok(if report.outcome.is_ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(super::super::EXIT_FAILURE)
+        })
     }
 }
 
@@ -42,7 +46,9 @@ fn read_input(arg: Option<&str>) -> anyhow::Result<String> {
         None => "{}".to_string(),
         Some("-") => {
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).context("cannot read the input from stdin")?;
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("cannot read the input from stdin")?;
             s
         }
         Some(a) if a.starts_with('@') => {
@@ -71,7 +77,10 @@ fn print_progress(p: &Progress) {
 fn print_human(report: &CallReport) {
     if let Some(output) = &report.output {
         match serde_json::from_str::<serde_json::Value>(output) {
-            Ok(value) => println!("{}", serde_json::to_string_pretty(&value).unwrap_or_else(|_| output.clone())),
+            Ok(value) => println!(
+                "{}",
+                serde_json::to_string_pretty(&value).unwrap_or_else(|_| output.clone())
+            ),
             Err(_) => println!("{output}"),
         }
     }
@@ -92,7 +101,10 @@ fn print_human(report: &CallReport) {
     eprintln!(
         "{}: {} in {:.2} ms, memory peak {:.1} MiB",
         report.tool,
-        serde_json::to_value(report.outcome).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+        serde_json::to_value(report.outcome)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
         report.duration.as_secs_f64() * 1e3,
         report.memory_peak_bytes as f64 / (1 << 20) as f64
     );

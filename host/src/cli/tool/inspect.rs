@@ -19,7 +19,10 @@ pub struct InspectCommand {
 impl InspectCommand {
     pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let runtime = global.runtime()?;
-        let c = runtime.load(&self.file).await.with_context(|| format!("cannot inspect {}", self.file.display()))?;
+        let c = runtime
+            .load(&self.file)
+            .await
+            .with_context(|| format!("cannot inspect {}", self.file.display()))?;
         if self.json {
             let value = serde_json::json!({
                 "path": c.path,

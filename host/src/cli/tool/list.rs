@@ -36,15 +36,29 @@ impl ListCommand {
         let rows: Vec<[String; 3]> = registry
             .tools()
             .map(|(spec, _)| {
-                [spec.name.clone(), super::short_description(&spec.description, 60), summary(&policy.tool(&spec.name))]
+                [
+                    spec.name.clone(),
+                    super::short_description(&spec.description, 60),
+                    summary(&policy.tool(&spec.name)),
+                ]
             })
             .collect();
         if rows.is_empty() {
             println!("no tools loaded from {}", global.tools_dir().display());
             return Ok(ExitCode::SUCCESS);
         }
-        let header = ["TOOL".to_string(), "DESCRIPTION".to_string(), format!("GRANTS ({})", policy.display_source())];
-        let width = |i: usize| rows.iter().chain([&header]).map(|r| r[i].chars().count()).max().unwrap_or(0);
+        let header = [
+            "TOOL".to_string(),
+            "DESCRIPTION".to_string(),
+            format!("GRANTS ({})", policy.display_source()),
+        ];
+        let width = |i: usize| {
+            rows.iter()
+                .chain([&header])
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        };
         let (w0, w1) = (width(0), width(1));
         for row in [&header].into_iter().chain(&rows) {
             println!("{:w0$}  {:w1$}  {}", row[0], row[1], row[2]);

@@ -30,7 +30,12 @@ impl ToolCommand {
 
 /// First sentence of a description, at most `max` characters.
 pub(super) fn short_description(text: &str, max: usize) -> String {
-    let first = text.split_inclusive(". ").next().unwrap_or(text).trim().replace('\n', " ");
+    let first = text
+        .split_inclusive(". ")
+        .next()
+        .unwrap_or(text)
+        .trim()
+        .replace('\n', " ");
     if first.chars().count() <= max {
         return first;
     }
