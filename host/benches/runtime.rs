@@ -24,7 +24,10 @@ const LOADS: usize = 15;
 
 fn main() {
     // `cargo bench --bench runtime -- latency` runs only the sections whose name contains the argument.
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-')).unwrap_or_default();
+    let filter = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .unwrap_or_default();
     let wants = |section: &str| section.contains(filter.as_str());
     let fixtures = PathBuf::from(env!("BORAM_FIXTURES_DIR"));
     let tools = PathBuf::from(env!("BORAM_WORKSPACE_DIR")).join("tools");
@@ -57,8 +60,9 @@ fn main() {
 
     // The machine is noisy (a shared VM): measure in rounds and show how far
     // the rounds' medians spread, next to the median of all samples.
-    let rounds: Vec<Vec<Duration>> =
-        (0..LATENCY_ROUNDS).map(|_| rt.block_on(latency(&runtime, &echo, &sandbox))).collect();
+    let rounds: Vec<Vec<Duration>> = (0..LATENCY_ROUNDS)
+        .map(|_| rt.block_on(latency(&runtime, &echo, &sandbox)))
+        .collect();
     let round_medians: Vec<Duration> = rounds.iter().map(|r| percentile(r, 50)).collect();
     let all: Vec<Duration> = rounds.concat();
     let (p50, p95) = (percentile(&all, 50), percentile(&all, 95));
@@ -103,7 +107,7 @@ fn load_rows(rt: &tokio::runtime::Runtime, tools: &Path) {
     for name in ["read_file", "grep"] {
         let wasm = tools.join(format!("{name}.wasm"));
         let size = std::fs::metadata(&wasm).map(|m| m.len()).unwrap_or(0);
-        let (compiled, cached) = loads(&rt, &wasm);
+        let (compiled, cached) = loads(rt, &wasm);
         let (c50, l50) = (percentile(&compiled, 50), percentile(&cached, 50));
         println!(
             "| load `{name}` ({} KiB): compile | {} | {} | {LOADS} loads, each with a fresh runtime and no cache |",

@@ -3,7 +3,7 @@
 use super::context::GlobalArgs;
 use crate::policy::{Policy, explain};
 use clap::Subcommand;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Debug, Subcommand)]
@@ -27,13 +27,13 @@ impl PolicyCommand {
             Self::Explain { tool } => {
                 let policy = global.load_policy()?;
                 println!("{}", explain(&policy, &tool));
-                if let Ok(registry) = global.registry().await {
-                    if registry.get(&tool).is_none() {
-                        eprintln!(
-                            "note: no loaded tool is named `{tool}` (in {})",
-                            global.tools_dir().display()
-                        );
-                    }
+                if let Ok(registry) = global.registry().await
+                    && registry.get(&tool).is_none()
+                {
+                    eprintln!(
+                        "note: no loaded tool is named `{tool}` (in {})",
+                        global.tools_dir().display()
+                    );
                 }
                 Ok(ExitCode::SUCCESS)
             }
@@ -41,7 +41,7 @@ impl PolicyCommand {
     }
 }
 
-async fn check(file: &PathBuf, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+async fn check(file: &Path, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let policy = Policy::load(file)?;
     let names: Vec<&str> = policy.tools.keys().map(String::as_str).collect();
     println!(

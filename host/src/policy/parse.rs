@@ -391,7 +391,7 @@ impl Checker<'_> {
                 .find('}')
                 .ok_or_else(|| self.error(raw.span(), "unclosed `${` in secret value".to_string()))?;
             let reference = &rest[start + 2..start + end];
-            if !reference.strip_prefix("env:").is_some_and(|k| !k.is_empty()) {
+            if reference.strip_prefix("env:").is_none_or(|k| k.is_empty()) {
                 return Err(self
                     .error(
                         raw.span(),

@@ -150,10 +150,10 @@ impl CompileCache {
 fn load_or_create_key(dir: &Path) -> std::io::Result<[u8; 32]> {
     std::fs::create_dir_all(dir)?;
     let path = dir.join(KEY_FILE);
-    if let Ok(bytes) = std::fs::read(&path) {
-        if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
-            return Ok(key);
-        }
+    if let Ok(bytes) = std::fs::read(&path)
+        && let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice())
+    {
+        return Ok(key);
     }
     let mut key = [0u8; 32];
     getrandom::fill(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;

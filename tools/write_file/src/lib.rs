@@ -38,10 +38,10 @@ struct Output {
 
 fn write_file(input: Input) -> Result<Output, ToolError> {
     let path = std::path::Path::new(&input.path);
-    if input.create_dirs {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).context(format!("cannot create {}", parent.display()))?;
-        }
+    if input.create_dirs
+        && let Some(parent) = path.parent()
+    {
+        std::fs::create_dir_all(parent).context(format!("cannot create {}", parent.display()))?;
     }
     let mut options = std::fs::OpenOptions::new();
     match input.mode {
