@@ -1,6 +1,6 @@
 //! The `boram` binary end to end, as a user runs it.
 
-use super::workspace_dir;
+use super::{FIRST_PARTY_TOOLS, workspace_dir};
 use std::process::{Command, Output};
 
 fn boram(args: &[&str], data_dir: &std::path::Path) -> Output {
@@ -28,14 +28,7 @@ fn tool_list_shows_every_tool_with_its_grants() {
     let out = boram(&["tool", "list", "--policy", "policies/dev.toml"], data.path());
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    for tool in [
-        "read_file",
-        "write_file",
-        "list_dir",
-        "text_stats",
-        "json_query",
-        "grep",
-    ] {
+    for tool in FIRST_PARTY_TOOLS {
         assert!(
             text.lines().any(|l| l.starts_with(tool)),
             "{tool} missing from:\n{text}"

@@ -14,6 +14,16 @@ use boram_host::runtime::{CallReport, Runtime, RuntimeOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+/// Every tool in `tools/`.
+pub const FIRST_PARTY_TOOLS: [&str; 6] = [
+    "read_file",
+    "write_file",
+    "list_dir",
+    "text_stats",
+    "json_query",
+    "grep",
+];
+
 /// The checkout's root directory.
 pub fn workspace_dir() -> PathBuf {
     PathBuf::from(env!("BORAM_WORKSPACE_DIR"))

@@ -1,7 +1,7 @@
 //! Each first-party tool: the happy path and bad input, run in the real
 //! sandbox under a policy.
 
-use super::{call, host_with, output, tools_dir};
+use super::{FIRST_PARTY_TOOLS, call, host_with, output, tools_dir};
 use boram_host::registry::ToolHost;
 use boram_host::runtime::Outcome;
 use serde_json::json;
@@ -43,15 +43,10 @@ async fn setup() -> (tempfile::TempDir, ToolHost) {
     )
     .expect("write");
     std::fs::write(ws.join("blob.bin"), [0u8, 159, 146, 150]).expect("write");
-    let names = [
-        "read_file",
-        "write_file",
-        "list_dir",
-        "text_stats",
-        "json_query",
-        "grep",
-    ];
-    let components: Vec<_> = names.iter().map(|n| tools_dir().join(format!("{n}.wasm"))).collect();
+    let components: Vec<_> = FIRST_PARTY_TOOLS
+        .iter()
+        .map(|n| tools_dir().join(format!("{n}.wasm")))
+        .collect();
     let host = host_with(&components, dir.path(), POLICY).await;
     (dir, host)
 }
