@@ -349,23 +349,14 @@ impl Checker<'_> {
         if scheme != "http" && scheme != "https" {
             return Err(bad("the scheme must be http or https"));
         }
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => (
-                h,
-                Some(
-                    p.parse::<u16>()
-                        .map_err(|_| bad("the port is not a number from 0 to 65535"))?,
-                ),
-            ),
-            _ => (rest, None),
-        };
-        let wildcard_ok = host.strip_prefix("*.").unwrap_or(host);
-        let host_ok = !wildcard_ok.is_empty()
-            && wildcard_ok
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c));
-        if !host_ok || rest.contains('/') {
-            return Err(bad("expected only a host name, no path"));
+        if rest.contains(['/', '?', '#', '@']) {
+            return Err(bad("expected only a host and port, no path, query or user"));
+        }
+        let (host, port) = split_host_port(rest).map_err(bad)?;
+        let name = host.strip_prefix("*.").unwrap_or(host);
+        let host_ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c));
+        if !host_ok {
+            return Err(bad("the host has characters a host name cannot have"));
         }
         Ok(NetRule {
             scheme: scheme.to_string(),
@@ -408,6 +399,32 @@ impl Checker<'_> {
             line: self.line_of(&raw.span()),
         })
     }
+}
+
+/// `example.com:8443` → (`example.com`, 8443); `[::1]:80` → (`[::1]`, 80); no port → `None`.
+fn split_host_port(rest: &str) -> Result<(&str, Option<u16>), &'static str> {
+    let (host, port) = if rest.starts_with('[') {
+        let close = rest.find(']').ok_or("an IPv6 address is missing its closing `]`")?;
+        let (host, after) = rest.split_at(close + 1);
+        match after {
+            "" => return Ok((host, None)),
+            _ => (
+                host,
+                after
+                    .strip_prefix(':')
+                    .ok_or("expected `:port` after the IPv6 address")?,
+            ),
+        }
+    } else {
+        match rest.rsplit_once(':') {
+            Some((host, port)) => (host, port),
+            None => return Ok((rest, None)),
+        }
+    };
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| "the port is not a number from 0 to 65535")?;
+    Ok((host, Some(port)))
 }
 
 fn approval(raw: ApprovalToml) -> Approval {
