@@ -17,6 +17,11 @@ pub fn closest<'a>(unknown: &str, known: impl IntoIterator<Item = &'a str>) -> O
         .max_by(|a, b| strsim::jaro_winkler(unknown, a).total_cmp(&strsim::jaro_winkler(unknown, b)))
 }
 
+/// ` (did you mean `x`?)` for the closest known name, to append to a message.
+pub fn did_you_mean<'a>(unknown: &str, known: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    closest(unknown, known).map(|k| format!(" (did you mean `{k}`?)"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::closest;

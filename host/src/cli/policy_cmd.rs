@@ -67,9 +67,7 @@ async fn check(file: &Path, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     if let Ok(registry) = global.registry().await {
         let loaded: Vec<&str> = registry.names().collect();
         for name in names.iter().filter(|n| !loaded.contains(n)) {
-            let hint = crate::suggest::closest(name, loaded.iter().copied())
-                .map(|n| format!(" (did you mean `{n}`?)"))
-                .unwrap_or_default();
+            let hint = crate::suggest::did_you_mean(name, loaded.iter().copied()).unwrap_or_default();
             eprintln!("warning: [tools.{name}] names no loaded tool{hint}");
         }
     }

@@ -40,11 +40,7 @@ pub fn explain(policy: &Policy, name: &str) -> String {
             )
         }
     }
-    let approval_why = if tool.approval_from_tool {
-        format!("[tools.{name}]")
-    } else {
-        "[defaults]".to_string()
-    };
+    let approval_why = tool.approval_source(name);
     let approval_text = match tool.approval {
         Approval::Allow => "the agent runs it without asking",
         Approval::Prompt => "the agent asks you before each run (non-interactive runs refuse it unless --yes)",

@@ -116,6 +116,15 @@ impl ToolPolicy {
         }
     }
 
+    /// The table that set `approval`: `[tools.NAME]` or `[defaults]`.
+    pub fn approval_source(&self, name: &str) -> String {
+        if self.approval_from_tool {
+            format!("[tools.{name}]")
+        } else {
+            "[defaults]".to_string()
+        }
+    }
+
     /// True when the tool can touch nothing outside its own memory.
     pub fn grants_nothing(&self) -> bool {
         self.fs.is_empty() && self.env.is_empty() && self.net.is_empty() && self.secrets.is_empty()

@@ -121,8 +121,8 @@ fn parse_expected(message: &str, prefix: &str) -> Option<(String, Vec<String>)> 
 
 /// ` (did you mean `net`?)` when a known name is close, else the list of known names.
 fn hint(unknown: &str, expected: &[String]) -> String {
-    match crate::suggest::closest(unknown, expected.iter().map(String::as_str)) {
-        Some(k) => format!(" (did you mean `{k}`?)"),
+    match crate::suggest::did_you_mean(unknown, expected.iter().map(String::as_str)) {
+        Some(hint) => hint,
         None if expected.is_empty() => String::new(),
         None => format!("; expected one of: {}", expected.join(", ")),
     }

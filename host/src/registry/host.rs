@@ -61,14 +61,10 @@ impl ToolHost {
         };
         let (tool_policy, template) = &self.templates[name];
         let report = if tool_policy.approval == Approval::Deny {
-            let origin = if tool_policy.approval_from_tool {
-                format!("[tools.{name}]")
-            } else {
-                "[defaults]".into()
-            };
             let reason = format!(
-                "the policy {} denies `{name}` (approval = \"deny\" in {origin})",
-                self.policy.display_source()
+                "the policy {} denies `{name}` (approval = \"deny\" in {})",
+                self.policy.display_source(),
+                tool_policy.approval_source(name)
             );
             CallReport::denied(name, &component.sha256, reason)
         } else {
@@ -91,8 +87,8 @@ impl ToolHost {
     }
 
     fn did_you_mean(&self, name: &str) -> String {
-        match crate::suggest::closest(name, self.registry.names()) {
-            Some(n) => format!(" (did you mean `{n}`?)"),
+        match crate::suggest::did_you_mean(name, self.registry.names()) {
+            Some(hint) => hint,
             None => format!(
                 "; loaded tools: {}",
                 self.registry.names().collect::<Vec<_>>().join(", ")
