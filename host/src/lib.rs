@@ -3,15 +3,21 @@
 //!
 //! Layers, from the outside in (each depends only on those after it):
 //! - [`cli`]: the `boram` command line;
+//! - [`agent`]: the ReAct loop (rounds, approvals, repeat guard, budget, compaction);
+//! - [`session`]: crash-safe transcripts and resume;
+//! - [`llm`]: model providers behind one gateway (retries, circuit breaker, usage, record/replay);
 //! - [`registry`]: loaded tools by name; [`registry::ToolHost`] is where every call goes through;
 //! - [`runtime`]: wasmtime engine, compile cache, sandboxes, one fresh store per call;
 //! - [`policy`]: the policy file format and its decisions (no wasmtime here);
 //! - [`audit`] and [`config`]: the audit log and where files live.
 
+pub mod agent;
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod llm;
 pub mod policy;
 pub mod registry;
 pub mod runtime;
+pub mod session;
 mod suggest;

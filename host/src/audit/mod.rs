@@ -10,6 +10,11 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
+/// The current time as RFC 3339 with milliseconds, the format of every log line.
+pub fn now() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
 /// File name of the audit log inside the data directory.
 pub const AUDIT_FILE: &str = "audit.jsonl";
 
@@ -32,7 +37,7 @@ pub struct ToolCallRecord<'a> {
 impl<'a> ToolCallRecord<'a> {
     pub fn new(report: &'a CallReport, input: &str) -> Self {
         Self {
-            time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            time: now(),
             event: "tool_call",
             tool: &report.tool,
             tool_hash: &report.tool_hash,

@@ -1,6 +1,9 @@
-//! Where things live: the data directory (audit log, compile cache, later
-//! sessions and memory) and the tools directory. Flags win over environment
+//! Where things live: the data directory (audit log, compile cache,
+//! sessions, usage) and the tools directory; [`model`] resolves which model
+//! to talk to. Flags win over environment
 //! variables, which win over the defaults below.
+
+pub mod model;
 
 use std::path::PathBuf;
 
@@ -42,4 +45,14 @@ fn has_components(dir: &std::path::Path) -> bool {
 /// The compile cache inside a data directory.
 pub fn cache_dir(data_dir: &std::path::Path) -> PathBuf {
     data_dir.join("cache")
+}
+
+/// Session transcripts inside a data directory.
+pub fn sessions_dir(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("sessions")
+}
+
+/// The usage log (one line per model call) inside a data directory.
+pub fn usage_log(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("usage.jsonl")
 }

@@ -18,6 +18,8 @@ pub const DEFAULT_MAX_OUTPUT_KB: u64 = 256;
 pub const DEFAULT_MAX_ROUNDS: u32 = 12;
 pub const DEFAULT_SAME_CALL_LIMIT: u32 = 4;
 pub const DEFAULT_BUDGET_USD: f64 = 2.0;
+/// `[agent] time_limit_s`: wall clock of one turn (a user prompt until the answer).
+pub const DEFAULT_TIME_LIMIT_S: u64 = 900;
 
 /// A validated policy file.
 #[derive(Debug, Clone)]
@@ -73,6 +75,7 @@ pub struct AgentLimits {
     pub max_rounds: u32,
     pub same_call_limit: u32,
     pub budget_usd: f64,
+    pub time_limit: Duration,
 }
 
 impl Default for AgentLimits {
@@ -81,6 +84,7 @@ impl Default for AgentLimits {
             max_rounds: DEFAULT_MAX_ROUNDS,
             same_call_limit: DEFAULT_SAME_CALL_LIMIT,
             budget_usd: DEFAULT_BUDGET_USD,
+            time_limit: Duration::from_secs(DEFAULT_TIME_LIMIT_S),
         }
     }
 }

@@ -218,6 +218,7 @@ impl Checker<'_> {
         let d = AgentLimits::default();
         let rounds = self.ranged(&raw.max_rounds, "max_rounds", 1, 1000)?;
         let same = self.ranged(&raw.same_call_limit, "same_call_limit", 1, 1000)?;
+        let time_limit = self.ranged(&raw.time_limit_s, "time_limit_s", 1, 7 * 24 * 3600)?;
         let budget = match &raw.budget_usd {
             Some(b) if !(*b.get_ref() >= 0.0 && b.get_ref().is_finite()) => {
                 return Err(self.error(b.span(), format!("`budget_usd` must be 0 or more, got {}", b.get_ref())));
@@ -229,6 +230,7 @@ impl Checker<'_> {
             max_rounds: rounds.map_or(d.max_rounds, |n| n as u32),
             same_call_limit: same.map_or(d.same_call_limit, |n| n as u32),
             budget_usd: budget,
+            time_limit: time_limit.map_or(d.time_limit, std::time::Duration::from_secs),
         })
     }
 

@@ -56,6 +56,8 @@ pub struct AgentToml {
     pub same_call_limit: Option<Spanned<i64>>,
     /// `budget_usd = 2.0`: hard spend cap per session.
     pub budget_usd: Option<Spanned<f64>>,
+    /// `time_limit_s = 900`: wall clock of one user prompt's turn, model and tools included.
+    pub time_limit_s: Option<Spanned<i64>>,
 }
 
 /// `[tools.NAME]`.

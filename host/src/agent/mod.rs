@@ -1,0 +1,333 @@
+//! The agent loop (ReAct): send the conversation and the tools to the
+//! model, run the tools it calls, give it the results, repeat until it
+//! answers — within the policy's `[agent]` limits (rounds, identical-call
+//! guard, spend cap, wall clock). Every message is appended to the session
+//! transcript as it happens; every step is reported as an [`AgentEvent`].
+//!
+//! Errors the model should see (denials, bad input, tool failures) go back
+//! to it as `is_error` tool results; a model call that fails for good ends
+//! the turn with [`Stop::Error`] and the message.
+
+pub mod approval;
+mod compact;
+pub mod conversation;
+pub mod events;
+mod tools;
+
+pub use approval::{Approvals, PromptMode};
+pub use events::{AgentEvent, EventSink, Stop};
+
+use crate::llm::{ChatRequest, Delta, Gateway, Message, ToolChoice, ToolDef, Usage};
+use crate::policy::AgentLimits;
+use crate::registry::ToolHost;
+use crate::session::{Record, Session};
+use conversation::{Conversation, interrupted_results};
+use std::sync::Arc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tools::{RepeatGuard, ToolRound};
+
+/// The system prompt unless the config replaces it.
+pub const DEFAULT_SYSTEM_PROMPT: &str = "You are BoramClaw, an agent that solves tasks with tools. \
+Each tool runs in a sandbox and can touch only what its policy grants (for example, files under /workspace). \
+When a tool call is denied or fails, read the error and adapt instead of repeating the same call. \
+Call several tools at once when they do not depend on each other. When you are done, answer the user directly and concisely.";
+
+/// What the loop needs besides the conversation.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    pub system_prompt: String,
+    pub model: String,
+    pub max_tokens: u32,
+    /// The model's context window, in tokens.
+    pub context_tokens: u64,
+    pub limits: AgentLimits,
+}
+
+/// How a turn ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnResult {
+    pub stop: Stop,
+    pub rounds: u32,
+    /// The final answer, when the model gave one.
+    pub text: String,
+    pub error: Option<String>,
+}
+
+pub struct Agent {
+    gateway: Arc<Gateway>,
+    host: Arc<ToolHost>,
+    approvals: Arc<Approvals>,
+    options: AgentOptions,
+    session: Session,
+    conversation: Conversation,
+    guard: RepeatGuard,
+    spent_usd: f64,
+    usage: Usage,
+    /// Context size of the last model call, for compaction.
+    last_context_tokens: u64,
+}
+
+impl Agent {
+    pub fn new(
+        gateway: Arc<Gateway>,
+        host: Arc<ToolHost>,
+        approvals: Arc<Approvals>,
+        options: AgentOptions,
+        session: Session,
+    ) -> Self {
+        Self {
+            gateway,
+            host,
+            approvals,
+            options,
+            session,
+            conversation: Conversation::default(),
+            guard: RepeatGuard::default(),
+            spent_usd: 0.0,
+            usage: Usage::default(),
+            last_context_tokens: 0,
+        }
+    }
+
+    /// Continues a session from its transcript: the working conversation,
+    /// spend and identical-call counts are rebuilt; tool calls that never
+    /// got results (the process died in between) are closed with an error
+    /// result so the model knows they did not run.
+    pub fn resume(mut self, records: &[Record]) -> Self {
+        self.conversation = Conversation::from_records(records);
+        for record in records {
+            match record {
+                Record::Usage { usage, cost_usd, .. } => {
+                    self.spent_usd += cost_usd.unwrap_or(0.0);
+                    self.usage.add(usage);
+                }
+                Record::Message { message, .. } => {
+                    for (_, name, input) in message.tool_uses() {
+                        self.guard.admit(name, input, u32::MAX);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let dangling = self.conversation.dangling_tool_uses();
+        if !dangling.is_empty() {
+            let why = "not run: the session ended before this tool call could run";
+            self.add_message(interrupted_results(&dangling, why));
+        }
+        self
+    }
+
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    pub fn spent_usd(&self) -> f64 {
+        self.spent_usd
+    }
+
+    /// Tokens used by this session so far.
+    pub fn usage(&self) -> Usage {
+        self.usage
+    }
+
+    pub fn messages(&self) -> &[Message] {
+        &self.conversation.messages
+    }
+
+    pub fn tool_host(&self) -> &ToolHost {
+        &self.host
+    }
+
+    /// Every loaded tool, as offered to the model.
+    pub fn tool_defs(&self) -> Vec<ToolDef> {
+        self.host
+            .registry()
+            .tools()
+            .map(|(spec, _)| ToolDef {
+                name: spec.name.clone(),
+                description: spec.description.clone(),
+                input_schema: spec.input_schema.clone(),
+            })
+            .collect()
+    }
+
+    /// Runs one user prompt to its end. Never panics on model or tool
+    /// trouble: the reason is in the result.
+    pub async fn turn(&mut self, prompt: &str, events: &EventSink, cancel: &CancellationToken) -> TurnResult {
+        let deadline = Instant::now() + self.options.limits.time_limit;
+        self.add_message(Message::user_text(prompt));
+        let mut rounds = 0;
+        let mut text = String::new();
+        let mut error = None;
+        let stop = loop {
+            if let Some(stop) = self.limit_reached(rounds, deadline) {
+                break stop;
+            }
+            if compact::needed(self.last_context_tokens, self.options.context_tokens)
+                && let Err(e) = self.compact(events).await
+            {
+                tracing::warn!(error = %e, "compaction failed; continuing with the full conversation");
+            }
+            rounds += 1;
+            events(&AgentEvent::TurnStarted {
+                session: self.session.id().to_string(),
+                round: rounds,
+            });
+            let request = self.request();
+            let sink = |delta: Delta| forward_delta(events, delta);
+            let result = tokio::select! {
+                result = self.gateway.send(&request, &sink, self.session.id()) => result,
+                _ = cancel.cancelled() => break Stop::Cancelled,
+                _ = tokio::time::sleep_until(deadline) => break Stop::TimeLimit,
+            };
+            let completion = match result {
+                Ok(completion) => completion,
+                Err(e) => {
+                    error = Some(e.to_string());
+                    break Stop::Error;
+                }
+            };
+            self.account(&completion.response.usage, completion.cost_usd, events);
+            let reply = completion.response.message;
+            self.add_message(reply.clone());
+            if reply.tool_uses().next().is_none() {
+                text = reply.text();
+                break Stop::Answered;
+            }
+            let round = ToolRound {
+                host: &self.host,
+                approvals: &self.approvals,
+                guard: &self.guard,
+                same_call_limit: self.options.limits.same_call_limit,
+                session: &self.session,
+                events,
+            };
+            let ids: Vec<String> = reply.tool_uses().map(|(id, _, _)| id.to_string()).collect();
+            let (results, stopped) = tokio::select! {
+                results = round.run(&reply) => (results, None),
+                _ = cancel.cancelled() => (interrupted_results(&ids, "cancelled by the user before it finished"), Some(Stop::Cancelled)),
+                _ = tokio::time::sleep_until(deadline) => (interrupted_results(&ids, "stopped: the turn's time limit passed"), Some(Stop::TimeLimit)),
+            };
+            self.add_message(results);
+            if let Some(stop) = stopped {
+                break stop;
+            }
+        };
+        self.record(Record::TurnEnded {
+            time: crate::audit::now(),
+            stop: stop.as_str().to_string(),
+            rounds,
+        });
+        events(&AgentEvent::Done {
+            stop,
+            rounds,
+            text: text.clone(),
+            error: error.clone(),
+        });
+        TurnResult {
+            stop,
+            rounds,
+            text,
+            error,
+        }
+    }
+
+    /// Summarises everything before the latest prompt now (`/compact`).
+    /// `Ok(false)` when there is nothing to summarise.
+    pub async fn compact(&mut self, events: &EventSink) -> Result<bool, crate::llm::LlmError> {
+        let Some(point) = self.conversation.compaction_point() else {
+            return Ok(false);
+        };
+        let (summary, cost) = compact::summarise(
+            &self.gateway,
+            &self.options.model,
+            self.options.max_tokens,
+            self.options.context_tokens,
+            &self.conversation.messages[..point],
+            self.session.id(),
+        )
+        .await?;
+        self.spent_usd += cost.unwrap_or(0.0);
+        self.conversation.compact(point, &summary);
+        self.last_context_tokens = 0;
+        self.record(Record::Compaction {
+            time: crate::audit::now(),
+            replaced: point,
+            summary: summary.clone(),
+        });
+        events(&AgentEvent::Compacted {
+            replaced_messages: point,
+            summary_chars: summary.chars().count(),
+        });
+        Ok(true)
+    }
+
+    fn limit_reached(&self, rounds: u32, deadline: Instant) -> Option<Stop> {
+        let limits = &self.options.limits;
+        if rounds >= limits.max_rounds {
+            Some(Stop::MaxRounds)
+        } else if self.spent_usd >= limits.budget_usd {
+            Some(Stop::Budget)
+        } else if Instant::now() >= deadline {
+            Some(Stop::TimeLimit)
+        } else {
+            None
+        }
+    }
+
+    fn request(&self) -> ChatRequest {
+        ChatRequest {
+            model: self.options.model.clone(),
+            system: self.options.system_prompt.clone(),
+            messages: self.conversation.messages.clone(),
+            tools: self.tool_defs(),
+            tool_choice: ToolChoice::Auto,
+            max_tokens: self.options.max_tokens,
+        }
+    }
+
+    fn account(&mut self, usage: &Usage, cost: Option<f64>, events: &EventSink) {
+        self.spent_usd += cost.unwrap_or(0.0);
+        self.usage.add(usage);
+        self.last_context_tokens = usage.context_tokens() + usage.output_tokens;
+        self.record(Record::Usage {
+            time: crate::audit::now(),
+            usage: *usage,
+            cost_usd: cost,
+        });
+        events(&AgentEvent::Usage {
+            usage: *usage,
+            cost_usd: cost,
+            session_cost_usd: self.spent_usd,
+        });
+    }
+
+    fn add_message(&mut self, message: Message) {
+        self.record(Record::Message {
+            time: crate::audit::now(),
+            message: message.clone(),
+        });
+        self.conversation.push(message);
+    }
+
+    /// A transcript that cannot be written is logged, not fatal: the turn
+    /// goes on (the user sees the error on stderr).
+    fn record(&self, record: Record) {
+        if let Err(e) = self.session.append(record) {
+            tracing::error!(error = %e, file = %self.session.path().display(), "cannot write the transcript");
+        }
+    }
+}
+
+fn forward_delta(events: &EventSink, delta: Delta) {
+    match delta {
+        Delta::Text(text) => events(&AgentEvent::TextDelta { text }),
+        Delta::Retrying { attempt, wait, reason } => events(&AgentEvent::Retrying {
+            attempt,
+            wait_ms: wait.as_millis() as u64,
+            reason,
+        }),
+        Delta::ToolUseStarted { .. } => {}
+    }
+}

@@ -1,0 +1,162 @@
+//! Running the tool calls of one model reply: all of them at once (each in
+//! its own sandbox), results returned in the order the model asked. Each
+//! call passes the repeat guard, then the approval, then runs through the
+//! [`ToolHost`] (which writes the audit log). Anything that goes wrong for
+//! one call — unknown tool, denial, bad input, failure, timeout — becomes an
+//! `is_error` result the model can react to; nothing here ends the turn.
+
+use super::approval::{ApprovalRequest, Approvals, Decision};
+use super::events::{AgentEvent, EventSink};
+use crate::llm::{Block, Message, Role};
+use crate::registry::ToolHost;
+use crate::session::{Record, Session};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Counts identical calls (same tool, same input) across a session.
+#[derive(Debug, Default)]
+pub struct RepeatGuard {
+    counts: Mutex<HashMap<String, u32>>,
+}
+
+impl RepeatGuard {
+    /// Counts this call; `false` when it was already made `limit` times.
+    pub(super) fn admit(&self, name: &str, input: &serde_json::Value, limit: u32) -> bool {
+        // serde_json's map is ordered, so equal inputs print equal.
+        let key = format!("{name}\u{0}{input}");
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(key).or_insert(0);
+        *count += 1;
+        *count <= limit
+    }
+}
+
+/// What one round of tool calls needs.
+pub struct ToolRound<'a> {
+    pub host: &'a ToolHost,
+    pub approvals: &'a Approvals,
+    pub guard: &'a RepeatGuard,
+    pub same_call_limit: u32,
+    pub session: &'a Session,
+    pub events: &'a EventSink,
+}
+
+/// The result of one call, before it becomes a block.
+struct Finished {
+    id: String,
+    content: String,
+    is_error: bool,
+}
+
+impl ToolRound<'_> {
+    /// Runs every tool call of `reply` concurrently; returns the user
+    /// message carrying their results, in order.
+    pub async fn run(&self, reply: &Message) -> Message {
+        let calls: Vec<_> = reply.tool_uses().collect();
+        for (id, name, input) in &calls {
+            (self.events)(&AgentEvent::ToolCall {
+                id: id.to_string(),
+                name: name.to_string(),
+                input: (*input).clone(),
+            });
+        }
+        let finished = futures::future::join_all(calls.iter().map(|(id, name, input)| self.one(id, name, input))).await;
+        Message {
+            role: Role::User,
+            content: finished
+                .into_iter()
+                .map(|f| Block::ToolResult {
+                    tool_use_id: f.id,
+                    content: f.content,
+                    is_error: f.is_error,
+                })
+                .collect(),
+        }
+    }
+
+    async fn one(&self, id: &str, name: &str, input: &serde_json::Value) -> Finished {
+        let started = Instant::now();
+        let (outcome, content, is_error) = self.execute(id, name, input).await;
+        (self.events)(&AgentEvent::ToolResult {
+            id: id.to_string(),
+            name: name.to_string(),
+            outcome,
+            is_error,
+            content: content.clone(),
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
+        Finished {
+            id: id.to_string(),
+            content,
+            is_error,
+        }
+    }
+
+    /// `(outcome word, content for the model, is_error)`.
+    async fn execute(&self, id: &str, name: &str, input: &serde_json::Value) -> (String, String, bool) {
+        let Some((_, component)) = self.host.registry().get(name) else {
+            let hint = crate::suggest::did_you_mean(name, self.host.registry().names()).unwrap_or_default();
+            return ("unknown_tool".into(), format!("there is no tool named `{name}`{hint}"), true);
+        };
+        if !self.guard.admit(name, input, self.same_call_limit) {
+            let message = format!(
+                "refused: `{name}` was already called {} times with exactly this input in this session; \
+                 use the results you have, or change the input",
+                self.same_call_limit
+            );
+            return ("refused".into(), message, true);
+        }
+        let tool_policy = self.host.policy().tool(name);
+        let request = ApprovalRequest {
+            tool: name.to_string(),
+            tool_hash: component.sha256.clone(),
+            input: input.clone(),
+            grants: crate::policy::summary(&tool_policy),
+        };
+        let decision = self.approvals.decide(tool_policy.approval, &request).await;
+        self.report_decision(id, name, &decision);
+        if let Decision::Deny { reason, .. } = decision {
+            return ("denied".into(), reason, true);
+        }
+        (self.events)(&AgentEvent::ToolStarted {
+            id: id.to_string(),
+            name: name.to_string(),
+        });
+        match self.host.call(name, &input.to_string(), None).await {
+            Ok(report) if report.outcome.is_ok() => ("ok".into(), report.output.unwrap_or_default(), false),
+            Ok(report) => {
+                let outcome = serde_json::to_value(report.outcome)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_else(|| "failed".into());
+                let error = report.error.unwrap_or_else(|| "the tool failed".into());
+                (outcome.clone(), format!("{outcome}: {error}"), true)
+            }
+            Err(e) => ("unknown_tool".into(), e.to_string(), true),
+        }
+    }
+
+    fn report_decision(&self, id: &str, name: &str, decision: &Decision) {
+        let reason = match decision {
+            Decision::Deny { reason, .. } => Some(reason.clone()),
+            Decision::Allow(_) => None,
+        };
+        (self.events)(&AgentEvent::Approval {
+            id: id.to_string(),
+            name: name.to_string(),
+            decision: decision.label(),
+            reason: reason.clone(),
+        });
+        if decision != &Decision::Allow("policy")
+            && let Err(e) = self.session.append(Record::Approval {
+                time: crate::audit::now(),
+                tool: name.to_string(),
+                decision: decision.label(),
+                reason,
+            })
+        {
+            tracing::error!(error = %e, "cannot write the transcript");
+        }
+    }
+}

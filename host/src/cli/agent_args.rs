@@ -1,0 +1,137 @@
+//! Options shared by `boram run` and `boram chat`, and building an
+//! [`Agent`] from them: the tool host (policy, tools, audit), the model
+//! (config file < environment < flags, or a recording to replay), the
+//! gateway with its usage log and recorder, and the approval mode.
+
+use super::UsageError;
+use super::context::GlobalArgs;
+use crate::agent::approval::LinePrompter;
+use crate::agent::{Agent, AgentOptions, Approvals, DEFAULT_SYSTEM_PROMPT, PromptMode};
+use crate::audit::JsonlFile;
+use crate::config::{self, model as model_config};
+use crate::llm::record::{Recorder, Replay};
+use crate::llm::{Gateway, GatewayOptions, PriceTable, Provider, ProviderKind};
+use crate::session::Session;
+use anyhow::Context as _;
+use clap::Args;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Model API: `anthropic` or `openai` (any OpenAI-compatible server).
+    /// Default: from the config file, `BORAM_PROVIDER`, or whichever API key is set.
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<ProviderKind>,
+
+    /// Model name, e.g. `claude-sonnet-4-5`, `gpt-4o-mini`, `llama3.2`. Env: `BORAM_MODEL`.
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+
+    /// API base URL, e.g. `http://localhost:11434/v1` for Ollama. Alone, it
+    /// selects the OpenAI-compatible API.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// Config file (model, gateway, prices, system prompt). Default:
+    /// ~/.config/boram/config.toml when it exists.
+    #[arg(long, env = model_config::CONFIG_ENV, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Save every model response to FILE (JSONL) for `--replay`.
+    #[arg(long, value_name = "FILE", conflicts_with = "replay")]
+    pub record: Option<PathBuf>,
+
+    /// Serve model responses from a recording instead of calling a model:
+    /// offline and deterministic. Tools still run for real.
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
+
+    /// Approve tools whose policy says `prompt` without asking.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+}
+
+impl AgentArgs {
+    /// Builds the agent with a new session, or resumes `resume` (`last` or an id).
+    pub async fn agent(&self, global: &GlobalArgs, resume: Option<&str>) -> anyhow::Result<Agent> {
+        let host = Arc::new(global.tool_host().await?);
+        let data_dir = global.data_dir();
+        let (provider, model, settings) = self.model(&data_dir)?;
+        let mut gateway = Gateway::new(provider, settings.gateway.clone(), settings.prices.clone())
+            .with_usage_log(JsonlFile::open(&config::usage_log(&data_dir)).context("cannot open usage.jsonl")?);
+        if let Some(path) = &self.record {
+            let recorder =
+                Recorder::create(path).with_context(|| format!("cannot create the recording {}", path.display()))?;
+            gateway = gateway.with_recorder(recorder);
+        }
+        let mode = if self.yes {
+            PromptMode::Unattended { yes: true }
+        } else if std::io::stdin().is_terminal() {
+            PromptMode::Ask(Arc::new(LinePrompter::terminal()))
+        } else {
+            PromptMode::Unattended { yes: false }
+        };
+        let approvals = Arc::new(Approvals::new(mode, &data_dir));
+        let options = AgentOptions {
+            system_prompt: settings.system_prompt.unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.to_string()),
+            model: model.clone(),
+            max_tokens: settings.max_tokens,
+            context_tokens: settings.context_tokens,
+            limits: host.policy().agent,
+        };
+        let sessions = config::sessions_dir(&data_dir);
+        let gateway = Arc::new(gateway);
+        let provider_name = gateway.provider_kind().to_string();
+        Ok(match resume {
+            None => {
+                let session = Session::create(&sessions, &provider_name, &model)
+                    .with_context(|| format!("cannot create a session in {}", sessions.display()))?;
+                Agent::new(gateway, host, approvals, options, session)
+            }
+            Some(wanted) => {
+                let id = crate::session::resolve_id(&sessions, wanted).map_err(|e| UsageError(e.to_string()))?;
+                let (session, records) = Session::open(&sessions, &id).map_err(|e| UsageError(e.to_string()))?;
+                Agent::new(gateway, host, approvals, options, session).resume(&records)
+            }
+        })
+    }
+
+    /// The provider, the model name, and the rest of the model settings.
+    fn model(
+        &self,
+        data_dir: &std::path::Path,
+    ) -> anyhow::Result<(Arc<dyn Provider>, String, model_config::ModelConfig)> {
+        let file = match self.config.clone().or_else(|| model_config::default_config_path().filter(|p| p.exists())) {
+            Some(path) => model_config::ConfigToml::load(&path).map_err(|e| UsageError(format!("{e:#}")))?,
+            None => model_config::ConfigToml::default(),
+        };
+        if let Some(path) = &self.replay {
+            let replay = Replay::open(path).map_err(|e| UsageError(e.to_string()))?;
+            let settings = model_config::ModelConfig {
+                endpoint: crate::llm::Endpoint {
+                    kind: ProviderKind::Replay,
+                    base_url: String::new(),
+                    api_key: None,
+                },
+                model: self.model.clone().unwrap_or_else(|| "replay".into()),
+                max_tokens: model_config::DEFAULT_MAX_TOKENS,
+                context_tokens: file.model.context_tokens.unwrap_or(model_config::DEFAULT_ANTHROPIC_CONTEXT),
+                gateway: GatewayOptions::default(),
+                prices: PriceTable::new(file.prices),
+                system_prompt: file.agent.system_prompt,
+            };
+            return Ok((Arc::new(replay), settings.model.clone(), settings));
+        }
+        let flags = model_config::ModelFlags {
+            provider: self.provider,
+            model: self.model.clone(),
+            base_url: self.base_url.clone(),
+        };
+        let settings = model_config::resolve(file, &flags, &|name| std::env::var(name).ok()).map_err(UsageError)?;
+        let provider = crate::llm::connect(&settings.endpoint)?;
+        tracing::info!(provider = %settings.endpoint.kind, model = %settings.model, url = %settings.endpoint.base_url, data_dir = %data_dir.display(), "model");
+        Ok((provider, settings.model.clone(), settings))
+    }
+}

@@ -1,0 +1,254 @@
+//! Session transcripts: `sessions/<id>.jsonl` in the data directory, one
+//! record per event, appended as it happens (a crash loses at most the line
+//! being written, and that torn line is cut off when the file is reopened).
+//! The transcript keeps everything — compaction only adds a record saying
+//! which messages the working conversation replaced — so a session can be
+//! resumed exactly and audited later. Rebuilding the conversation from the
+//! records is the agent's job ([`crate::agent::Agent::resume`]).
+
+use crate::audit::{JsonlFile, now};
+use crate::llm::{Message, Usage};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// One line of a transcript.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Record {
+    Started {
+        time: String,
+        id: String,
+        provider: String,
+        model: String,
+    },
+    /// A message added to the conversation (user prompt, assistant reply, tool results).
+    Message { time: String, message: Message },
+    Usage {
+        time: String,
+        usage: Usage,
+        cost_usd: Option<f64>,
+    },
+    Approval {
+        time: String,
+        tool: String,
+        decision: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// The first `replaced` messages of the working conversation were replaced by `summary`.
+    Compaction {
+        time: String,
+        replaced: usize,
+        summary: String,
+    },
+    TurnEnded { time: String, stop: String, rounds: u32 },
+}
+
+/// An open transcript, appended to as the session runs.
+#[derive(Debug)]
+pub struct Session {
+    id: String,
+    file: JsonlFile,
+}
+
+impl Session {
+    /// Starts a new transcript in `dir` with a fresh id.
+    pub fn create(dir: &Path, provider: &str, model: &str) -> std::io::Result<Self> {
+        let id = new_id();
+        let session = Self {
+            file: JsonlFile::open(&dir.join(format!("{id}.jsonl")))?,
+            id: id.clone(),
+        };
+        session.append(Record::Started {
+            time: now(),
+            id,
+            provider: provider.to_string(),
+            model: model.to_string(),
+        })?;
+        Ok(session)
+    }
+
+    /// Reopens a transcript to continue it; returns it with its records.
+    pub fn open(dir: &Path, id: &str) -> std::io::Result<(Self, Vec<Record>)> {
+        let path = dir.join(format!("{id}.jsonl"));
+        if !path.exists() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no session `{id}` in {} (see `boram sessions list`)", dir.display()),
+            ));
+        }
+        let file = JsonlFile::open(&path)?;
+        let records = read_records(&path)?;
+        Ok((Self { id: id.to_string(), file }, records))
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    pub fn append(&self, record: Record) -> std::io::Result<()> {
+        self.file.append(&record)
+    }
+
+    pub fn message(&self, message: &Message) -> std::io::Result<()> {
+        self.append(Record::Message {
+            time: now(),
+            message: message.clone(),
+        })
+    }
+}
+
+/// Every readable record of a transcript; an unreadable line (from a newer
+/// version, or damaged) is skipped with a warning rather than losing the rest.
+pub fn read_records(path: &Path) -> std::io::Result<Vec<Record>> {
+    let text = std::fs::read_to_string(path)?;
+    let mut records = Vec::new();
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        match serde_json::from_str(line) {
+            Ok(record) => records.push(record),
+            Err(e) => tracing::warn!(file = %path.display(), line = n + 1, error = %e, "skipping an unreadable transcript line"),
+        }
+    }
+    Ok(records)
+}
+
+/// A line of `boram sessions list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionSummary {
+    pub id: String,
+    pub started: String,
+    pub model: String,
+    /// Prompts typed by the user.
+    pub prompts: usize,
+    /// The first prompt, shortened.
+    pub title: String,
+    pub cost_usd: f64,
+}
+
+/// Every session in `dir`, oldest first (ids sort by time).
+pub fn list(dir: &Path) -> std::io::Result<Vec<SessionSummary>> {
+    let mut ids: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_suffix(".jsonl").map(str::to_string)
+            })
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    ids.sort();
+    ids.into_iter()
+        .map(|id| summarize(&dir.join(format!("{id}.jsonl")), id))
+        .collect()
+}
+
+fn summarize(path: &Path, id: String) -> std::io::Result<SessionSummary> {
+    let mut summary = SessionSummary {
+        id,
+        started: String::new(),
+        model: String::new(),
+        prompts: 0,
+        title: String::new(),
+        cost_usd: 0.0,
+    };
+    for record in read_records(path)? {
+        match record {
+            Record::Started { time, model, .. } => {
+                summary.started = time;
+                summary.model = model;
+            }
+            Record::Message { message, .. } if message.role == crate::llm::Role::User && !message.is_tool_results() => {
+                if summary.prompts == 0 {
+                    summary.title = shorten(&message.text(), 60);
+                }
+                summary.prompts += 1;
+            }
+            Record::Usage { cost_usd, .. } => summary.cost_usd += cost_usd.unwrap_or(0.0),
+            _ => {}
+        }
+    }
+    Ok(summary)
+}
+
+/// `last` means the newest session; anything else is an id.
+pub fn resolve_id(dir: &Path, wanted: &str) -> std::io::Result<String> {
+    if wanted != "last" {
+        return Ok(wanted.to_string());
+    }
+    list(dir)?.pop().map(|s| s.id).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("there is no session to resume in {}", dir.display()),
+        )
+    })
+}
+
+/// `20261121-153012-a1b2`: sorts by start time; the random tail keeps two
+/// sessions started in the same second apart.
+fn new_id() -> String {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let digits: String = stamp.chars().filter(char::is_ascii_digit).collect();
+    let (date, time) = digits.split_at(8.min(digits.len()));
+    format!("{date}-{time}-{:04x}", fastrand::u16(..))
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    if line.chars().count() <= max {
+        return line.to_string();
+    }
+    let cut: String = line.chars().take(max - 1).collect();
+    format!("{cut}…")
+}
+
+/// The transcript directory's path, for messages.
+pub fn session_path(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!("{id}.jsonl"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_is_listed_with_its_first_prompt_and_cost() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let session = Session::create(dir.path(), "anthropic", "m").expect("create");
+        session.message(&Message::user_text("hello there")).expect("append");
+        session
+            .append(Record::Usage {
+                time: now(),
+                usage: Usage::default(),
+                cost_usd: Some(0.25),
+            })
+            .expect("append");
+        let listed = list(dir.path()).expect("list");
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].title, "hello there");
+        assert_eq!(listed[0].prompts, 1);
+        assert_eq!(listed[0].cost_usd, 0.25);
+        assert_eq!(resolve_id(dir.path(), "last").expect("last"), session.id());
+    }
+
+    #[test]
+    fn a_torn_last_line_is_repaired_when_resuming() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let session = Session::create(dir.path(), "anthropic", "m").expect("create");
+        session.message(&Message::user_text("kept")).expect("append");
+        let path = session.path().to_path_buf();
+        drop(session);
+        let mut text = std::fs::read_to_string(&path).expect("read");
+        text.push_str("{\"type\":\"message\",\"ti");
+        std::fs::write(&path, text).expect("write");
+        let id = resolve_id(dir.path(), "last").expect("last");
+        let (_, records) = Session::open(dir.path(), &id).expect("open");
+        assert_eq!(records.len(), 2);
+        assert!(std::fs::read_to_string(&path).expect("read").ends_with("}\n"));
+    }
+}
