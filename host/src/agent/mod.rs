@@ -118,6 +118,18 @@ impl Agent {
         self
     }
 
+    /// The same model, tools and approvals, continuing another transcript
+    /// (follow with [`Agent::resume`] to load its conversation).
+    pub fn with_session(mut self, session: Session) -> Self {
+        self.session = session;
+        self.conversation = Conversation::default();
+        self.guard = RepeatGuard::default();
+        self.spent_usd = 0.0;
+        self.usage = Usage::default();
+        self.last_context_tokens = 0;
+        self
+    }
+
     pub fn session(&self) -> &Session {
         &self.session
     }

@@ -2,6 +2,7 @@
 //! business logic. Human output on stdout by default, `--json` for
 //! machines; logs and progress on stderr.
 
+mod agent;
 mod context;
 mod policy_cmd;
 mod tool;
@@ -14,7 +15,8 @@ use std::process::ExitCode;
 ///
 /// Every tool is a WASI preview-2 component that can touch only what the
 /// policy file grants it: preopened directories, listed environment keys,
-/// and bounded memory, time and output. Start with `boram tool list`.
+/// and bounded memory, time and output. Start with `boram chat` (or
+/// `boram run "task"`); `boram tool list` shows the tools.
 #[derive(Debug, Parser)]
 #[command(name = "boram", version, propagate_version = true)]
 pub struct Cli {
@@ -26,6 +28,13 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run one task with the agent and print its answer.
+    Run(agent::RunCommand),
+    /// Chat with the agent interactively.
+    Chat(agent::ChatCommand),
+    /// List saved sessions.
+    #[command(subcommand)]
+    Sessions(agent::SessionsCommand),
     /// List, call and inspect tools.
     #[command(subcommand)]
     Tool(tool::ToolCommand),
@@ -59,6 +68,9 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Run(cmd) => cmd.run(&cli.global).await,
+            Command::Chat(cmd) => cmd.run(&cli.global).await,
+            Command::Sessions(cmd) => cmd.run(&cli.global).await,
             Command::Tool(cmd) => cmd.run(&cli.global).await,
             Command::Policy(cmd) => cmd.run(&cli.global).await,
         }

@@ -1,5 +1,6 @@
 //! Shared helpers for the integration tests.
 
+mod agent;
 mod audit;
 mod cache;
 mod cli;

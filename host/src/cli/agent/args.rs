@@ -3,8 +3,8 @@
 //! (config file < environment < flags, or a recording to replay), the
 //! gateway with its usage log and recorder, and the approval mode.
 
-use super::UsageError;
-use super::context::GlobalArgs;
+use crate::cli::UsageError;
+use crate::cli::context::GlobalArgs;
 use crate::agent::approval::LinePrompter;
 use crate::agent::{Agent, AgentOptions, Approvals, DEFAULT_SYSTEM_PROMPT, PromptMode};
 use crate::audit::JsonlFile;

@@ -1,0 +1,187 @@
+//! Agent-loop benchmark: what the loop itself adds to each round, measured
+//! against a scripted model server on 127.0.0.1 (so the model's own time is
+//! zero and what is left is ours: HTTP + SSE parsing, transcript and usage
+//! writes, approvals, the tool call in its sandbox).
+//!
+//! `cargo bench -p boram-host --bench agent` prints a Markdown table:
+//! - one gateway call alone (HTTP request, streamed SSE reply, assembled);
+//! - one `read_file` call alone through the tool host;
+//! - a whole two-round turn (tool call, then answer) through the loop;
+//! - the loop's own overhead per round: the turn minus its two model calls
+//!   and its tool call, divided by two rounds.
+
+use boram_host::agent::{Agent, AgentEvent, AgentOptions, Approvals, EventSink, PromptMode};
+use boram_host::audit::JsonlFile;
+use boram_host::llm::{ChatRequest, Endpoint, Gateway, GatewayOptions, Message, PriceTable, ProviderKind, ToolChoice};
+use boram_host::policy::Policy;
+use boram_host::registry::{Registry, ToolHost};
+use boram_host::runtime::{Runtime, RuntimeOptions};
+use boram_host::session::Session;
+use scripted_llm::ScriptedServer;
+use scripted_llm::anthropic::AnthropicReply;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+const TURNS: usize = 400;
+const WARMUP: usize = 20;
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    rt.block_on(run());
+}
+
+async fn run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ws = dir.path().join("ws");
+    std::fs::create_dir_all(&ws).expect("ws");
+    std::fs::write(ws.join("notes.txt"), "Meeting moved to Thursday.\n".repeat(20)).expect("notes");
+    let policy_path = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy_path,
+        "version = 1\n[tools.read_file]\napproval = \"allow\"\nfs = [{ host = \"ws\", guest = \"/workspace\", access = \"ro\" }]\n",
+    )
+    .expect("policy");
+    let runtime = Arc::new(
+        Runtime::new(&RuntimeOptions {
+            cache_dir: Some(dir.path().join("cache")),
+            no_pooling: false,
+        })
+        .expect("runtime"),
+    );
+    let mut registry = Registry::new(runtime);
+    let tools = PathBuf::from(env!("BORAM_WORKSPACE_DIR")).join("tools");
+    assert!(registry.load_file(&tools.join("read_file.wasm")).await, "read_file loads");
+    let host = Arc::new(ToolHost::new(registry, Policy::load(&policy_path).expect("policy"), None));
+
+    let server = ScriptedServer::start(Vec::new()).await;
+    let gateway = Arc::new(
+        Gateway::new(
+            boram_host::llm::connect(&Endpoint {
+                kind: ProviderKind::Anthropic,
+                base_url: server.url(),
+                api_key: Some("k".into()),
+            })
+            .expect("provider"),
+            GatewayOptions::default(),
+            PriceTable::default(),
+        )
+        .with_usage_log(JsonlFile::open(&dir.path().join("usage.jsonl")).expect("usage")),
+    );
+
+    let gateway_alone = measure(&server, || AnthropicReply::new().text("done").usage(100, 5).build(), || async {
+        let request = ChatRequest {
+            model: "claude-sonnet-4-5".into(),
+            system: "s".into(),
+            messages: vec![Message::user_text("hi")],
+            tools: Vec::new(),
+            tool_choice: ToolChoice::Auto,
+            max_tokens: 100,
+        };
+        gateway.send(&request, &|_| {}, "bench").await.expect("gateway call");
+    })
+    .await;
+
+    let input = json!({"path": "/workspace/notes.txt"}).to_string();
+    let tool_alone = measure(&server, || AnthropicReply::new().build(), || async {
+        let report = host.call("read_file", &input, None).await.expect("tool");
+        assert!(report.outcome.is_ok());
+    })
+    .await;
+    // The tool measurement queued replies it never used: a fresh server.
+    let server = ScriptedServer::start(Vec::new()).await;
+    let gateway = Arc::new(
+        Gateway::new(
+            boram_host::llm::connect(&Endpoint {
+                kind: ProviderKind::Anthropic,
+                base_url: server.url(),
+                api_key: Some("k".into()),
+            })
+            .expect("provider"),
+            GatewayOptions::default(),
+            PriceTable::default(),
+        )
+        .with_usage_log(JsonlFile::open(&dir.path().join("usage.jsonl")).expect("usage")),
+    );
+    let approvals = Arc::new(Approvals::new(PromptMode::Unattended { yes: false }, dir.path()));
+    let options = AgentOptions {
+        system_prompt: "s".into(),
+        model: "claude-sonnet-4-5".into(),
+        max_tokens: 1024,
+        context_tokens: 200_000,
+        limits: host.policy().agent,
+    };
+    let sink: EventSink = Arc::new(|_: &AgentEvent| {});
+    let mut turns = Vec::with_capacity(TURNS);
+    for i in 0..WARMUP + TURNS {
+        server.push(
+            AnthropicReply::new()
+                .tool_use(&format!("t{i}"), "read_file", json!({"path": "/workspace/notes.txt"}))
+                .usage(100, 5)
+                .build(),
+        );
+        server.push(AnthropicReply::new().text("done").usage(100, 5).build());
+        // A new session each turn keeps the request size the same.
+        let session = Session::create(&dir.path().join("sessions"), "anthropic", "m").expect("session");
+        let mut agent = Agent::new(gateway.clone(), host.clone(), approvals.clone(), options.clone(), session);
+        let started = Instant::now();
+        let result = agent.turn("read", &sink, &CancellationToken::new()).await;
+        let elapsed = started.elapsed();
+        assert!(result.stop.is_success(), "{result:?}");
+        if i >= WARMUP {
+            turns.push(elapsed);
+        }
+    }
+
+    let (g, t, turn) = (p50(&gateway_alone), p50(&tool_alone), p50(&turns));
+    let overhead = turn.saturating_sub(g * 2 + t) / 2;
+    println!("| measurement | median | p95 | notes |");
+    println!("|---|---|---|---|");
+    println!("| model call via gateway (scripted server, 127.0.0.1) | {} | {} | HTTP + SSE parse + usage line, {TURNS} calls |", us(g), us(p95(&gateway_alone)));
+    println!("| read_file tool call via tool host | {} | {} | fresh sandbox per call |", us(t), us(p95(&tool_alone)));
+    println!("| two-round turn through the loop | {} | {} | tool_use round + answer round, {TURNS} turns |", us(turn), us(p95(&turns)));
+    println!("| **loop overhead per round** | {} | | (turn - 2 model calls - 1 tool call) / 2 |", us(overhead));
+}
+
+/// Times `op` TURNS times after a warm-up, queueing one scripted reply per run.
+async fn measure<R, F, Fut>(server: &ScriptedServer, reply: R, op: F) -> Vec<Duration>
+where
+    R: Fn() -> scripted_llm::Reply,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut samples = Vec::with_capacity(TURNS);
+    for i in 0..WARMUP + TURNS {
+        server.push(reply());
+        let started = Instant::now();
+        op().await;
+        if i >= WARMUP {
+            samples.push(started.elapsed());
+        }
+    }
+    samples
+}
+
+fn p50(samples: &[Duration]) -> Duration {
+    percentile(samples, 50)
+}
+
+fn p95(samples: &[Duration]) -> Duration {
+    percentile(samples, 95)
+}
+
+fn percentile(samples: &[Duration], p: usize) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.0} µs", d.as_secs_f64() * 1e6)
+}

@@ -1,0 +1,189 @@
+//! `boram chat`: the interactive session. Reads prompts with line editing
+//! (rustyline) on a terminal, or line by line from a pipe; streams answers;
+//! handles slash commands; Ctrl-C cancels the running turn and keeps the
+//! session. `--resume` continues a saved session.
+
+use super::args::AgentArgs;
+use super::render;
+use crate::agent::{Agent, EventSink};
+use crate::cli::context::GlobalArgs;
+use clap::Args;
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
+
+/// Chat with the agent.
+///
+/// Type a task and press Enter; the answer streams in and each tool call is
+/// shown with its outcome. Commands: /tools, /cost, /compact, /new, /help,
+/// /quit. Ctrl-C cancels the current turn; Ctrl-D (or /quit) leaves. Every
+/// session is saved and can be continued with `--resume`.
+#[derive(Debug, Args)]
+pub struct ChatCommand {
+    /// Continue a saved session: its id, or `last` (see `boram sessions list`).
+    #[arg(long, value_name = "ID|last")]
+    resume: Option<String>,
+
+    #[command(flatten)]
+    agent: AgentArgs,
+}
+
+const HELP: &str = "\
+  /tools     the tools the agent can use, and what each is granted
+  /cost      tokens and cost of this session
+  /compact   summarise the conversation so far to free context
+  /new       start a new session
+  /quit      leave (Ctrl-D works too)";
+
+const COMMANDS: &[&str] = &["/tools", "/cost", "/compact", "/new", "/help", "/quit", "/exit"];
+
+impl ChatCommand {
+    pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+        let mut agent = self.agent.agent(global, self.resume.as_deref()).await?;
+        let events = render::human_sink();
+        let mut input = Input::open();
+        greet(&agent, self.resume.is_some());
+        // Ctrl-C cancels whichever turn is running.
+        let current = Arc::new(Mutex::new(CancellationToken::new()));
+        let listener = {
+            let current = current.clone();
+            tokio::spawn(async move {
+                while tokio::signal::ctrl_c().await.is_ok() {
+                    current.lock().unwrap_or_else(|e| e.into_inner()).cancel();
+                }
+            })
+        };
+        while let Some(line) = input.read("› ") {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            if line.starts_with('/') {
+                match self.command(line, &mut agent, &events, global).await? {
+                    Flow::Continue => continue,
+                    Flow::Quit => break,
+                }
+            }
+            let cancel = CancellationToken::new();
+            *current.lock().unwrap_or_else(|e| e.into_inner()) = cancel.clone();
+            agent.turn(line, &events, &cancel).await;
+        }
+        listener.abort();
+        eprintln!(
+            "session {} saved (${:.4}); continue it with `boram chat --resume {}`",
+            agent.session().id(),
+            agent.spent_usd(),
+            agent.session().id()
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+
+    async fn command(
+        &self,
+        line: &str,
+        agent: &mut Agent,
+        events: &EventSink,
+        global: &GlobalArgs,
+    ) -> anyhow::Result<Flow> {
+        let word = line.split_whitespace().next().unwrap_or(line);
+        match word {
+            "/quit" | "/exit" => return Ok(Flow::Quit),
+            "/help" => eprintln!("{HELP}"),
+            "/tools" => print_tools(agent),
+            "/cost" => {
+                let usage = agent.usage();
+                eprintln!(
+                    "  {} input + {} output tokens ({} read from cache, {} written), ${:.4} this session",
+                    usage.input_tokens,
+                    usage.output_tokens,
+                    usage.cache_read_tokens,
+                    usage.cache_write_tokens,
+                    agent.spent_usd()
+                );
+            }
+            "/compact" => match agent.compact(events).await {
+                Ok(true) => {}
+                Ok(false) => eprintln!("  nothing to compact yet"),
+                Err(e) => eprintln!("  compaction failed: {e}"),
+            },
+            "/new" => {
+                *agent = self.agent.agent(global, None).await?;
+                greet(agent, false);
+            }
+            other => {
+                let hint = crate::suggest::did_you_mean(other, COMMANDS.iter().copied()).unwrap_or_default();
+                eprintln!("  unknown command `{other}`{hint}; /help lists them");
+            }
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+enum Flow {
+    Continue,
+    Quit,
+}
+
+fn greet(agent: &Agent, resumed: bool) {
+    let tools = agent.tool_defs().len();
+    let id = agent.session().id();
+    if resumed {
+        eprintln!(
+            "boram chat · resumed session {id} ({} messages) · {tools} tools",
+            agent.messages().len()
+        );
+    } else {
+        eprintln!("boram chat · session {id} · {tools} tools");
+    }
+    eprintln!("Type a task, or /help. Ctrl-C cancels a turn; Ctrl-D or /quit leaves.");
+}
+
+fn print_tools(agent: &Agent) {
+    let host = agent.tool_host();
+    for def in agent.tool_defs() {
+        let grants = crate::policy::summary(&host.policy().tool(&def.name));
+        eprintln!("  {:<14} {grants}", def.name);
+    }
+}
+
+/// Where prompts come from: an editor on a terminal, lines from a pipe.
+enum Input {
+    Editor(Box<rustyline::DefaultEditor>),
+    Lines,
+}
+
+impl Input {
+    fn open() -> Self {
+        if std::io::stdin().is_terminal()
+            && let Ok(editor) = rustyline::DefaultEditor::new()
+        {
+            return Input::Editor(Box::new(editor));
+        }
+        Input::Lines
+    }
+
+    /// The next line; `None` at the end of input.
+    fn read(&mut self, prompt: &str) -> Option<String> {
+        tokio::task::block_in_place(|| match self {
+            Input::Editor(editor) => loop {
+                match editor.readline(prompt) {
+                    Ok(line) => {
+                        let _ = editor.add_history_entry(line.as_str());
+                        return Some(line);
+                    }
+                    // Ctrl-C at the prompt clears the line, as in a shell.
+                    Err(rustyline::error::ReadlineError::Interrupted) => continue,
+                    Err(_) => return None,
+                }
+            },
+            Input::Lines => {
+                let mut line = String::new();
+                match std::io::stdin().lock().read_line(&mut line) {
+                    Ok(0) | Err(_) => None,
+                    Ok(_) => Some(line),
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,143 @@
+//! Turning agent events into terminal output. Human mode: the model's text
+//! streams to stdout; tool calls, outcomes, retries and a spinner go to
+//! stderr, one compact line each. JSON mode: every event is one JSON line
+//! on stdout, for scripts.
+
+use crate::agent::{AgentEvent, EventSink, Stop};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Prints every event as a JSON line on stdout.
+pub fn json_sink() -> EventSink {
+    Arc::new(|event: &AgentEvent| {
+        if let Ok(line) = serde_json::to_string(event) {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+    })
+}
+
+/// State of the human renderer.
+#[derive(Default)]
+struct Screen {
+    spinner: Option<ProgressBar>,
+    /// The cursor is after streamed text on stdout (a newline is due before stderr lines).
+    mid_line: bool,
+}
+
+impl Screen {
+    fn stop_spinner(&mut self) {
+        if let Some(spinner) = self.spinner.take() {
+            spinner.finish_and_clear();
+        }
+    }
+
+    fn start_spinner(&mut self, message: &str) {
+        self.stop_spinner();
+        // indicatif draws nothing when stderr is not a terminal.
+        let spinner = ProgressBar::new_spinner();
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+            spinner.set_style(style);
+        }
+        spinner.set_message(message.to_string());
+        spinner.enable_steady_tick(Duration::from_millis(100));
+        self.spinner = Some(spinner);
+    }
+
+    /// Ends streamed text with a newline before a status line.
+    fn end_text(&mut self) {
+        if self.mid_line {
+            println!();
+            self.mid_line = false;
+        }
+    }
+}
+
+/// Streams text to stdout and shows tool activity compactly on stderr.
+pub fn human_sink() -> EventSink {
+    let screen = Mutex::new(Screen::default());
+    Arc::new(move |event: &AgentEvent| {
+        let mut screen = screen.lock().unwrap_or_else(|e| e.into_inner());
+        render(&mut screen, event);
+    })
+}
+
+fn render(screen: &mut Screen, event: &AgentEvent) {
+    match event {
+        AgentEvent::TurnStarted { .. } => screen.start_spinner("thinking"),
+        AgentEvent::TextDelta { text } => {
+            screen.stop_spinner();
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+            screen.mid_line = !text.ends_with('\n');
+        }
+        AgentEvent::Retrying { attempt, wait_ms, reason } => {
+            screen.stop_spinner();
+            screen.end_text();
+            eprintln!("  ↻ retry {attempt} in {:.1}s: {reason}", *wait_ms as f64 / 1000.0);
+        }
+        AgentEvent::ToolCall { name, input, .. } => {
+            screen.stop_spinner();
+            screen.end_text();
+            eprintln!("  ⏺ {name} {}", shorten(&input.to_string(), 100));
+        }
+        AgentEvent::ToolStarted { name, .. } => screen.start_spinner(&format!("running {name}")),
+        AgentEvent::Approval { name, decision, .. } if !decision.ends_with("(policy)") || decision.starts_with("deny") => {
+            screen.stop_spinner();
+            eprintln!("  ⚑ {name}: {decision}");
+        }
+        AgentEvent::Approval { .. } | AgentEvent::Usage { .. } => {}
+        AgentEvent::ToolResult {
+            name,
+            outcome,
+            is_error,
+            content,
+            duration_ms,
+            ..
+        } => {
+            screen.stop_spinner();
+            if *is_error {
+                eprintln!("  ✗ {name} {outcome} ({duration_ms} ms): {}", shorten(content, 160));
+            } else {
+                eprintln!("  ✓ {name} ok ({duration_ms} ms, {} bytes)", content.len());
+            }
+        }
+        AgentEvent::Compacted { replaced_messages, .. } => {
+            screen.stop_spinner();
+            eprintln!("  (compacted: {replaced_messages} earlier messages replaced by a summary)");
+        }
+        AgentEvent::Done { stop, error, .. } => {
+            screen.stop_spinner();
+            screen.end_text();
+            if let Some(message) = stopped_message(*stop, error.as_deref()) {
+                eprintln!("{message}");
+            }
+        }
+    }
+}
+
+/// Why a turn stopped without an answer, in words.
+fn stopped_message(stop: Stop, error: Option<&str>) -> Option<String> {
+    Some(match stop {
+        Stop::Answered => return None,
+        Stop::MaxRounds => "stopped: the round limit ([agent] max_rounds) was reached before an answer".into(),
+        Stop::Budget => "stopped: the session's spend reached [agent] budget_usd".into(),
+        Stop::TimeLimit => "stopped: the turn ran past [agent] time_limit_s".into(),
+        Stop::Cancelled => "cancelled".into(),
+        Stop::Error => format!("error: {}", error.unwrap_or("the model call failed")),
+    })
+}
+
+/// One line, at most `max` characters.
+pub fn shorten(text: &str, max: usize) -> String {
+    let flat: String = text.chars().map(|c| if c == '\n' { ' ' } else { c }).collect();
+    if flat.chars().count() <= max {
+        return flat;
+    }
+    let cut: String = flat.chars().take(max.saturating_sub(1)).collect();
+    format!("{cut}…")
+}

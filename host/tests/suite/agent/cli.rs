@@ -1,0 +1,224 @@
+//! `boram run`, `boram chat` and `boram sessions` as a user runs them,
+//! against a scripted server: JSON events, a clear message without a
+//! provider, slash commands, record then replay giving the same transcript,
+//! a killed chat resumed with nothing lost, and the recording shipped in
+//! the repo.
+
+use super::*;
+use scripted_llm::anthropic::AnthropicReply;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::{Output, Stdio};
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+/// A data dir, a workspace and a policy for the binary.
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("ws")).expect("ws");
+        std::fs::write(dir.path().join("ws/notes.txt"), NOTES).expect("notes");
+        std::fs::write(dir.path().join("policy.toml"), policy("")).expect("policy");
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    /// `boram ARGS` with a clean environment: no API keys, no user config.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_boram"));
+        cmd.args(args)
+            .current_dir(super::super::workspace_dir())
+            .env("BORAM_DATA_DIR", self.path("data"))
+            .env("BORAM_TOOLS_DIR", super::super::tools_dir())
+            .env("HOME", self.dir.path())
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for var in ["ANTHROPIC_API_KEY", "OPENAI_API_KEY", "BORAM_PROVIDER", "BORAM_MODEL", "BORAM_CONFIG", "BORAM_POLICY"] {
+            cmd.env_remove(var);
+        }
+        cmd
+    }
+
+    /// Model flags pointing at `server`, plus the test policy.
+    fn model_args(&self, server: &ScriptedServer) -> Vec<String> {
+        vec![
+            "--provider".into(),
+            "anthropic".into(),
+            "--base-url".into(),
+            server.url(),
+            "--policy".into(),
+            self.path("policy.toml"),
+        ]
+    }
+
+    async fn run(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = self.command(args).stdin(Stdio::piped()).spawn().expect("spawn boram");
+        let mut input = child.stdin.take().expect("stdin");
+        input.write_all(stdin.as_bytes()).await.expect("write stdin");
+        drop(input);
+        child.wait_with_output().await.expect("boram output")
+    }
+
+    fn sessions(&self) -> Vec<std::path::PathBuf> {
+        let mut files: Vec<_> = std::fs::read_dir(self.dir.path().join("data/sessions"))
+            .expect("sessions dir")
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        files
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn args<'a>(model: &'a [String], rest: &[&'a str]) -> Vec<&'a str> {
+    rest.iter().copied().chain(model.iter().map(String::as_str)).collect()
+}
+
+/// The messages of a transcript, without their timestamps.
+fn messages(transcript: &Path) -> Vec<Value> {
+    std::fs::read_to_string(transcript)
+        .expect("transcript")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["type"] == "message")
+        .map(|r| r["message"].clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_without_a_provider_says_how_to_configure_one() {
+    let env = Env::new();
+    let out = env.run(&["run", "hello"], "").await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("ANTHROPIC_API_KEY") && err.contains("--base-url") && err.contains("--replay"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_json_prints_every_event_and_record_then_replay_gives_the_same_transcript() {
+    let server = ScriptedServer::start(vec![
+        AnthropicReply::new()
+            .text("Looking.")
+            .tool_use("t1", "read_file", json!({"path": "/workspace/notes.txt"}))
+            .usage(50, 5)
+            .build(),
+        AnthropicReply::new().text("Thursday.").usage(80, 3).build(),
+    ])
+    .await;
+    let env = Env::new();
+    let model = env.model_args(&server);
+    let recording = env.path("session.replay.jsonl");
+    let out = env.run(&args(&model, &["run", "--json", "--record", &recording, "when is the meeting?"]), "").await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let events: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each stdout line is JSON"))
+        .collect();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    for kind in ["turn_started", "text_delta", "tool_call", "approval", "tool_started", "tool_result", "usage", "done"] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+    let done = events.last().expect("done");
+    assert_eq!(done["type"], "done");
+    assert_eq!(done["stop"], "answered");
+    assert_eq!(done["text"], "Thursday.");
+
+    // Offline: the same task from the recording, with the server gone.
+    drop(server);
+    let out = env.run(&["run", "--replay", &recording, "--policy", &env.path("policy.toml"), "when is the meeting?"], "").await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Thursday."), "{}", text(&out.stdout));
+    let sessions = env.sessions();
+    assert_eq!(sessions.len(), 2);
+    let (recorded, replayed) = (messages(&sessions[0]), messages(&sessions[1]));
+    assert_eq!(recorded.len(), 4);
+    assert_eq!(recorded, replayed, "the replayed transcript differs");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_streams_answers_and_handles_slash_commands() {
+    let server = ScriptedServer::start(vec![AnthropicReply::new().text("Hello there!").usage(10, 2).build()]).await;
+    let env = Env::new();
+    let model = env.model_args(&server);
+    let out = env.run(&args(&model, &["chat"]), "/tools\n/bogus\nhi\n/cost\n/quit\n").await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(stdout.contains("Hello there!"), "{stdout}");
+    assert!(stderr.contains("read_file") && stderr.contains("fs /workspace (ro)"), "{stderr}");
+    assert!(stderr.contains("10 input + 2 output tokens"), "{stderr}");
+    assert!(stderr.contains("unknown command `/bogus`"), "{stderr}");
+    assert!(stderr.contains("--resume"), "{stderr}");
+
+    let out = env.run(&["sessions", "list"], "").await;
+    let listed = text(&out.stdout);
+    assert!(listed.contains("hi") && listed.contains("claude-sonnet-4-5"), "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_chat_resumes_with_nothing_lost() {
+    let server = ScriptedServer::start(vec![
+        AnthropicReply::new()
+            .tool_use("t1", "read_file", json!({"path": "/workspace/notes.txt"}))
+            .build(),
+        // The second model call hangs mid-stream; the process is killed there.
+        AnthropicReply::new().text("Half an ans").build().hanging(),
+    ])
+    .await;
+    let env = Env::new();
+    let model = env.model_args(&server);
+    let mut child = env.command(&args(&model, &["chat"])).stdin(Stdio::piped()).spawn().expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"read my notes\n").await.expect("write");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while server.requests().len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the chat never made its second call");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().await.expect("kill -9");
+
+    server.push(AnthropicReply::new().text("Resumed fine.").build());
+    let out = env.run(&args(&model, &["chat", "--resume", "last"]), "and now?\n").await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Resumed fine."));
+    assert!(text(&out.stderr).contains("resumed session"), "{}", text(&out.stderr));
+
+    let body = &server.requests()[2].body;
+    let messages = body["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    assert_eq!(messages[0]["content"][0]["text"], "read my notes");
+    assert_eq!(messages[1]["content"][0]["type"], "tool_use");
+    let last = &messages[2]["content"];
+    assert_eq!(last[0]["type"], "tool_result");
+    assert!(last[0]["content"].as_str().expect("result").contains("Thursday"), "{last}");
+    assert_eq!(last[1]["text"], "and now?");
+    assert_eq!(env.sessions().len(), 1, "resume continues the same transcript");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_recording_shipped_in_the_repo_replays() {
+    let env = Env::new();
+    let out = env
+        .run(
+            &["run", "--replay", "examples/quickstart.replay.jsonl", "--policy", "policies/dev.toml", "What do my notes say?"],
+            "",
+        )
+        .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("read_file") && stderr.contains("✓"), "{stderr}");
+    assert!(!text(&out.stdout).trim().is_empty());
+}

@@ -1,0 +1,169 @@
+//! The agent loop against scripted model servers on 127.0.0.1 that speak
+//! the real Anthropic and OpenAI streaming wire formats, with real
+//! sandboxed tools. Helpers build an agent wired to such a server.
+
+mod approvals;
+mod cli;
+mod failures;
+mod flow;
+mod sessions;
+
+use super::{host_with, tools_dir};
+use boram_host::agent::{Agent, AgentEvent, AgentOptions, Approvals, EventSink, PromptMode, TurnResult};
+use boram_host::audit::JsonlFile;
+use boram_host::llm::{Endpoint, Gateway, GatewayOptions, PriceTable, ProviderKind};
+use boram_host::policy::AgentLimits;
+use boram_host::session::Session;
+use scripted_llm::ScriptedServer;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Text of the file every test workspace holds.
+pub const NOTES: &str = "Meeting moved to Thursday.\nBring the quarterly numbers.\n";
+
+/// A policy granting the file tools the test workspace; `extra` is appended.
+pub fn policy(extra: &str) -> String {
+    format!(
+        r#"version = 1
+[defaults]
+approval = "allow"
+[tools.read_file]
+fs = [{{ host = "ws", guest = "/workspace", access = "ro" }}]
+[tools.list_dir]
+fs = [{{ host = "ws", guest = "/workspace", access = "ro" }}]
+[tools.write_file]
+fs = [{{ host = "ws", guest = "/workspace", access = "rw" }}]
+{extra}"#
+    )
+}
+
+/// Retries fast so tests of the retry logic take milliseconds.
+pub fn fast_retries() -> GatewayOptions {
+    GatewayOptions {
+        max_retries: 6,
+        backoff_base: Duration::from_millis(5),
+        backoff_max: Duration::from_millis(20),
+        breaker_threshold: 100,
+        ..GatewayOptions::default()
+    }
+}
+
+/// Everything a test tunes about the agent it builds.
+pub struct Setup {
+    pub provider: ProviderKind,
+    pub policy: String,
+    pub components: Vec<PathBuf>,
+    pub gateway: GatewayOptions,
+    pub prices: PriceTable,
+    pub mode: PromptMode,
+    pub model: String,
+    pub context_tokens: u64,
+    pub limits: Option<AgentLimits>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            provider: ProviderKind::Anthropic,
+            policy: policy(""),
+            components: ["read_file", "list_dir", "write_file"]
+                .iter()
+                .map(|t| tools_dir().join(format!("{t}.wasm")))
+                .collect(),
+            gateway: fast_retries(),
+            prices: PriceTable::default(),
+            mode: PromptMode::Unattended { yes: false },
+            model: "claude-sonnet-4-5".into(),
+            context_tokens: 200_000,
+            limits: None,
+        }
+    }
+}
+
+/// A built agent, its data directory and the events it reported.
+pub struct Harness {
+    pub agent: Agent,
+    pub dir: tempfile::TempDir,
+    pub events: Arc<Mutex<Vec<AgentEvent>>>,
+    pub sink: EventSink,
+}
+
+impl Harness {
+    pub async fn new(server: &ScriptedServer, setup: Setup) -> Harness {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("ws")).expect("ws");
+        std::fs::write(dir.path().join("ws/notes.txt"), NOTES).expect("notes");
+        let host = host_with(&setup.components, dir.path(), &setup.policy).await;
+        let base_url = match setup.provider {
+            ProviderKind::OpenAi => format!("{}/v1", server.url()),
+            _ => server.url(),
+        };
+        let provider = boram_host::llm::connect(&Endpoint {
+            kind: setup.provider,
+            base_url,
+            api_key: Some("test-key".into()),
+        })
+        .expect("provider");
+        let gateway = Gateway::new(provider, setup.gateway, setup.prices)
+            .with_usage_log(JsonlFile::open(&dir.path().join("usage.jsonl")).expect("usage log"));
+        let approvals = Approvals::new(setup.mode, dir.path());
+        let limits = setup.limits.unwrap_or(host.policy().agent);
+        let options = AgentOptions {
+            system_prompt: "You are a test agent.".into(),
+            model: setup.model.clone(),
+            max_tokens: 1024,
+            context_tokens: setup.context_tokens,
+            limits,
+        };
+        let session = Session::create(&dir.path().join("sessions"), "test", &setup.model).expect("session");
+        let agent = Agent::new(Arc::new(gateway), Arc::new(host), Arc::new(approvals), options, session);
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink: EventSink = {
+            let events = events.clone();
+            Arc::new(move |e: &AgentEvent| events.lock().expect("events").push(e.clone()))
+        };
+        Harness {
+            agent,
+            dir,
+            events,
+            sink,
+        }
+    }
+
+    pub async fn turn(&mut self, prompt: &str) -> TurnResult {
+        self.agent.turn(prompt, &self.sink, &CancellationToken::new()).await
+    }
+
+    pub fn events(&self) -> Vec<AgentEvent> {
+        self.events.lock().expect("events").clone()
+    }
+
+    /// `(name, outcome, is_error, content)` of every tool result, in order.
+    pub fn tool_results(&self) -> Vec<(String, String, bool, String)> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                AgentEvent::ToolResult {
+                    name,
+                    outcome,
+                    is_error,
+                    content,
+                    ..
+                } => Some((name, outcome, is_error, content)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// The `tool_result` blocks of the last message of an Anthropic request body.
+pub fn last_tool_results(body: &serde_json::Value) -> Vec<serde_json::Value> {
+    body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_array())
+        .map(|blocks| blocks.iter().filter(|b| b["type"] == "tool_result").cloned().collect())
+        .unwrap_or_default()
+}
