@@ -281,3 +281,59 @@ fn incomplete(message: &str) -> LlmError {
         message: message.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(tool_choice: ToolChoice) -> ChatRequest {
+        ChatRequest {
+            model: "m".into(),
+            system: "sys".into(),
+            messages: vec![Message::user_text("hi")],
+            tools: vec![ToolDef {
+                name: "t".into(),
+                description: "d".into(),
+                input_schema: json!({"type": "object"}),
+            }],
+            tool_choice,
+            max_tokens: 10,
+        }
+    }
+
+    #[test]
+    fn tool_choice_maps_to_the_messages_api() {
+        assert_eq!(request_body(&request(ToolChoice::Auto))["tool_choice"], json!({"type": "auto"}));
+        assert_eq!(request_body(&request(ToolChoice::Any))["tool_choice"], json!({"type": "any"}));
+        assert_eq!(
+            request_body(&request(ToolChoice::Tool("t".into())))["tool_choice"],
+            json!({"type": "tool", "name": "t"})
+        );
+    }
+
+    #[test]
+    fn cache_breakpoints_sit_on_system_tools_and_the_newest_block() {
+        let body = request_body(&request(ToolChoice::Auto));
+        assert_eq!(body["system"][0]["cache_control"]["type"], "ephemeral");
+        assert_eq!(body["tools"][0]["cache_control"]["type"], "ephemeral");
+        assert_eq!(body["messages"][0]["content"][0]["cache_control"]["type"], "ephemeral");
+    }
+
+    #[test]
+    fn a_tool_call_cut_by_max_tokens_is_not_retried_and_never_runs() {
+        let mut reply = Assembler::default();
+        let sink = |_: Delta| {};
+        let events = [
+            json!({"type": "message_start", "message": {"model": "m", "usage": {"input_tokens": 5}}}),
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "x", "name": "t", "input": {}}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{\"pa"}}),
+            json!({"type": "message_delta", "delta": {"stop_reason": "max_tokens"}, "usage": {"output_tokens": 10}}),
+        ];
+        for event in &events {
+            assert!(!reply.apply("", event, &sink).expect("apply"));
+        }
+        let err = reply.finish().expect_err("cut tool call");
+        assert_eq!(err.retry(), crate::llm::Retry::No);
+        assert!(err.to_string().contains("raise max_tokens"), "{err}");
+    }
+}

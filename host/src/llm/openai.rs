@@ -240,3 +240,69 @@ impl Assembler {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_results_become_tool_messages_before_the_next_prompt() {
+        let request = ChatRequest {
+            model: "m".into(),
+            system: String::new(),
+            messages: vec![
+                Message {
+                    role: Role::Assistant,
+                    content: vec![Block::ToolUse {
+                        id: "c1".into(),
+                        name: "t".into(),
+                        input: json!({"a": 1}),
+                    }],
+                },
+                Message {
+                    role: Role::User,
+                    content: vec![
+                        Block::ToolResult {
+                            tool_use_id: "c1".into(),
+                            content: "no such file".into(),
+                            is_error: true,
+                        },
+                        Block::Text { text: "next".into() },
+                    ],
+                },
+            ],
+            tools: Vec::new(),
+            tool_choice: ToolChoice::Any,
+            max_tokens: 10,
+        };
+        let body = request_body(&request);
+        let messages = body["messages"].as_array().expect("messages");
+        assert_eq!(messages[0]["tool_calls"][0]["function"]["arguments"], "{\"a\":1}");
+        assert_eq!(messages[0]["content"], Value::Null);
+        assert_eq!(messages[1], json!({"role": "tool", "tool_call_id": "c1", "content": "ERROR: no such file"}));
+        assert_eq!(messages[2], json!({"role": "user", "content": "next"}));
+        assert!(body.get("tool_choice").is_none(), "no tools, no tool_choice");
+    }
+
+    #[test]
+    fn tool_choice_maps_to_chat_completions() {
+        let mut request = ChatRequest {
+            model: "m".into(),
+            system: String::new(),
+            messages: Vec::new(),
+            tools: vec![ToolDef {
+                name: "t".into(),
+                description: "d".into(),
+                input_schema: json!({"type": "object"}),
+            }],
+            tool_choice: ToolChoice::Any,
+            max_tokens: 10,
+        };
+        assert_eq!(request_body(&request)["tool_choice"], "required");
+        request.tool_choice = ToolChoice::Tool("t".into());
+        assert_eq!(
+            request_body(&request)["tool_choice"],
+            json!({"type": "function", "function": {"name": "t"}})
+        );
+    }
+}

@@ -175,7 +175,7 @@ async fn a_killed_chat_resumes_with_nothing_lost() {
             .tool_use("t1", "read_file", json!({"path": "/workspace/notes.txt"}))
             .build(),
         // The second model call hangs mid-stream; the process is killed there.
-        AnthropicReply::new().text("Half an ans").build().hanging(),
+        stalled(AnthropicReply::new().text("Half an answer").build()),
     ])
     .await;
     let env = Env::new();
@@ -221,4 +221,37 @@ async fn the_recording_shipped_in_the_repo_replays() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("read_file") && stderr.contains("✓"), "{stderr}");
     assert!(!text(&out.stdout).trim().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_in_chat_cancels_the_turn_but_not_the_session() {
+    let server = ScriptedServer::start(vec![stalled(AnthropicReply::new().text("I will never finish").build())]).await;
+    let env = Env::new();
+    let model = env.model_args(&server);
+    let mut child = env.command(&args(&model, &["chat"])).stdin(Stdio::piped()).spawn().expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"first\n").await.expect("write");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while server.requests().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no model call");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = child.id().expect("pid") as i32;
+    // SAFETY-free: libc::kill is a plain syscall wrapper; the test owns the child.
+    assert_eq!(unsafe_free_sigint(pid), 0);
+    server.push(AnthropicReply::new().text("Second answer.").build());
+    stdin.write_all(b"second\n").await.expect("write");
+    drop(stdin);
+    let out = child.wait_with_output().await.expect("output");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("cancelled"), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Second answer."), "{}", text(&out.stdout));
+}
+
+/// Sends SIGINT with the `kill` command, as a terminal's Ctrl-C would.
+fn unsafe_free_sigint(pid: i32) -> i32 {
+    std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .map_or(-1, |s| s.code().unwrap_or(-1))
 }

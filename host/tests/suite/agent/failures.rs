@@ -205,14 +205,7 @@ async fn the_circuit_breaker_fails_fast_after_repeated_failures() {
         ..fast_retries()
     };
     let gateway = Gateway::new(provider, options, PriceTable::default());
-    let request = ChatRequest {
-        model: "m".into(),
-        system: String::new(),
-        messages: vec![Message::user_text("hi")],
-        tools: Vec::new(),
-        tool_choice: ToolChoice::Auto,
-        max_tokens: 10,
-    };
+    let request = hi();
     for _ in 0..2 {
         let err = gateway.send(&request, &|_| {}, "s").await.expect_err("drop");
         assert!(matches!(err, LlmError::Connect { .. }), "{err}");
@@ -224,4 +217,47 @@ async fn the_circuit_breaker_fails_fast_after_repeated_failures() {
     tokio::time::sleep(Duration::from_millis(350)).await;
     let ok = gateway.send(&request, &|_| {}, "s").await.expect("half-open trial");
     assert_eq!(ok.response.message.text(), "recovered");
+}
+
+fn hi() -> ChatRequest {
+    ChatRequest {
+        model: "m".into(),
+        system: String::new(),
+        messages: vec![Message::user_text("hi")],
+        tools: Vec::new(),
+        tool_choice: ToolChoice::Auto,
+        max_tokens: 10,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_beyond_the_concurrency_limit_wait_in_the_queue() {
+    let server = ScriptedServer::start(vec![stalled(AnthropicReply::new().text("stuck").build()), answer()]).await;
+    let provider = boram_host::llm::connect(&Endpoint {
+        kind: ProviderKind::Anthropic,
+        base_url: server.url(),
+        api_key: Some("k".into()),
+    })
+    .expect("provider");
+    let options = GatewayOptions {
+        concurrency: 1,
+        ..fast_retries()
+    };
+    let gateway = Arc::new(Gateway::new(provider, options, PriceTable::default()));
+    let first = tokio::spawn({
+        let gateway = gateway.clone();
+        async move { gateway.send(&hi(), &|_| {}, "s").await.map(|_| ()) }
+    });
+    while server.requests().is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let second = tokio::spawn({
+        let gateway = gateway.clone();
+        async move { gateway.send(&hi(), &|_| {}, "s").await.map(|c| c.response.message.text()) }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(server.requests().len(), 1, "the second call waits while the first holds the only slot");
+    first.abort();
+    assert_eq!(second.await.expect("join").expect("second call"), "recovered");
+    assert_eq!(server.requests().len(), 2);
 }

@@ -215,3 +215,54 @@ async fn the_turn_stops_after_max_rounds() {
     assert_eq!(result.rounds, 3);
     assert_eq!(server.requests().len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_turn_past_its_time_limit_stops_and_the_session_goes_on() {
+    let server = ScriptedServer::start(vec![stalled(AnthropicReply::new().text("never ends").build())]).await;
+    let setup = Setup {
+        policy: policy("[agent]\ntime_limit_s = 1"),
+        ..Setup::default()
+    };
+    let mut h = Harness::new(&server, setup).await;
+    assert_eq!(h.turn("hang").await.stop, Stop::TimeLimit);
+    server.push(AnthropicReply::new().text("back").build());
+    assert_eq!(h.turn("again").await.text, "back");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelling_a_turn_closes_its_tool_calls_and_keeps_the_session() {
+    let server = ScriptedServer::start(vec![
+        AnthropicReply::new().tool_use("s", "sleep", json!({"ms": 10_000})).build(),
+        AnthropicReply::new().text("ok, stopped").build(),
+    ])
+    .await;
+    let setup = Setup {
+        components: vec![super::super::hostile_wasm()],
+        ..Setup::default()
+    };
+    let mut h = Harness::new(&server, setup).await;
+    let cancel = CancellationToken::new();
+    let events = h.events.clone();
+    let trigger = cancel.clone();
+    // Cancel as soon as the tool starts (what Ctrl-C does).
+    let watcher = tokio::spawn(async move {
+        loop {
+            let started = events.lock().expect("events").iter().any(|e| matches!(e, AgentEvent::ToolStarted { .. }));
+            if started {
+                trigger.cancel();
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let result = h.agent.turn("sleep", &h.sink, &cancel).await;
+    watcher.await.expect("watcher");
+    assert_eq!(result.stop, Stop::Cancelled);
+
+    assert_eq!(h.turn("never mind").await.text, "ok, stopped");
+    let last = &server.requests()[1].body["messages"].as_array().expect("messages").last().cloned().expect("last");
+    assert_eq!(last["content"][0]["type"], "tool_result");
+    assert_eq!(last["content"][0]["is_error"], true);
+    assert!(last["content"][0]["content"].as_str().expect("content").contains("cancelled"));
+    assert_eq!(last["content"][1]["text"], "never mind");
+}

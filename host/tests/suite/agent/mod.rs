@@ -167,3 +167,10 @@ pub fn last_tool_results(body: &serde_json::Value) -> Vec<serde_json::Value> {
         .map(|blocks| blocks.iter().filter(|b| b["type"] == "tool_result").cloned().collect())
         .unwrap_or_default()
 }
+
+/// `reply` cut halfway, with the connection then left open: a model call
+/// that never completes.
+pub fn stalled(reply: scripted_llm::Reply) -> scripted_llm::Reply {
+    let half = reply.body.len() / 2;
+    reply.truncated_at(half).hanging()
+}
