@@ -57,8 +57,15 @@ async fn run() {
     );
     let mut registry = Registry::new(runtime);
     let tools = PathBuf::from(env!("BORAM_WORKSPACE_DIR")).join("tools");
-    assert!(registry.load_file(&tools.join("read_file.wasm")).await, "read_file loads");
-    let host = Arc::new(ToolHost::new(registry, Policy::load(&policy_path).expect("policy"), None));
+    assert!(
+        registry.load_file(&tools.join("read_file.wasm")).await,
+        "read_file loads"
+    );
+    let host = Arc::new(ToolHost::new(
+        registry,
+        Policy::load(&policy_path).expect("policy"),
+        None,
+    ));
 
     let server = ScriptedServer::start(Vec::new()).await;
     let gateway = Arc::new(
@@ -75,24 +82,32 @@ async fn run() {
         .with_usage_log(JsonlFile::open(&dir.path().join("usage.jsonl")).expect("usage")),
     );
 
-    let gateway_alone = measure(&server, || AnthropicReply::new().text("done").usage(100, 5).build(), || async {
-        let request = ChatRequest {
-            model: "claude-sonnet-4-5".into(),
-            system: "s".into(),
-            messages: vec![Message::user_text("hi")],
-            tools: Vec::new(),
-            tool_choice: ToolChoice::Auto,
-            max_tokens: 100,
-        };
-        gateway.send(&request, &|_| {}, "bench").await.expect("gateway call");
-    })
+    let gateway_alone = measure(
+        &server,
+        || AnthropicReply::new().text("done").usage(100, 5).build(),
+        || async {
+            let request = ChatRequest {
+                model: "claude-sonnet-4-5".into(),
+                system: "s".into(),
+                messages: vec![Message::user_text("hi")],
+                tools: Vec::new(),
+                tool_choice: ToolChoice::Auto,
+                max_tokens: 100,
+            };
+            gateway.send(&request, &|_| {}, "bench").await.expect("gateway call");
+        },
+    )
     .await;
 
     let input = json!({"path": "/workspace/notes.txt"}).to_string();
-    let tool_alone = measure(&server, || AnthropicReply::new().build(), || async {
-        let report = host.call("read_file", &input, None).await.expect("tool");
-        assert!(report.outcome.is_ok());
-    })
+    let tool_alone = measure(
+        &server,
+        || AnthropicReply::new().build(),
+        || async {
+            let report = host.call("read_file", &input, None).await.expect("tool");
+            assert!(report.outcome.is_ok());
+        },
+    )
     .await;
     // The tool measurement queued replies it never used: a fresh server.
     let server = ScriptedServer::start(Vec::new()).await;
@@ -129,7 +144,13 @@ async fn run() {
         server.push(AnthropicReply::new().text("done").usage(100, 5).build());
         // A new session each turn keeps the request size the same.
         let session = Session::create(&dir.path().join("sessions"), "anthropic", "m").expect("session");
-        let mut agent = Agent::new(gateway.clone(), host.clone(), approvals.clone(), options.clone(), session);
+        let mut agent = Agent::new(
+            gateway.clone(),
+            host.clone(),
+            approvals.clone(),
+            options.clone(),
+            session,
+        );
         let started = Instant::now();
         let result = agent.turn("read", &sink, &CancellationToken::new()).await;
         let elapsed = started.elapsed();
@@ -143,10 +164,25 @@ async fn run() {
     let overhead = turn.saturating_sub(g * 2 + t) / 2;
     println!("| measurement | median | p95 | notes |");
     println!("|---|---|---|---|");
-    println!("| model call via gateway (scripted server, 127.0.0.1) | {} | {} | HTTP + SSE parse + usage line, {TURNS} calls |", us(g), us(p95(&gateway_alone)));
-    println!("| read_file tool call via tool host | {} | {} | fresh sandbox per call |", us(t), us(p95(&tool_alone)));
-    println!("| two-round turn through the loop | {} | {} | tool_use round + answer round, {TURNS} turns |", us(turn), us(p95(&turns)));
-    println!("| **loop overhead per round** | {} | | (turn - 2 model calls - 1 tool call) / 2 |", us(overhead));
+    println!(
+        "| model call via gateway (scripted server, 127.0.0.1) | {} | {} | HTTP + SSE parse + usage line, {TURNS} calls |",
+        us(g),
+        us(p95(&gateway_alone))
+    );
+    println!(
+        "| read_file tool call via tool host | {} | {} | fresh sandbox per call |",
+        us(t),
+        us(p95(&tool_alone))
+    );
+    println!(
+        "| two-round turn through the loop | {} | {} | tool_use round + answer round, {TURNS} turns |",
+        us(turn),
+        us(p95(&turns))
+    );
+    println!(
+        "| **loop overhead per round** | {} | | (turn - 2 model calls - 1 tool call) / 2 |",
+        us(overhead)
+    );
 }
 
 /// Times `op` TURNS times after a warm-up, queueing one scripted reply per run.

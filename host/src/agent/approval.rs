@@ -197,8 +197,11 @@ impl Remembered {
 /// Asks on a line-based terminal: the question goes to `output`, the answer
 /// is read from `input` (stdin and stderr for the real terminal).
 pub struct LinePrompter {
-    io: Arc<Mutex<(Box<dyn BufRead + Send>, Box<dyn Write + Send>)>>,
+    io: Arc<Mutex<LineIo>>,
 }
+
+/// Where questions are written and answers read.
+type LineIo = (Box<dyn BufRead + Send>, Box<dyn Write + Send>);
 
 impl LinePrompter {
     pub fn new(input: Box<dyn BufRead + Send>, output: Box<dyn Write + Send>) -> Self {
@@ -209,7 +212,10 @@ impl LinePrompter {
 
     /// Reads stdin, writes stderr.
     pub fn terminal() -> Self {
-        Self::new(Box::new(std::io::BufReader::new(std::io::stdin())), Box::new(std::io::stderr()))
+        Self::new(
+            Box::new(std::io::BufReader::new(std::io::stdin())),
+            Box::new(std::io::stderr()),
+        )
     }
 }
 
@@ -236,7 +242,10 @@ fn ask_lines(request: &ApprovalRequest, input: &mut dyn BufRead, output: &mut dy
     }
     let _ = writeln!(output, "  it is granted: {}", request.grants);
     for _ in 0..3 {
-        let _ = write!(output, "  allow [o]nce, for this [s]ession, [a]lways, or [d]eny (d: reason)? ");
+        let _ = write!(
+            output,
+            "  allow [o]nce, for this [s]ession, [a]lways, or [d]eny (d: reason)? "
+        );
         let _ = output.flush();
         let mut line = String::new();
         match input.read_line(&mut line) {
@@ -297,7 +306,11 @@ mod tests {
         let answer = ask_lines(&request, &mut std::io::Cursor::new("what\ns\n"), &mut output);
         assert_eq!(answer, Answer::Session);
         let shown = String::from_utf8(output).expect("utf8");
-        assert!(shown.contains("`write_file`") && shown.contains("/workspace/a.txt") && shown.contains("fs /workspace (rw)"));
+        assert!(
+            shown.contains("`write_file`")
+                && shown.contains("/workspace/a.txt")
+                && shown.contains("fs /workspace (rw)")
+        );
         assert!(shown.contains("please answer"), "{shown}");
     }
 }

@@ -97,7 +97,11 @@ impl ToolRound<'_> {
     async fn execute(&self, id: &str, name: &str, input: &serde_json::Value) -> (String, String, bool) {
         let Some((_, component)) = self.host.registry().get(name) else {
             let hint = crate::suggest::did_you_mean(name, self.host.registry().names()).unwrap_or_default();
-            return ("unknown_tool".into(), format!("there is no tool named `{name}`{hint}"), true);
+            return (
+                "unknown_tool".into(),
+                format!("there is no tool named `{name}`{hint}"),
+                true,
+            );
         };
         if !self.guard.admit(name, input, self.same_call_limit) {
             let message = format!(

@@ -1,5 +1,5 @@
-//! The audit log: one JSON line per tool call (and, later, per denial,
-//! reload and approval) in `audit.jsonl` in the data directory.
+//! The audit log: one JSON line per tool call and per outgoing HTTP
+//! request (later also per reload) in `audit.jsonl` in the data directory.
 
 mod jsonl;
 
@@ -65,6 +65,13 @@ impl AuditLog {
 
     pub fn path(&self) -> &Path {
         self.file.path()
+    }
+
+    /// Records one outgoing HTTP request of a tool (allowed or denied).
+    pub fn http_request(&self, record: &crate::runtime::HttpRecord) {
+        if let Err(e) = self.file.append(record) {
+            tracing::error!(path = %self.path().display(), error = %e, "cannot write the audit log");
+        }
     }
 
     /// Records a tool call. A failed write is logged, not returned: losing an

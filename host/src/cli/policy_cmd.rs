@@ -55,12 +55,18 @@ async fn check(file: &Path, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             format!(": {}", names.join(", "))
         }
     );
+    // A secret whose variable is unset is left out at run time; say so now.
     for (name, tool) in &policy.tools {
-        if !tool.net.is_empty() || !tool.secrets.is_empty() {
-            eprintln!(
-                "warning: [tools.{name}] grants network access, but this build does not provide outgoing HTTP yet: \
-                 the tool gets no network"
-            );
+        for secret in &tool.secrets {
+            for var in secret_variables(&secret.value_template) {
+                if std::env::var_os(var).is_none() {
+                    eprintln!(
+                        "warning: [tools.{name}] secret for {} uses ${{env:{var}}}, which is not set here; \
+                         requests will go without the {} header",
+                        secret.host, secret.header
+                    );
+                }
+            }
         }
     }
     // Names that match no loaded tool are probably typos; say so when the tools can be loaded.
@@ -72,4 +78,13 @@ async fn check(file: &Path, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `NAME`s of the `${env:NAME}` references in a secret template.
+fn secret_variables(template: &str) -> Vec<&str> {
+    template
+        .split("${env:")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+        .collect()
 }

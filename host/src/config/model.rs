@@ -117,9 +117,21 @@ pub const NOT_CONFIGURED: &str = "no model provider is configured. Either:
   - or pass --replay FILE to re-run a recorded session offline";
 
 /// Resolves file < environment < flags. `env` reads an environment variable.
-pub fn resolve(file: ConfigToml, flags: &ModelFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<ModelConfig, String> {
-    let from_file = file.model.provider.as_deref().map(str::parse::<ProviderKind>).transpose()?;
-    let from_env = env("BORAM_PROVIDER").as_deref().map(str::parse::<ProviderKind>).transpose()?;
+pub fn resolve(
+    file: ConfigToml,
+    flags: &ModelFlags,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ModelConfig, String> {
+    let from_file = file
+        .model
+        .provider
+        .as_deref()
+        .map(str::parse::<ProviderKind>)
+        .transpose()?;
+    let from_env = env("BORAM_PROVIDER")
+        .as_deref()
+        .map(str::parse::<ProviderKind>)
+        .transpose()?;
     let kind = flags
         .provider
         .or(from_env)
@@ -150,7 +162,9 @@ pub fn resolve(file: ConfigToml, flags: &ModelFlags, env: &dyn Fn(&str) -> Optio
         .unwrap_or_else(|| default_url.to_string());
     let api_key = env(file.model.api_key_env.as_deref().unwrap_or(key_var)).filter(|k| !k.is_empty());
     if api_key.is_none() && base_url == default_url {
-        return Err(format!("{kind} needs an API key: set {key_var} (or pass --base-url for a server that needs none)"));
+        return Err(format!(
+            "{kind} needs an API key: set {key_var} (or pass --base-url for a server that needs none)"
+        ));
     }
     let model = flags
         .model
@@ -159,7 +173,11 @@ pub fn resolve(file: ConfigToml, flags: &ModelFlags, env: &dyn Fn(&str) -> Optio
         .or(file.model.name)
         .unwrap_or_else(|| default_model.to_string());
     Ok(ModelConfig {
-        endpoint: Endpoint { kind, base_url, api_key },
+        endpoint: Endpoint {
+            kind,
+            base_url,
+            api_key,
+        },
         model,
         max_tokens: file.model.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
         context_tokens: file.model.context_tokens.unwrap_or(default_context),
@@ -220,7 +238,10 @@ mod tests {
             model: Some("from-flag".into()),
             ..ModelFlags::default()
         };
-        assert_eq!(resolve(ConfigToml::default(), &flags, &env).expect("config").model, "from-flag");
+        assert_eq!(
+            resolve(ConfigToml::default(), &flags, &env).expect("config").model,
+            "from-flag"
+        );
     }
 
     #[test]

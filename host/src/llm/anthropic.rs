@@ -44,9 +44,14 @@ impl Provider for Anthropic {
 
     async fn send(&self, request: &ChatRequest, deltas: DeltaSink<'_>) -> Result<ChatResponse> {
         let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert("anthropic-version", reqwest::header::HeaderValue::from_static(API_VERSION));
+        headers.insert(
+            "anthropic-version",
+            reqwest::header::HeaderValue::from_static(API_VERSION),
+        );
         if let Some(key) = &self.api_key {
-            let value = key.parse().map_err(|_| LlmError::NotConfigured("the Anthropic API key is not a valid header value".into()))?;
+            let value = key
+                .parse()
+                .map_err(|_| LlmError::NotConfigured("the Anthropic API key is not a valid header value".into()))?;
             headers.insert("x-api-key", value);
         }
         let body = request_body(request);
@@ -68,7 +73,11 @@ pub fn request_body(request: &ChatRequest) -> Value {
     let mut messages: Vec<Value> = request.messages.iter().map(message_json).collect();
     // Cache breakpoint on the newest block: the next round re-reads all of
     // this turn from the cache.
-    if let Some(last) = messages.last_mut().and_then(|m| m["content"].as_array_mut()).and_then(|c| c.last_mut()) {
+    if let Some(last) = messages
+        .last_mut()
+        .and_then(|m| m["content"].as_array_mut())
+        .and_then(|c| c.last_mut())
+    {
         last["cache_control"] = ephemeral.clone();
     }
     let mut body = json!({
@@ -119,7 +128,11 @@ fn message_json(message: &Message) -> Value {
 /// A content block being streamed.
 enum Partial {
     Text(String),
-    ToolUse { id: String, name: String, json: String },
+    ToolUse {
+        id: String,
+        name: String,
+        json: String,
+    },
     /// A block type we do not use (e.g. thinking); dropped.
     Other,
 }
@@ -233,9 +246,8 @@ impl Assembler {
                     let input = if json.trim().is_empty() {
                         json!({})
                     } else {
-                        serde_json::from_str(&json).map_err(|e| {
-                            cut_tool_call(&name, &stop_reason, &e.to_string(), "anthropic")
-                        })?
+                        serde_json::from_str(&json)
+                            .map_err(|e| cut_tool_call(&name, &stop_reason, &e.to_string(), "anthropic"))?
                     };
                     content.push(Block::ToolUse { id, name, input });
                 }
@@ -303,8 +315,14 @@ mod tests {
 
     #[test]
     fn tool_choice_maps_to_the_messages_api() {
-        assert_eq!(request_body(&request(ToolChoice::Auto))["tool_choice"], json!({"type": "auto"}));
-        assert_eq!(request_body(&request(ToolChoice::Any))["tool_choice"], json!({"type": "any"}));
+        assert_eq!(
+            request_body(&request(ToolChoice::Auto))["tool_choice"],
+            json!({"type": "auto"})
+        );
+        assert_eq!(
+            request_body(&request(ToolChoice::Any))["tool_choice"],
+            json!({"type": "any"})
+        );
         assert_eq!(
             request_body(&request(ToolChoice::Tool("t".into())))["tool_choice"],
             json!({"type": "tool", "name": "t"})

@@ -82,7 +82,10 @@ impl LlmError {
                 }
             }
             LlmError::Stream { kind, .. } => {
-                if matches!(kind.as_str(), "overloaded_error" | "api_error" | "server_error" | "timeout") {
+                if matches!(
+                    kind.as_str(),
+                    "overloaded_error" | "api_error" | "server_error" | "timeout"
+                ) {
                     Retry::Yes(None)
                 } else {
                     Retry::No
@@ -123,10 +126,12 @@ fn is_spend_limit(status: u16, kind: &str, message: &str) -> bool {
         return false;
     }
     let message = message.to_ascii_lowercase();
-    matches!(kind, "insufficient_quota" | "billing_error" | "billing_hard_limit_reached")
-        || ["quota", "billing", "credit balance", "spend limit", "spending limit"]
-            .iter()
-            .any(|w| message.contains(w))
+    matches!(
+        kind,
+        "insufficient_quota" | "billing_error" | "billing_hard_limit_reached"
+    ) || ["quota", "billing", "credit balance", "spend limit", "spending limit"]
+        .iter()
+        .any(|w| message.contains(w))
 }
 
 /// Reads `retry-after-ms` (milliseconds) or `retry-after` (seconds or an HTTP date).

@@ -132,7 +132,10 @@ impl Gateway {
                 Retry::No => return Err(error),
                 _ if attempt > self.options.max_retries => return Err(error),
                 Retry::Yes(Some(asked)) if asked > self.options.max_retry_after => {
-                    tracing::warn!(asked_s = asked.as_secs(), "the server asks to wait longer than we retry for");
+                    tracing::warn!(
+                        asked_s = asked.as_secs(),
+                        "the server asks to wait longer than we retry for"
+                    );
                     return Err(error);
                 }
                 Retry::Yes(Some(asked)) => asked,
@@ -178,7 +181,11 @@ impl Gateway {
         duration: Duration,
         session: &str,
     ) -> Completion {
-        let model = if response.model.is_empty() { &request.model } else { &response.model };
+        let model = if response.model.is_empty() {
+            &request.model
+        } else {
+            &response.model
+        };
         let cost_usd = self.prices.price(model).map(|p| p.cost(&response.usage));
         if let Some(recorder) = &self.recorder
             && let Err(e) = recorder.record(self.provider.kind(), &response)
@@ -287,7 +294,10 @@ mod tests {
         breaker.failed(&outage(), &options);
         assert!(breaker.admit(Instant::now()).is_err(), "two failures open it");
         let later = Instant::now() + Duration::from_millis(60);
-        assert!(breaker.admit(later).is_ok(), "after the cooldown one trial goes through");
+        assert!(
+            breaker.admit(later).is_ok(),
+            "after the cooldown one trial goes through"
+        );
         assert!(breaker.admit(later).is_err(), "but only one");
         breaker.failed(&outage(), &options);
         assert!(breaker.admit(Instant::now()).is_err(), "a failed trial opens it again");

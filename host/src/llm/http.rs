@@ -59,7 +59,14 @@ pub async fn post_sse(
 pub fn error_fields(text: &str) -> (String, String) {
     let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
         let snippet: String = text.chars().take(300).collect();
-        return (String::new(), if snippet.is_empty() { "(empty body)".into() } else { snippet });
+        return (
+            String::new(),
+            if snippet.is_empty() {
+                "(empty body)".into()
+            } else {
+                snippet
+            },
+        );
     };
     let error = value.get("error").unwrap_or(&value);
     let field = |name: &str| error.get(name).and_then(|v| v.as_str()).map(str::to_string);

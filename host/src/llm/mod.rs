@@ -96,7 +96,11 @@ pub fn connect(endpoint: &Endpoint) -> Result<Arc<dyn Provider>> {
             &endpoint.base_url,
             endpoint.api_key.clone(),
         )),
-        ProviderKind::OpenAi => Arc::new(openai::OpenAi::new(client, &endpoint.base_url, endpoint.api_key.clone())),
+        ProviderKind::OpenAi => Arc::new(openai::OpenAi::new(
+            client,
+            &endpoint.base_url,
+            endpoint.api_key.clone(),
+        )),
         ProviderKind::Replay => {
             return Err(LlmError::NotConfigured(
                 "a replay provider is opened from its file with `record::Replay::open`".into(),

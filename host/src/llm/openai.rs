@@ -114,7 +114,8 @@ fn push_messages(out: &mut Vec<Value>, message: &Message) {
                     json!({"id": id, "type": "function", "function": {"name": name, "arguments": input.to_string()}})
                 })
                 .collect();
-            let mut m = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { json!(text) }});
+            let mut m =
+                json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { json!(text) }});
             if !calls.is_empty() {
                 m["tool_calls"] = Value::Array(calls);
             }
@@ -129,7 +130,11 @@ fn push_messages(out: &mut Vec<Value>, message: &Message) {
                 } = block
                 {
                     // The format has no error flag; say it in the content.
-                    let content = if *is_error { format!("ERROR: {content}") } else { content.clone() };
+                    let content = if *is_error {
+                        format!("ERROR: {content}")
+                    } else {
+                        content.clone()
+                    };
                     out.push(json!({"role": "tool", "tool_call_id": tool_use_id, "content": content}));
                 }
             }
@@ -161,7 +166,11 @@ impl Assembler {
         if let Some(error) = chunk.get("error") {
             return Err(LlmError::Stream {
                 provider: "openai".into(),
-                kind: error["type"].as_str().or(error["code"].as_str()).unwrap_or("error").to_string(),
+                kind: error["type"]
+                    .as_str()
+                    .or(error["code"].as_str())
+                    .unwrap_or("error")
+                    .to_string(),
                 message: error["message"].as_str().unwrap_or("(no message)").to_string(),
             });
         }
@@ -222,7 +231,11 @@ impl Assembler {
                 serde_json::from_str(&call.arguments)
                     .map_err(|e| super::error::cut_tool_call(&call.name, &reason, &e.to_string(), "openai"))?
             };
-            let id = if call.id.is_empty() { format!("call_{index}") } else { call.id };
+            let id = if call.id.is_empty() {
+                format!("call_{index}")
+            } else {
+                call.id
+            };
             content.push(Block::ToolUse {
                 id,
                 name: call.name,
@@ -279,7 +292,10 @@ mod tests {
         let messages = body["messages"].as_array().expect("messages");
         assert_eq!(messages[0]["tool_calls"][0]["function"]["arguments"], "{\"a\":1}");
         assert_eq!(messages[0]["content"], Value::Null);
-        assert_eq!(messages[1], json!({"role": "tool", "tool_call_id": "c1", "content": "ERROR: no such file"}));
+        assert_eq!(
+            messages[1],
+            json!({"role": "tool", "tool_call_id": "c1", "content": "ERROR: no such file"})
+        );
         assert_eq!(messages[2], json!({"role": "user", "content": "next"}));
         assert!(body.get("tool_choice").is_none(), "no tools, no tool_choice");
     }

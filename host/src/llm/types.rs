@@ -174,9 +174,15 @@ pub struct ChatResponse {
 pub enum Delta {
     Text(String),
     /// The model started writing a call to this tool.
-    ToolUseStarted { name: String },
+    ToolUseStarted {
+        name: String,
+    },
     /// The gateway will try again after `wait` (the partial reply so far is void).
-    Retrying { attempt: u32, wait: Duration, reason: String },
+    Retrying {
+        attempt: u32,
+        wait: Duration,
+        reason: String,
+    },
 }
 
 /// Receives deltas as they arrive; called from the task driving the stream.

@@ -81,11 +81,15 @@ pub fn explain(policy: &Policy, name: &str) -> String {
     if tool.net.is_empty() {
         _ = writeln!(
             out,
-            "  network: none; it cannot open connections (wasi:sockets is never provided)."
+            "  network: none; every HTTP request is denied (and wasi:sockets is never provided)."
         );
     }
     for r in &tool.net {
-        _ = writeln!(out, "  network: may send HTTP requests to {r} (line {}).", r.line);
+        _ = writeln!(
+            out,
+            "  network: may send HTTP requests to {r} (line {}); private and loopback addresses only if named exactly.",
+            r.line
+        );
     }
     for s in &tool.secrets {
         _ = writeln!(
@@ -95,6 +99,9 @@ pub fn explain(policy: &Policy, name: &str) -> String {
         );
     }
     _ = writeln!(out, "  limits: {}.", limits_text(&tool.limits));
+    if !tool.net.is_empty() {
+        _ = writeln!(out, "  http limits: {}.", http_limits_text(&tool.limits.http));
+    }
     _ = write!(out, "  Anything not listed here is denied.");
     out
 }
@@ -105,6 +112,17 @@ fn limits_text(l: &Limits) -> String {
         l.timeout.as_millis(),
         l.memory_bytes >> 20,
         l.max_output_bytes >> 10
+    )
+}
+
+fn http_limits_text(h: &crate::policy::HttpLimits) -> String {
+    format!(
+        "at most {} requests per call, {} ms each, {} KiB request body, {} KiB response body, {} KiB headers",
+        h.requests,
+        h.timeout.as_millis(),
+        h.request_body_bytes >> 10,
+        h.response_body_bytes >> 10,
+        h.header_bytes >> 10
     )
 }
 

@@ -10,6 +10,7 @@
 mod error;
 mod explain;
 mod model;
+pub mod net;
 pub(crate) mod parse;
 mod schema;
 
@@ -17,6 +18,6 @@ pub use error::PolicyError;
 pub use explain::{explain, summary};
 pub use model::{
     Access, AgentLimits, Approval, DEFAULT_APPROVAL, DEFAULT_MAX_OUTPUT_KB, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS,
-    EnvGrant, FsGrant, Limits, NetRule, Policy, SecretRule, ToolPolicy,
+    EnvGrant, FsGrant, HttpLimits, Limits, NetRule, Policy, SecretRule, ToolPolicy,
 };
 pub use parse::is_tool_name;

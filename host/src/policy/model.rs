@@ -14,6 +14,16 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 pub const DEFAULT_MEMORY_MB: u64 = 64;
 /// Output limit per call when none is set: 256 KiB.
 pub const DEFAULT_MAX_OUTPUT_KB: u64 = 256;
+/// `http_requests`: outgoing HTTP requests per call.
+pub const DEFAULT_HTTP_REQUESTS: u64 = 20;
+/// `http_request_kb`: body of one outgoing request.
+pub const DEFAULT_HTTP_REQUEST_KB: u64 = 1024;
+/// `http_response_kb`: body of one response.
+pub const DEFAULT_HTTP_RESPONSE_KB: u64 = 5120;
+/// `http_header_kb`: the headers of one request, and of one response.
+pub const DEFAULT_HTTP_HEADER_KB: u64 = 32;
+/// `http_timeout_ms`: one request, from connecting to the last byte.
+pub const DEFAULT_HTTP_TIMEOUT_MS: u64 = 15_000;
 /// Agent loop defaults (used by `boram chat` / `boram run`).
 pub const DEFAULT_MAX_ROUNDS: u32 = 12;
 pub const DEFAULT_SAME_CALL_LIMIT: u32 = 4;
@@ -57,6 +67,32 @@ pub struct Limits {
     pub memory_bytes: u64,
     /// Largest output returned, in bytes.
     pub max_output_bytes: u64,
+    pub http: HttpLimits,
+}
+
+/// Limits on a call's outgoing HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct HttpLimits {
+    /// Requests per call.
+    pub requests: u64,
+    pub request_body_bytes: u64,
+    pub response_body_bytes: u64,
+    /// Each way: the request's headers, the response's headers.
+    pub header_bytes: u64,
+    /// One request, connect to last byte.
+    pub timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            requests: DEFAULT_HTTP_REQUESTS,
+            request_body_bytes: DEFAULT_HTTP_REQUEST_KB << 10,
+            response_body_bytes: DEFAULT_HTTP_RESPONSE_KB << 10,
+            header_bytes: DEFAULT_HTTP_HEADER_KB << 10,
+            timeout: Duration::from_millis(DEFAULT_HTTP_TIMEOUT_MS),
+        }
+    }
 }
 
 impl Default for Limits {
@@ -65,6 +101,7 @@ impl Default for Limits {
             timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS),
             memory_bytes: DEFAULT_MEMORY_MB << 20,
             max_output_bytes: DEFAULT_MAX_OUTPUT_KB << 10,
+            http: HttpLimits::default(),
         }
     }
 }

@@ -167,12 +167,7 @@ impl Checker<'_> {
                 .with_help("this build understands `version = 1`"));
         }
         let default_approval = raw.defaults.approval.map_or(DEFAULT_APPROVAL, approval);
-        let default_limits = self.limits(
-            &Limits::default(),
-            &raw.defaults.timeout_ms,
-            &raw.defaults.memory_mb,
-            &raw.defaults.max_output_kb,
-        )?;
+        let default_limits = self.limits(&Limits::default(), raw.defaults.keys())?;
         let agent = self.agent(&raw.agent)?;
         let mut policy = Policy {
             source: None,
@@ -188,20 +183,27 @@ impl Checker<'_> {
         Ok(policy)
     }
 
-    fn limits(
-        &self,
-        base: &Limits,
-        timeout_ms: &Option<Spanned<i64>>,
-        memory_mb: &Option<Spanned<i64>>,
-        max_output_kb: &Option<Spanned<i64>>,
-    ) -> Checked<Limits> {
-        let timeout = self.ranged(timeout_ms, "timeout_ms", 1, MAX_TIMEOUT_MS)?;
-        let memory = self.ranged(memory_mb, "memory_mb", 1, MAX_MEMORY_MB)?;
-        let output = self.ranged(max_output_kb, "max_output_kb", 1, MAX_OUTPUT_KB)?;
+    fn limits(&self, base: &Limits, keys: LimitKeys<'_>) -> Checked<Limits> {
+        let timeout = self.ranged(keys.timeout_ms, "timeout_ms", 1, MAX_TIMEOUT_MS)?;
+        let memory = self.ranged(keys.memory_mb, "memory_mb", 1, MAX_MEMORY_MB)?;
+        let output = self.ranged(keys.max_output_kb, "max_output_kb", 1, MAX_OUTPUT_KB)?;
+        let requests = self.ranged(keys.http_requests, "http_requests", 1, 10_000)?;
+        let request_kb = self.ranged(keys.http_request_kb, "http_request_kb", 1, 1 << 20)?;
+        let response_kb = self.ranged(keys.http_response_kb, "http_response_kb", 1, 1 << 20)?;
+        let header_kb = self.ranged(keys.http_header_kb, "http_header_kb", 1, 1024)?;
+        let http_timeout = self.ranged(keys.http_timeout_ms, "http_timeout_ms", 1, MAX_TIMEOUT_MS)?;
+        let h = base.http;
         Ok(Limits {
             timeout: timeout.map_or(base.timeout, Duration::from_millis),
             memory_bytes: memory.map_or(base.memory_bytes, |mb| mb << 20),
             max_output_bytes: output.map_or(base.max_output_bytes, |kb| kb << 10),
+            http: HttpLimits {
+                requests: requests.unwrap_or(h.requests),
+                request_body_bytes: request_kb.map_or(h.request_body_bytes, |kb| kb << 10),
+                response_body_bytes: response_kb.map_or(h.response_body_bytes, |kb| kb << 10),
+                header_bytes: header_kb.map_or(h.header_bytes, |kb| kb << 10),
+                timeout: http_timeout.map_or(h.timeout, Duration::from_millis),
+            },
         })
     }
 
@@ -240,12 +242,7 @@ impl Checker<'_> {
                 .error(name.span(), format!("`{}` is not a valid tool name", name.get_ref()))
                 .with_help("tool names are lowercase letters, digits and `_`, starting with a letter"));
         }
-        let limits = self.limits(
-            &policy.default_limits,
-            &raw.timeout_ms,
-            &raw.memory_mb,
-            &raw.max_output_kb,
-        )?;
+        let limits = self.limits(&policy.default_limits, raw.keys())?;
         let fs = self.fs_grants(&raw.fs)?;
         let env = self.env_grants(&raw.env)?;
         let net = raw.net.iter().map(|r| self.net_rule(r)).collect::<Checked<Vec<_>>>()?;

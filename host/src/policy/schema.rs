@@ -35,6 +35,16 @@ pub struct LimitsToml {
     pub memory_mb: Option<Spanned<i64>>,
     /// `max_output_kb = 256`: size of the output returned to the caller.
     pub max_output_kb: Option<Spanned<i64>>,
+    /// `http_requests = 20`: outgoing HTTP requests per call.
+    pub http_requests: Option<Spanned<i64>>,
+    /// `http_request_kb = 1024`: body of one outgoing request.
+    pub http_request_kb: Option<Spanned<i64>>,
+    /// `http_response_kb = 5120`: body of one response.
+    pub http_response_kb: Option<Spanned<i64>>,
+    /// `http_header_kb = 32`: headers of one request, and of one response.
+    pub http_header_kb: Option<Spanned<i64>>,
+    /// `http_timeout_ms = 15000`: one request, connect to last byte.
+    pub http_timeout_ms: Option<Spanned<i64>>,
 }
 
 /// `approval` values.
@@ -72,6 +82,16 @@ pub struct ToolToml {
     pub memory_mb: Option<Spanned<i64>>,
     /// Overrides `[defaults].max_output_kb`.
     pub max_output_kb: Option<Spanned<i64>>,
+    /// Overrides `[defaults]`: `http_requests = 20`: outgoing HTTP requests per call.
+    pub http_requests: Option<Spanned<i64>>,
+    /// `http_request_kb = 1024`: body of one outgoing request.
+    pub http_request_kb: Option<Spanned<i64>>,
+    /// `http_response_kb = 5120`: body of one response.
+    pub http_response_kb: Option<Spanned<i64>>,
+    /// `http_header_kb = 32`: headers of one request, and of one response.
+    pub http_header_kb: Option<Spanned<i64>>,
+    /// `http_timeout_ms = 15000`: one request, connect to last byte.
+    pub http_timeout_ms: Option<Spanned<i64>>,
     /// `fs = [{ host = "./workspace", guest = "/workspace", access = "ro" }]`.
     #[serde(default)]
     pub fs: Vec<Spanned<FsToml>>,
@@ -119,4 +139,43 @@ pub struct SecretToml {
     pub header: String,
     /// Header value; `${env:NAME}` is replaced by the host's environment variable.
     pub value: String,
+}
+
+/// The limit keys `[defaults]` and `[tools.NAME]` share, borrowed from either.
+pub struct LimitKeys<'a> {
+    pub timeout_ms: &'a Option<Spanned<i64>>,
+    pub memory_mb: &'a Option<Spanned<i64>>,
+    pub max_output_kb: &'a Option<Spanned<i64>>,
+    pub http_requests: &'a Option<Spanned<i64>>,
+    pub http_request_kb: &'a Option<Spanned<i64>>,
+    pub http_response_kb: &'a Option<Spanned<i64>>,
+    pub http_header_kb: &'a Option<Spanned<i64>>,
+    pub http_timeout_ms: &'a Option<Spanned<i64>>,
+}
+
+macro_rules! limit_keys {
+    ($raw:expr) => {
+        LimitKeys {
+            timeout_ms: &$raw.timeout_ms,
+            memory_mb: &$raw.memory_mb,
+            max_output_kb: &$raw.max_output_kb,
+            http_requests: &$raw.http_requests,
+            http_request_kb: &$raw.http_request_kb,
+            http_response_kb: &$raw.http_response_kb,
+            http_header_kb: &$raw.http_header_kb,
+            http_timeout_ms: &$raw.http_timeout_ms,
+        }
+    };
+}
+
+impl LimitsToml {
+    pub fn keys(&self) -> LimitKeys<'_> {
+        limit_keys!(self)
+    }
+}
+
+impl ToolToml {
+    pub fn keys(&self) -> LimitKeys<'_> {
+        limit_keys!(self)
+    }
 }

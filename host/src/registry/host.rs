@@ -5,8 +5,9 @@
 use super::Registry;
 use crate::audit::AuditLog;
 use crate::policy::{Approval, Policy, ToolPolicy};
-use crate::runtime::{CallReport, ProgressSink, SandboxTemplate};
+use crate::runtime::{CallReport, HttpRecordSink, ProgressSink, SandboxTemplate};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// A call that names no loaded tool.
 #[derive(Debug, thiserror::Error)]
@@ -20,17 +21,19 @@ pub struct ToolHost {
     registry: Registry,
     policy: Policy,
     templates: HashMap<String, (ToolPolicy, SandboxTemplate)>,
-    audit: Option<AuditLog>,
+    audit: Option<Arc<AuditLog>>,
 }
 
 impl ToolHost {
     /// Prepares each loaded tool's sandbox template from `policy`.
     pub fn new(registry: Registry, policy: Policy, audit: Option<AuditLog>) -> Self {
+        let audit = audit.map(Arc::new);
         let templates = registry
             .names()
             .map(|name| {
                 let tool_policy = policy.tool(name);
-                let template = SandboxTemplate::from_policy(&tool_policy);
+                let sink = audit.clone().map(|log| -> HttpRecordSink { Arc::new(move |r| log.http_request(r)) });
+                let template = SandboxTemplate::for_tool(name, &tool_policy, sink);
                 (name.to_string(), (tool_policy, template))
             })
             .collect();

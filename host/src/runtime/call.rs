@@ -6,6 +6,7 @@
 
 use super::bindings::{ToolPre, WitToolError};
 use super::capture::{Capture, Captured};
+use super::egress::HttpRecord;
 use super::sandbox::{STDIO_CAPTURE_BYTES, SandboxTemplate};
 use super::state::{LogLine, ProgressSink, StoreState};
 use serde::{Serialize, Serializer};
@@ -60,6 +61,8 @@ pub struct CallReport {
     pub stderr: Captured,
     pub logs: Vec<LogLine>,
     pub logs_dropped: u64,
+    /// Outgoing HTTP requests, allowed and denied.
+    pub http: Vec<HttpRecord>,
 }
 
 impl CallReport {
@@ -77,6 +80,7 @@ impl CallReport {
             stderr: Captured::default(),
             logs: Vec::new(),
             logs_dropped: 0,
+            http: Vec::new(),
         }
     }
 }
@@ -99,7 +103,9 @@ pub async fn invoke(
         Err(e) => return CallReport::denied(tool, tool_hash, format!("sandbox could not be built: {e}")),
     };
     let limits = sandbox.limits;
-    let mut store = new_store(engine, StoreState::new(wasi, limits.memory_bytes, tool, progress));
+    let egress = sandbox.egress.hooks();
+    let http = egress.activity();
+    let mut store = new_store(engine, StoreState::new(wasi, egress, limits.memory_bytes, tool, progress));
 
     let result = tokio::time::timeout(limits.timeout, run(&mut store, pre, tool, input)).await;
     let (outcome, output, error) = match result {
@@ -128,7 +134,9 @@ pub async fn invoke(
         ),
         Ok(Ok(Ok(out))) => (Outcome::Ok, Some(out), None),
     };
-    let state = store.into_data();
+    let mut state = store.into_data();
+    // Response bodies the tool left unread finish their records when dropped.
+    drop(std::mem::take(&mut state.table));
     CallReport {
         tool: tool.to_string(),
         tool_hash: tool_hash.to_string(),
@@ -141,6 +149,7 @@ pub async fn invoke(
         stderr: stderr.snapshot(),
         logs: state.logs,
         logs_dropped: state.logs_dropped,
+        http: http.records(),
     }
 }
 

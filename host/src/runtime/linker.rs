@@ -1,8 +1,10 @@
 //! The linker every tool is instantiated with: WASI 0.2 filesystem, clocks,
-//! random, stdio and environment, plus the `boram:tool/host` interface.
+//! random, stdio and environment, `wasi:http` (outgoing requests, every one
+//! through the egress filter), plus the `boram:tool/host` interface.
 //!
 //! `wasi:sockets` is deliberately absent, so a component that imports it
-//! fails to load instead of getting a network stack to probe.
+//! fails to load instead of getting a network stack to probe: filtered
+//! HTTP is the only way out.
 
 use super::bindings;
 use super::state::StoreState;
@@ -47,6 +49,7 @@ pub fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<StoreState>> {
     cli::terminal_stdin::add_to_linker::<T, WasiCli>(&mut l, T::cli)?;
     cli::terminal_stdout::add_to_linker::<T, WasiCli>(&mut l, T::cli)?;
     cli::terminal_stderr::add_to_linker::<T, WasiCli>(&mut l, T::cli)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut l)?;
     bindings::add_host_to_linker(&mut l)?;
     Ok(l)
 }

@@ -11,6 +11,7 @@ mod cache;
 mod call;
 mod capture;
 mod component;
+mod egress;
 mod engine;
 mod error;
 mod linker;
@@ -21,6 +22,7 @@ pub use cache::{ArtifactOrigin, CacheStats};
 pub use call::{CallReport, Outcome};
 pub use capture::Captured;
 pub use component::{LoadedComponent, ToolSpec};
+pub use egress::{HttpRecord, HttpRecordSink};
 pub use engine::{Allocator, EPOCH_TICK};
 pub use error::{Error, Result};
 pub use sandbox::SandboxTemplate;
@@ -161,7 +163,7 @@ impl Runtime {
         let wasi = sandbox
             .wasi_ctx(&stdout, &stderr)
             .map_err(|e| describe_error(e.to_string()))?;
-        let state = state::StoreState::new(wasi, sandbox.limits.memory_bytes, "describe", None);
+        let state = state::StoreState::new(wasi, sandbox.egress.hooks(), sandbox.limits.memory_bytes, "describe", None);
         let mut store = call::new_store(&self.engine, state);
         let run = async {
             let instance = pre.instantiate_async(&mut store).await?;

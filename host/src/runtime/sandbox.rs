@@ -2,8 +2,10 @@
 //! which every call builds a fresh WASI context.
 
 use super::capture::Capture;
+use super::egress::{EgressTemplate, HttpRecordSink};
 use crate::policy::{Access, Limits, ToolPolicy};
 use std::path::PathBuf;
+use std::sync::Arc;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 /// Bytes of stdout (and, separately, stderr) kept per call.
@@ -15,12 +17,21 @@ pub struct SandboxTemplate {
     preopens: Vec<(PathBuf, String, FsPerms)>,
     env: Vec<(String, String)>,
     pub limits: Limits,
+    /// Outgoing HTTP: the `net` rules, secrets and limits.
+    pub(super) egress: Arc<EgressTemplate>,
 }
 
 impl SandboxTemplate {
-    /// The template for `policy`. Environment values are read from the host
-    /// now; keys the host does not have are simply absent for the tool.
+    /// The template for `policy`, without an audit sink for HTTP requests.
     pub fn from_policy(policy: &ToolPolicy) -> Self {
+        Self::for_tool("", policy, None)
+    }
+
+    /// The template for tool `name` under `policy`; each outgoing HTTP
+    /// request is also given to `http_sink` (the audit log). Environment and
+    /// secret values are read from the host now; keys the host does not
+    /// have are simply absent.
+    pub fn for_tool(name: &str, policy: &ToolPolicy, http_sink: Option<HttpRecordSink>) -> Self {
         let preopens = policy
             .fs
             .iter()
@@ -41,21 +52,19 @@ impl SandboxTemplate {
             preopens,
             env,
             limits: policy.limits,
+            egress: Arc::new(EgressTemplate::from_policy(name, policy, http_sink)),
         }
     }
 
     /// No capabilities at all, default limits: used to ask a component to describe itself.
     pub fn empty() -> Self {
-        Self {
-            preopens: Vec::new(),
-            env: Vec::new(),
-            limits: Limits::default(),
-        }
+        Self::from_policy(&crate::policy::Policy::deny_all().tool(""))
     }
 
     /// A fresh WASI context for one call: only the granted directories and
     /// environment keys, stdin empty, stdout/stderr into `stdout`/`stderr`,
-    /// no sockets (they are not even linked; this is a second wall).
+    /// no sockets (they are not even linked; this is a second wall). Outgoing
+    /// HTTP goes through wasi:http and the egress filter instead.
     pub fn wasi_ctx(&self, stdout: &Capture, stderr: &Capture) -> std::io::Result<WasiCtx> {
         let mut builder = WasiCtxBuilder::new();
         builder.stdout(stdout.clone()).stderr(stderr.clone()).envs(&self.env);

@@ -1,12 +1,15 @@
-//! The data of one call's `Store`: its WASI context, resource table, memory
+//! The data of one call's `Store`: its WASI and wasi-http contexts (with the
+//! egress filter as the http hooks), resource table, memory
 //! accounting and what the guest reported through the host interface.
 
 use super::bindings::{HostImports, Level};
+use super::egress::EgressHooks;
 use serde::Serialize;
 use std::sync::Arc;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Most log lines kept per call; later ones are counted, not kept.
 pub const MAX_LOG_LINES: usize = 200;
@@ -36,6 +39,8 @@ pub struct LogLine {
 
 pub struct StoreState {
     pub(super) wasi: WasiCtx,
+    pub(super) http: WasiHttpCtx,
+    pub(super) egress: EgressHooks,
     pub(super) table: ResourceTable,
     pub(super) memory: MemoryAccount,
     pub(super) tool: String,
@@ -45,9 +50,17 @@ pub struct StoreState {
 }
 
 impl StoreState {
-    pub fn new(wasi: WasiCtx, memory_limit: u64, tool: &str, progress: Option<ProgressSink>) -> Self {
+    pub fn new(
+        wasi: WasiCtx,
+        egress: EgressHooks,
+        memory_limit: u64,
+        tool: &str,
+        progress: Option<ProgressSink>,
+    ) -> Self {
         Self {
             wasi,
+            http: WasiHttpCtx::new(),
+            egress,
             table: ResourceTable::new(),
             memory: MemoryAccount::new(memory_limit),
             tool: tool.to_string(),
@@ -63,6 +76,16 @@ impl WasiView for StoreState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for StoreState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.egress,
         }
     }
 }

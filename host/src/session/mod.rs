@@ -22,7 +22,10 @@ pub enum Record {
         model: String,
     },
     /// A message added to the conversation (user prompt, assistant reply, tool results).
-    Message { time: String, message: Message },
+    Message {
+        time: String,
+        message: Message,
+    },
     Usage {
         time: String,
         usage: Usage,
@@ -41,7 +44,11 @@ pub enum Record {
         replaced: usize,
         summary: String,
     },
-    TurnEnded { time: String, stop: String, rounds: u32 },
+    TurnEnded {
+        time: String,
+        stop: String,
+        rounds: u32,
+    },
 }
 
 /// An open transcript, appended to as the session runs.
@@ -79,7 +86,13 @@ impl Session {
         }
         let file = JsonlFile::open(&path)?;
         let records = read_records(&path)?;
-        Ok((Self { id: id.to_string(), file }, records))
+        Ok((
+            Self {
+                id: id.to_string(),
+                file,
+            },
+            records,
+        ))
     }
 
     pub fn id(&self) -> &str {
@@ -110,7 +123,9 @@ pub fn read_records(path: &Path) -> std::io::Result<Vec<Record>> {
     for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         match serde_json::from_str(line) {
             Ok(record) => records.push(record),
-            Err(e) => tracing::warn!(file = %path.display(), line = n + 1, error = %e, "skipping an unreadable transcript line"),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), line = n + 1, error = %e, "skipping an unreadable transcript line")
+            }
         }
     }
     Ok(records)

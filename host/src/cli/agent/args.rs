@@ -3,11 +3,11 @@
 //! (config file < environment < flags, or a recording to replay), the
 //! gateway with its usage log and recorder, and the approval mode.
 
-use crate::cli::UsageError;
-use crate::cli::context::GlobalArgs;
 use crate::agent::approval::LinePrompter;
 use crate::agent::{Agent, AgentOptions, Approvals, DEFAULT_SYSTEM_PROMPT, PromptMode};
 use crate::audit::JsonlFile;
+use crate::cli::UsageError;
+use crate::cli::context::GlobalArgs;
 use crate::config::{self, model as model_config};
 use crate::llm::record::{Recorder, Replay};
 use crate::llm::{Gateway, GatewayOptions, PriceTable, Provider, ProviderKind};
@@ -75,7 +75,9 @@ impl AgentArgs {
         };
         let approvals = Arc::new(Approvals::new(mode, &data_dir));
         let options = AgentOptions {
-            system_prompt: settings.system_prompt.unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.to_string()),
+            system_prompt: settings
+                .system_prompt
+                .unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.to_string()),
             model: model.clone(),
             max_tokens: settings.max_tokens,
             context_tokens: settings.context_tokens,
@@ -103,7 +105,11 @@ impl AgentArgs {
         &self,
         data_dir: &std::path::Path,
     ) -> anyhow::Result<(Arc<dyn Provider>, String, model_config::ModelConfig)> {
-        let file = match self.config.clone().or_else(|| model_config::default_config_path().filter(|p| p.exists())) {
+        let file = match self
+            .config
+            .clone()
+            .or_else(|| model_config::default_config_path().filter(|p| p.exists()))
+        {
             Some(path) => model_config::ConfigToml::load(&path).map_err(|e| UsageError(format!("{e:#}")))?,
             None => model_config::ConfigToml::default(),
         };
@@ -117,7 +123,10 @@ impl AgentArgs {
                 },
                 model: self.model.clone().unwrap_or_else(|| "replay".into()),
                 max_tokens: model_config::DEFAULT_MAX_TOKENS,
-                context_tokens: file.model.context_tokens.unwrap_or(model_config::DEFAULT_ANTHROPIC_CONTEXT),
+                context_tokens: file
+                    .model
+                    .context_tokens
+                    .unwrap_or(model_config::DEFAULT_ANTHROPIC_CONTEXT),
                 gateway: GatewayOptions::default(),
                 prices: PriceTable::new(file.prices),
                 system_prompt: file.agent.system_prompt,

@@ -75,7 +75,11 @@ fn render(screen: &mut Screen, event: &AgentEvent) {
             let _ = out.flush();
             screen.mid_line = !text.ends_with('\n');
         }
-        AgentEvent::Retrying { attempt, wait_ms, reason } => {
+        AgentEvent::Retrying {
+            attempt,
+            wait_ms,
+            reason,
+        } => {
             screen.stop_spinner();
             screen.end_text();
             eprintln!("  ↻ retry {attempt} in {:.1}s: {reason}", *wait_ms as f64 / 1000.0);
@@ -86,7 +90,9 @@ fn render(screen: &mut Screen, event: &AgentEvent) {
             eprintln!("  ⏺ {name} {}", shorten(&input.to_string(), 100));
         }
         AgentEvent::ToolStarted { name, .. } => screen.start_spinner(&format!("running {name}")),
-        AgentEvent::Approval { name, decision, .. } if !decision.ends_with("(policy)") || decision.starts_with("deny") => {
+        AgentEvent::Approval { name, decision, .. }
+            if !decision.ends_with("(policy)") || decision.starts_with("deny") =>
+        {
             screen.stop_spinner();
             eprintln!("  ⚑ {name}: {decision}");
         }

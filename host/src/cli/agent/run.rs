@@ -4,8 +4,8 @@
 use super::args::AgentArgs;
 use super::render;
 use crate::agent::Stop;
-use crate::cli::context::GlobalArgs;
 use crate::cli::UsageError;
+use crate::cli::context::GlobalArgs;
 use clap::Args;
 use std::io::Read;
 use std::process::ExitCode;
@@ -38,7 +38,11 @@ impl RunCommand {
     pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let task = self.task()?;
         let mut agent = self.agent.agent(global, None).await?;
-        let events = if self.json { render::json_sink() } else { render::human_sink() };
+        let events = if self.json {
+            render::json_sink()
+        } else {
+            render::human_sink()
+        };
         let cancel = CancellationToken::new();
         let ctrl_c = super::cancel_on_ctrl_c(cancel.clone());
         let result = agent.turn(&task, &events, &cancel).await;

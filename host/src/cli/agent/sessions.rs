@@ -31,7 +31,10 @@ impl SessionsCommand {
             eprintln!("no sessions yet in {} (start one with `boram chat`)", dir.display());
             return Ok(ExitCode::SUCCESS);
         }
-        println!("{:<22} {:<20} {:<22} {:>7} {:>9}  FIRST PROMPT", "ID", "STARTED", "MODEL", "PROMPTS", "COST");
+        println!(
+            "{:<22} {:<20} {:<22} {:>7} {:>9}  FIRST PROMPT",
+            "ID", "STARTED", "MODEL", "PROMPTS", "COST"
+        );
         for s in &sessions {
             let started: String = s.started.chars().take(19).collect();
             println!(

@@ -3,8 +3,8 @@
 //! with a reason, and `prompt` without anyone to ask (deny, or `--yes`).
 
 use super::*;
-use boram_host::agent::approval::{Answer, ApprovalRequest, Decision, LinePrompter, Prompter};
 use boram_host::agent::Stop;
+use boram_host::agent::approval::{Answer, ApprovalRequest, Decision, LinePrompter, Prompter};
 use boram_host::policy::Approval;
 use scripted_llm::anthropic::AnthropicReply;
 use serde_json::json;
@@ -39,10 +39,9 @@ fn prompted(answers: &str) -> Setup {
 impl Setup {
     /// write_file asks first; the rest is allowed.
     fn with_write_file_prompting(mut self) -> Self {
-        self.policy = self.policy.replace(
-            "[tools.write_file]\n",
-            "[tools.write_file]\napproval = \"prompt\"\n",
-        );
+        self.policy = self
+            .policy
+            .replace("[tools.write_file]\n", "[tools.write_file]\napproval = \"prompt\"\n");
         self
     }
 }
@@ -77,7 +76,13 @@ async fn a_denial_with_a_reason_reaches_the_model() {
     assert_eq!(decisions(&h), ["deny (user)"]);
     let result = &last_tool_results(&server.requests()[1].body)[0];
     assert_eq!(result["is_error"], true);
-    assert!(result["content"].as_str().expect("content").contains("write to /tmp instead"), "{result}");
+    assert!(
+        result["content"]
+            .as_str()
+            .expect("content")
+            .contains("write to /tmp instead"),
+        "{result}"
+    );
     assert!(!h.dir.path().join("ws/out0.txt").exists());
     let transcript = std::fs::read_to_string(h.agent.session().path()).expect("transcript");
     assert!(transcript.contains("\"type\":\"approval\"") && transcript.contains("deny (user)"));
@@ -101,7 +106,10 @@ async fn policy_deny_and_unattended_prompt_are_denials_and_yes_allows() {
     h.turn("write").await;
     assert_eq!(decisions(&h), ["deny (unattended)"]);
     let result = &last_tool_results(&server.requests()[1].body)[0];
-    assert!(result["content"].as_str().expect("content").contains("--yes"), "{result}");
+    assert!(
+        result["content"].as_str().expect("content").contains("--yes"),
+        "{result}"
+    );
 
     // Prompt with --yes.
     let server = ScriptedServer::start(writes(1)).await;
@@ -137,12 +145,18 @@ async fn always_is_remembered_across_runs_but_not_for_a_rebuilt_tool() {
     };
     let prompter = Arc::new(CountingPrompter(0.into()));
     let first = Approvals::new(PromptMode::Ask(prompter.clone()), data.path());
-    assert_eq!(first.decide(Approval::Prompt, &request("v1")).await, Decision::Allow("always"));
+    assert_eq!(
+        first.decide(Approval::Prompt, &request("v1")).await,
+        Decision::Allow("always")
+    );
     assert_eq!(prompter.0.load(std::sync::atomic::Ordering::SeqCst), 1);
 
     // A new process (new Approvals) remembers it for the same content hash…
     let second = Approvals::new(PromptMode::Unattended { yes: false }, data.path());
-    assert_eq!(second.decide(Approval::Prompt, &request("v1")).await, Decision::Allow("always"));
+    assert_eq!(
+        second.decide(Approval::Prompt, &request("v1")).await,
+        Decision::Allow("always")
+    );
     // …but a rebuilt tool (new hash) must be approved again.
     assert!(matches!(
         second.decide(Approval::Prompt, &request("v2")).await,

@@ -43,7 +43,14 @@ impl Env {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        for var in ["ANTHROPIC_API_KEY", "OPENAI_API_KEY", "BORAM_PROVIDER", "BORAM_MODEL", "BORAM_CONFIG", "BORAM_POLICY"] {
+        for var in [
+            "ANTHROPIC_API_KEY",
+            "OPENAI_API_KEY",
+            "BORAM_PROVIDER",
+            "BORAM_MODEL",
+            "BORAM_CONFIG",
+            "BORAM_POLICY",
+        ] {
             cmd.env_remove(var);
         }
         cmd
@@ -105,7 +112,10 @@ async fn run_without_a_provider_says_how_to_configure_one() {
     let out = env.run(&["run", "hello"], "").await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let err = text(&out.stderr);
-    assert!(err.contains("ANTHROPIC_API_KEY") && err.contains("--base-url") && err.contains("--replay"), "{err}");
+    assert!(
+        err.contains("ANTHROPIC_API_KEY") && err.contains("--base-url") && err.contains("--replay"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -122,14 +132,31 @@ async fn run_json_prints_every_event_and_record_then_replay_gives_the_same_trans
     let env = Env::new();
     let model = env.model_args(&server);
     let recording = env.path("session.replay.jsonl");
-    let out = env.run(&args(&model, &["run", "--json", "--record", &recording, "when is the meeting?"]), "").await;
+    let out = env
+        .run(
+            &args(
+                &model,
+                &["run", "--json", "--record", &recording, "when is the meeting?"],
+            ),
+            "",
+        )
+        .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let events: Vec<Value> = text(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("each stdout line is JSON"))
         .collect();
     let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
-    for kind in ["turn_started", "text_delta", "tool_call", "approval", "tool_started", "tool_result", "usage", "done"] {
+    for kind in [
+        "turn_started",
+        "text_delta",
+        "tool_call",
+        "approval",
+        "tool_started",
+        "tool_result",
+        "usage",
+        "done",
+    ] {
         assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
     }
     let done = events.last().expect("done");
@@ -139,7 +166,19 @@ async fn run_json_prints_every_event_and_record_then_replay_gives_the_same_trans
 
     // Offline: the same task from the recording, with the server gone.
     drop(server);
-    let out = env.run(&["run", "--replay", &recording, "--policy", &env.path("policy.toml"), "when is the meeting?"], "").await;
+    let out = env
+        .run(
+            &[
+                "run",
+                "--replay",
+                &recording,
+                "--policy",
+                &env.path("policy.toml"),
+                "when is the meeting?",
+            ],
+            "",
+        )
+        .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("Thursday."), "{}", text(&out.stdout));
     let sessions = env.sessions();
@@ -154,18 +193,26 @@ async fn chat_streams_answers_and_handles_slash_commands() {
     let server = ScriptedServer::start(vec![AnthropicReply::new().text("Hello there!").usage(10, 2).build()]).await;
     let env = Env::new();
     let model = env.model_args(&server);
-    let out = env.run(&args(&model, &["chat"]), "/tools\n/bogus\nhi\n/cost\n/quit\n").await;
+    let out = env
+        .run(&args(&model, &["chat"]), "/tools\n/bogus\nhi\n/cost\n/quit\n")
+        .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(stdout.contains("Hello there!"), "{stdout}");
-    assert!(stderr.contains("read_file") && stderr.contains("fs /workspace (ro)"), "{stderr}");
+    assert!(
+        stderr.contains("read_file") && stderr.contains("fs /workspace (ro)"),
+        "{stderr}"
+    );
     assert!(stderr.contains("10 input + 2 output tokens"), "{stderr}");
     assert!(stderr.contains("unknown command `/bogus`"), "{stderr}");
     assert!(stderr.contains("--resume"), "{stderr}");
 
     let out = env.run(&["sessions", "list"], "").await;
     let listed = text(&out.stdout);
-    assert!(listed.contains("hi") && listed.contains("claude-sonnet-4-5"), "{listed}");
+    assert!(
+        listed.contains("hi") && listed.contains("claude-sonnet-4-5"),
+        "{listed}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -180,18 +227,27 @@ async fn a_killed_chat_resumes_with_nothing_lost() {
     .await;
     let env = Env::new();
     let model = env.model_args(&server);
-    let mut child = env.command(&args(&model, &["chat"])).stdin(Stdio::piped()).spawn().expect("spawn");
+    let mut child = env
+        .command(&args(&model, &["chat"]))
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("spawn");
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(b"read my notes\n").await.expect("write");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while server.requests().len() < 2 {
-        assert!(std::time::Instant::now() < deadline, "the chat never made its second call");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the chat never made its second call"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     child.kill().await.expect("kill -9");
 
     server.push(AnthropicReply::new().text("Resumed fine.").build());
-    let out = env.run(&args(&model, &["chat", "--resume", "last"]), "and now?\n").await;
+    let out = env
+        .run(&args(&model, &["chat", "--resume", "last"]), "and now?\n")
+        .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("Resumed fine."));
     assert!(text(&out.stderr).contains("resumed session"), "{}", text(&out.stderr));
@@ -203,7 +259,10 @@ async fn a_killed_chat_resumes_with_nothing_lost() {
     assert_eq!(messages[1]["content"][0]["type"], "tool_use");
     let last = &messages[2]["content"];
     assert_eq!(last[0]["type"], "tool_result");
-    assert!(last[0]["content"].as_str().expect("result").contains("Thursday"), "{last}");
+    assert!(
+        last[0]["content"].as_str().expect("result").contains("Thursday"),
+        "{last}"
+    );
     assert_eq!(last[1]["text"], "and now?");
     assert_eq!(env.sessions().len(), 1, "resume continues the same transcript");
 }
@@ -213,7 +272,14 @@ async fn the_recording_shipped_in_the_repo_replays() {
     let env = Env::new();
     let out = env
         .run(
-            &["run", "--replay", "examples/quickstart.replay.jsonl", "--policy", "policies/dev.toml", "What do my notes say?"],
+            &[
+                "run",
+                "--replay",
+                "examples/quickstart.replay.jsonl",
+                "--policy",
+                "policies/dev.toml",
+                "What do my notes say?",
+            ],
             "",
         )
         .await;
@@ -228,7 +294,11 @@ async fn ctrl_c_in_chat_cancels_the_turn_but_not_the_session() {
     let server = ScriptedServer::start(vec![stalled(AnthropicReply::new().text("I will never finish").build())]).await;
     let env = Env::new();
     let model = env.model_args(&server);
-    let mut child = env.command(&args(&model, &["chat"])).stdin(Stdio::piped()).spawn().expect("spawn");
+    let mut child = env
+        .command(&args(&model, &["chat"]))
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("spawn");
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(b"first\n").await.expect("write");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);

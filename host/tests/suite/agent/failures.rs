@@ -84,7 +84,12 @@ async fn non_retryable_failures_are_surfaced_after_one_request() {
         anthropic::error_reply(401, "authentication_error", "invalid x-api-key"),
         anthropic::error_reply(403, "permission_error", "not allowed"),
         anthropic::error_reply(404, "not_found_error", "model: no-such-model"),
-        openai::error_reply(429, "insufficient_quota", Some("insufficient_quota"), "You exceeded your current quota"),
+        openai::error_reply(
+            429,
+            "insufficient_quota",
+            Some("insufficient_quota"),
+            "You exceeded your current quota",
+        ),
     ];
     for reply in cases {
         let status = reply.status;
@@ -101,7 +106,10 @@ async fn non_retryable_failures_are_surfaced_after_one_request() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_error_inside_the_stream_is_retried_when_transient_and_surfaced_otherwise() {
     let server = ScriptedServer::start(vec![
-        AnthropicReply::new().text("partial").error_after(4, "overloaded_error", "Overloaded").build(),
+        AnthropicReply::new()
+            .text("partial")
+            .error_after(4, "overloaded_error", "Overloaded")
+            .build(),
         answer(),
     ])
     .await;
@@ -120,13 +128,17 @@ async fn an_error_inside_the_stream_is_retried_when_transient_and_surfaced_other
     let result = h.turn("hi").await;
     assert_eq!(result.stop, Stop::Error);
     let error = result.error.expect("error");
-    assert!(error.contains("mid-stream") && error.contains("prompt is too long"), "{error}");
+    assert!(
+        error.contains("mid-stream") && error.contains("prompt is too long"),
+        "{error}"
+    );
     assert_eq!(server.requests().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tool_call_from_a_cut_off_message_never_runs() {
-    let calls = || AnthropicReply::new().tool_use("t1", "write_file", json!({"path": "/workspace/x.txt", "content": "x"}));
+    let calls =
+        || AnthropicReply::new().tool_use("t1", "write_file", json!({"path": "/workspace/x.txt", "content": "x"}));
     let full = calls().build();
     let half = full.body.len() / 2;
     let server = ScriptedServer::start(vec![
@@ -148,7 +160,10 @@ async fn a_tool_call_from_a_cut_off_message_never_runs() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_openai_stream_cut_before_its_finish_reason_is_retried() {
     let server = ScriptedServer::start(vec![
-        OpenAiReply::new().tool_call("c", "list_dir", json!({"path": "/workspace"})).without_done().build(),
+        OpenAiReply::new()
+            .tool_call("c", "list_dir", json!({"path": "/workspace"}))
+            .without_done()
+            .build(),
         OpenAiReply::new().text("fine").build(),
     ])
     .await;
@@ -171,7 +186,10 @@ async fn sse_split_at_every_byte_still_parses() {
             .tool_use("t", "list_dir", json!({"path": "/workspace"}))
             .build()
             .chunked(Chunking::EveryBytes(1)),
-        AnthropicReply::new().text("done").build().chunked(Chunking::EveryBytes(3)),
+        AnthropicReply::new()
+            .text("done")
+            .build()
+            .chunked(Chunking::EveryBytes(3)),
     ])
     .await;
     let mut h = Harness::new(&server, Setup::default()).await;
@@ -253,10 +271,19 @@ async fn calls_beyond_the_concurrency_limit_wait_in_the_queue() {
     }
     let second = tokio::spawn({
         let gateway = gateway.clone();
-        async move { gateway.send(&hi(), &|_| {}, "s").await.map(|c| c.response.message.text()) }
+        async move {
+            gateway
+                .send(&hi(), &|_| {}, "s")
+                .await
+                .map(|c| c.response.message.text())
+        }
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(server.requests().len(), 1, "the second call waits while the first holds the only slot");
+    assert_eq!(
+        server.requests().len(),
+        1,
+        "the second call waits while the first holds the only slot"
+    );
     first.abort();
     assert_eq!(second.await.expect("join").expect("second call"), "recovered");
     assert_eq!(server.requests().len(), 2);

@@ -51,13 +51,31 @@ async fn a_multi_round_anthropic_session_uses_real_tools() {
     // Round 2 carries list_dir's real output; round 3 the file's content.
     let listed = last_tool_results(&requests[1].body);
     assert_eq!(listed[0]["tool_use_id"], "toolu_1");
-    assert!(listed[0]["content"].as_str().expect("content").contains("notes.txt"), "{listed:?}");
+    assert!(
+        listed[0]["content"].as_str().expect("content").contains("notes.txt"),
+        "{listed:?}"
+    );
     let read = last_tool_results(&requests[2].body);
-    assert!(read[0]["content"].as_str().expect("content").contains("Thursday"), "{read:?}");
+    assert!(
+        read[0]["content"].as_str().expect("content").contains("Thursday"),
+        "{read:?}"
+    );
     assert_eq!(read[0]["is_error"], false);
     // The newest block carries the cache breakpoint.
-    let last_message = requests[2].body["messages"].as_array().expect("messages").last().cloned().expect("last");
-    assert_eq!(last_message["content"].as_array().expect("blocks").last().expect("block")["cache_control"]["type"], "ephemeral");
+    let last_message = requests[2].body["messages"]
+        .as_array()
+        .expect("messages")
+        .last()
+        .cloned()
+        .expect("last");
+    assert_eq!(
+        last_message["content"]
+            .as_array()
+            .expect("blocks")
+            .last()
+            .expect("block")["cache_control"]["type"],
+        "ephemeral"
+    );
     // Usage was summed and logged once per call.
     assert_eq!(h.agent.usage().input_tokens, 620);
     let usage_lines = std::fs::read_to_string(h.dir.path().join("usage.jsonl")).expect("usage");
@@ -72,7 +90,11 @@ async fn a_multi_round_openai_compatible_session_uses_real_tools() {
             .tool_call("call_a", "read_file", json!({"path": "/workspace/notes.txt"}))
             .usage(100, 10)
             .build(),
-        OpenAiReply::new().text("Bring the quarterly numbers.").usage(150, 8).cached(50).build(),
+        OpenAiReply::new()
+            .text("Bring the quarterly numbers.")
+            .usage(150, 8)
+            .cached(50)
+            .build(),
     ])
     .await;
     let setup = Setup {
@@ -97,7 +119,10 @@ async fn a_multi_round_openai_compatible_session_uses_real_tools() {
     let tool = messages.last().expect("tool message");
     assert_eq!(tool["role"], "tool");
     assert_eq!(tool["tool_call_id"], "call_a");
-    assert!(tool["content"].as_str().expect("content").contains("quarterly"), "{tool}");
+    assert!(
+        tool["content"].as_str().expect("content").contains("quarterly"),
+        "{tool}"
+    );
     // Cached prompt tokens are split out of the input count.
     let usage = h.agent.usage();
     assert_eq!((usage.input_tokens, usage.cache_read_tokens), (200, 50));
@@ -158,7 +183,13 @@ async fn an_identical_call_repeated_past_the_limit_is_refused() {
     assert_eq!(outcomes, ["ok", "ok", "refused"]);
     let refused = &last_tool_results(&server.requests()[3].body)[0];
     assert_eq!(refused["is_error"], true);
-    assert!(refused["content"].as_str().expect("content").contains("already called 2 times"), "{refused}");
+    assert!(
+        refused["content"]
+            .as_str()
+            .expect("content")
+            .contains("already called 2 times"),
+        "{refused}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -201,7 +232,11 @@ async fn the_session_stops_at_its_budget() {
 async fn the_turn_stops_after_max_rounds() {
     let call = |n: u32| {
         AnthropicReply::new()
-            .tool_use(&format!("t{n}"), "list_dir", json!({"path": "/workspace", "max_entries": n}))
+            .tool_use(
+                &format!("t{n}"),
+                "list_dir",
+                json!({"path": "/workspace", "max_entries": n}),
+            )
             .build()
     };
     let server = ScriptedServer::start((1..=5).map(call).collect()).await;
@@ -232,7 +267,9 @@ async fn a_turn_past_its_time_limit_stops_and_the_session_goes_on() {
 #[tokio::test(flavor = "multi_thread")]
 async fn cancelling_a_turn_closes_its_tool_calls_and_keeps_the_session() {
     let server = ScriptedServer::start(vec![
-        AnthropicReply::new().tool_use("s", "sleep", json!({"ms": 10_000})).build(),
+        AnthropicReply::new()
+            .tool_use("s", "sleep", json!({"ms": 10_000}))
+            .build(),
         AnthropicReply::new().text("ok, stopped").build(),
     ])
     .await;
@@ -247,7 +284,11 @@ async fn cancelling_a_turn_closes_its_tool_calls_and_keeps_the_session() {
     // Cancel as soon as the tool starts (what Ctrl-C does).
     let watcher = tokio::spawn(async move {
         loop {
-            let started = events.lock().expect("events").iter().any(|e| matches!(e, AgentEvent::ToolStarted { .. }));
+            let started = events
+                .lock()
+                .expect("events")
+                .iter()
+                .any(|e| matches!(e, AgentEvent::ToolStarted { .. }));
             if started {
                 trigger.cancel();
                 return;
@@ -260,9 +301,19 @@ async fn cancelling_a_turn_closes_its_tool_calls_and_keeps_the_session() {
     assert_eq!(result.stop, Stop::Cancelled);
 
     assert_eq!(h.turn("never mind").await.text, "ok, stopped");
-    let last = &server.requests()[1].body["messages"].as_array().expect("messages").last().cloned().expect("last");
+    let last = &server.requests()[1].body["messages"]
+        .as_array()
+        .expect("messages")
+        .last()
+        .cloned()
+        .expect("last");
     assert_eq!(last["content"][0]["type"], "tool_result");
     assert_eq!(last["content"][0]["is_error"], true);
-    assert!(last["content"][0]["content"].as_str().expect("content").contains("cancelled"));
+    assert!(
+        last["content"][0]["content"]
+            .as_str()
+            .expect("content")
+            .contains("cancelled")
+    );
     assert_eq!(last["content"][1]["text"], "never mind");
 }

@@ -16,7 +16,10 @@ async fn compaction_summarises_older_turns_and_the_transcript_keeps_them() {
         // Turn 1 fills 90 % of a 1000-token window.
         AnthropicReply::new().text("First answer.").usage(880, 20).build(),
         // Turn 2: the summary request, then the real answer.
-        AnthropicReply::new().text("SUMMARY: user asked a first question.").usage(100, 10).build(),
+        AnthropicReply::new()
+            .text("SUMMARY: user asked a first question.")
+            .usage(100, 10)
+            .build(),
         AnthropicReply::new().text("Second answer.").usage(60, 5).build(),
     ])
     .await;
@@ -31,15 +34,29 @@ async fn compaction_summarises_older_turns_and_the_transcript_keeps_them() {
     let requests = server.requests();
     assert_eq!(requests.len(), 3);
     let summary_request = &requests[1].body;
-    assert!(summary_request.get("tools").is_none(), "the summary request offers no tools");
-    let transcript_text = summary_request["messages"][0]["content"][0]["text"].as_str().expect("text");
+    assert!(
+        summary_request.get("tools").is_none(),
+        "the summary request offers no tools"
+    );
+    let transcript_text = summary_request["messages"][0]["content"][0]["text"]
+        .as_str()
+        .expect("text");
     assert!(transcript_text.contains("first question") && transcript_text.contains("First answer."));
     // The next request starts with the summary, joined with the new prompt.
     let messages = requests[2].body["messages"].as_array().expect("messages");
     assert_eq!(messages.len(), 1, "{messages:?}");
     let text = messages[0]["content"].to_string();
-    assert!(text.contains("SUMMARY: user asked") && text.contains("second question"), "{text}");
-    assert!(h.events().iter().any(|e| matches!(e, AgentEvent::Compacted { replaced_messages: 2, .. })));
+    assert!(
+        text.contains("SUMMARY: user asked") && text.contains("second question"),
+        "{text}"
+    );
+    assert!(h.events().iter().any(|e| matches!(
+        e,
+        AgentEvent::Compacted {
+            replaced_messages: 2,
+            ..
+        }
+    )));
 
     // The transcript still has every message, plus the compaction record,
     // and rebuilding from it gives the conversation the model saw.
@@ -51,8 +68,15 @@ async fn compaction_summarises_older_turns_and_the_transcript_keeps_them() {
             _ => None,
         })
         .collect();
-    assert_eq!(texts, ["first question", "First answer.", "second question", "Second answer."]);
-    assert!(records.iter().any(|r| matches!(r, Record::Compaction { replaced: 2, .. })));
+    assert_eq!(
+        texts,
+        ["first question", "First answer.", "second question", "Second answer."]
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| matches!(r, Record::Compaction { replaced: 2, .. }))
+    );
     assert_eq!(Conversation::from_records(&records).messages, h.agent.messages());
 }
 
@@ -77,10 +101,13 @@ async fn a_session_cut_between_tool_call_and_result_resumes_cleanly() {
 
     // Resume in a "new process": a new agent from the transcript.
     server.push(AnthropicReply::new().text("It did not finish; shall I retry?").build());
-    let fresh = Harness::new(&server, Setup {
-        components: vec![super::super::hostile_wasm()],
-        ..Setup::default()
-    })
+    let fresh = Harness::new(
+        &server,
+        Setup {
+            components: vec![super::super::hostile_wasm()],
+            ..Setup::default()
+        },
+    )
     .await;
     let (session, records) = boram_host::session::Session::open(&sessions, &id).expect("open");
     let Harness {
@@ -101,7 +128,10 @@ async fn a_session_cut_between_tool_call_and_result_resumes_cleanly() {
     assert_eq!(closing[0]["type"], "tool_result");
     assert_eq!(closing[0]["tool_use_id"], "slow");
     assert_eq!(closing[0]["is_error"], true);
-    assert!(closing[0]["content"].as_str().expect("content").contains("did not") || closing[0]["content"].as_str().expect("content").contains("not run"));
+    assert!(
+        closing[0]["content"].as_str().expect("content").contains("did not")
+            || closing[0]["content"].as_str().expect("content").contains("not run")
+    );
     assert_eq!(closing[1]["text"], "what happened?");
 }
 
