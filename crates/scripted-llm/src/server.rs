@@ -238,7 +238,7 @@ impl Ending {
 fn streaming_body(reply: Reply) -> ResponseBody {
     let ending = match (reply.hang, reply.truncate_at) {
         (true, _) => Ending::Hang,
-        (false, Some(_)) => Ending::Clean,
+        (false, Some(_)) => Ending::Abort,
         (false, None) => Ending::Clean,
     };
     let sent = match reply.truncate_at {

@@ -150,11 +150,13 @@ async fn truncated_reply_has_no_terminating_chunk_on_the_wire() {
     let body = "data: 0123456789\n\n".repeat(4);
     let server = ScriptedServer::start(vec![Reply::sse(body.clone()).truncated_at(30)]).await;
     let mut socket = tokio::net::TcpStream::connect(server.addr()).await.expect("connect");
-    let request = "POST /v1/messages HTTP/1.1\r\nhost: localhost\r\ncontent-length: 2\r\n\r\n{}";
+    // `connection: close` so that a clean (wrong) ending also closes the socket and the test fails instead of hanging.
+    let request = "POST /v1/messages HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ncontent-length: 2\r\n\r\n{}";
     socket.write_all(request.as_bytes()).await.expect("send request");
     let mut wire = Vec::new();
     // The server closes the socket after the cut; a reset instead of an EOF is fine too.
-    let _ = socket.read_to_end(&mut wire).await;
+    let read = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut wire)).await;
+    assert!(read.is_ok(), "the server must close the connection after the cut");
     let wire = String::from_utf8(wire).expect("ASCII response");
     assert!(wire.starts_with("HTTP/1.1 200 OK\r\n"), "{wire}");
     assert!(wire.contains("transfer-encoding: chunked\r\n"), "{wire}");
