@@ -28,11 +28,13 @@
 //! `cdylib`). The SDK decodes the input (bad input becomes an
 //! `invalid-input` error that tells the model which fields are expected),
 //! encodes the output as JSON, and keeps the raw WIT bindings out of sight.
-//! Files are read and written with `std::fs`; what a tool can reach is
-//! decided by the host's policy file, not by the tool.
+//! Files are read and written with `std::fs`, and HTTP requests go through
+//! [`http`]; what a tool can reach is decided by the host's policy file, not
+//! by the tool.
 
 mod error;
 mod handler;
+pub mod http;
 pub mod log;
 
 #[doc(hidden)]

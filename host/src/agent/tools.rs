@@ -134,8 +134,20 @@ impl ToolRound<'_> {
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_else(|| "failed".into());
-                let error = report.error.unwrap_or_else(|| "the tool failed".into());
-                (outcome.clone(), format!("{outcome}: {error}"), true)
+                let error = report.error.clone().unwrap_or_else(|| "the tool failed".into());
+                // The tool only learns "denied"; the host knows why. Tell the model.
+                let why: Vec<&str> = report
+                    .http
+                    .iter()
+                    .filter(|r| r.denied())
+                    .filter_map(|r| r.error.as_deref())
+                    .collect();
+                let content = if why.is_empty() {
+                    format!("{outcome}: {error}")
+                } else {
+                    format!("{outcome}: {error} (the host refused: {})", why.join("; "))
+                };
+                (outcome.clone(), content, true)
             }
             Err(e) => ("unknown_tool".into(), e.to_string(), true),
         }

@@ -69,9 +69,22 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(120);
 /// Longest wait to open a connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The HTTP client every provider uses.
-pub fn http_client() -> Result<reqwest::Client> {
-    reqwest::Client::builder()
+/// The HTTP client every provider uses. A proxy from the environment is
+/// used for remote APIs but never for a server on this machine (a local
+/// model server behind a corporate proxy setting would be unreachable).
+pub fn http_client(base_url: &str) -> Result<reqwest::Client> {
+    let local = url::Url::parse(base_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .is_some_and(|h| {
+            h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()) || h == "[::1]"
+        });
+    let builder = if local {
+        reqwest::Client::builder().no_proxy()
+    } else {
+        reqwest::Client::builder()
+    };
+    builder
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(READ_TIMEOUT)
         .user_agent(concat!("boram/", env!("CARGO_PKG_VERSION")))
@@ -89,7 +102,7 @@ pub struct Endpoint {
 
 /// Builds the provider for `endpoint`.
 pub fn connect(endpoint: &Endpoint) -> Result<Arc<dyn Provider>> {
-    let client = http_client()?;
+    let client = http_client(&endpoint.base_url)?;
     Ok(match endpoint.kind {
         ProviderKind::Anthropic => Arc::new(anthropic::Anthropic::new(
             client,

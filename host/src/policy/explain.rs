@@ -85,10 +85,12 @@ pub fn explain(policy: &Policy, name: &str) -> String {
         );
     }
     for r in &tool.net {
+        _ = writeln!(out, "  network: may send HTTP requests to {r} (line {}).", r.line);
+    }
+    if !tool.net.is_empty() {
         _ = writeln!(
             out,
-            "  network: may send HTTP requests to {r} (line {}); private and loopback addresses only if named exactly.",
-            r.line
+            "  network: loopback, private, link-local and cloud-metadata addresses are refused unless a rule names the address itself."
         );
     }
     for s in &tool.secrets {

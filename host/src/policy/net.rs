@@ -65,7 +65,9 @@ pub fn parse_target(url: &str) -> Result<Target, String> {
 /// The normalised host of a rule (`*.` stripped), parsed like a URL host.
 fn rule_host(rule: &NetRule) -> Option<Host> {
     let name = rule.host.strip_prefix("*.").unwrap_or(&rule.host);
-    parse_target(&format!("{}://{}/", rule.scheme, name)).ok().map(|t| t.host)
+    parse_target(&format!("{}://{}/", rule.scheme, name))
+        .ok()
+        .map(|t| t.host)
 }
 
 fn default_port(scheme: &str) -> u16 {
@@ -83,7 +85,9 @@ impl NetRule {
         let Some(host) = rule_host(self) else { return false };
         match (&host, &target.host) {
             (Host::Domain(rule), Host::Domain(wanted)) if self.host.starts_with("*.") => {
-                wanted.len() > rule.len() + 1 && wanted.ends_with(rule.as_str()) && wanted[..wanted.len() - rule.len()].ends_with('.')
+                wanted.len() > rule.len() + 1
+                    && wanted.ends_with(rule.as_str())
+                    && wanted[..wanted.len() - rule.len()].ends_with('.')
             }
             (rule, wanted) => canonical(rule) == canonical(wanted),
         }
@@ -119,7 +123,10 @@ pub fn allowing_rule<'a>(rules: &'a [NetRule], target: &Target) -> Result<&'a Ne
             format!("{target} is not allowed: the policy gives this tool no `net` rules")
         } else {
             let listed: Vec<String> = rules.iter().map(ToString::to_string).collect();
-            format!("{target} is not allowed: no `net` rule matches (allowed: {})", listed.join(", "))
+            format!(
+                "{target} is not allowed: no `net` rule matches (allowed: {})",
+                listed.join(", ")
+            )
         }
     })
 }
@@ -173,7 +180,8 @@ fn special_v6(ip: Ipv6Addr) -> Option<&'static str> {
         _ if ip.is_unspecified() => "unspecified",
         // ::a.b.c.d (deprecated IPv4-compatible) and 64:ff9b::/96 (NAT64) embed an IPv4 address.
         [0, 0, 0, 0, 0, 0, hi, lo] | [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => {
-            return special_v4(Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)).or(Some("IPv4-embedding"));
+            return special_v4(Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8))
+                .or(Some("IPv4-embedding"));
         }
         [first, ..] if first & 0xfe00 == 0xfc00 => "unique local (private)",
         [first, ..] if first & 0xffc0 == 0xfe80 => "link-local",
@@ -214,7 +222,10 @@ mod tests {
         assert!(allowed(&rules, "https://api.github.com/repos/x"));
         assert!(allowed(&rules, "https://API.GitHub.com./x"));
         assert!(!allowed(&rules, "http://api.github.com/"), "scheme");
-        assert!(!allowed(&rules, "https://api.github.com:8443/"), "a rule without a port allows only 443");
+        assert!(
+            !allowed(&rules, "https://api.github.com:8443/"),
+            "a rule without a port allows only 443"
+        );
         assert!(allowed(&rules, "http://127.0.0.1:8080/x"));
         assert!(!allowed(&rules, "http://127.0.0.1:8081/x"));
         assert!(!allowed(&rules, "https://github.com/"));
@@ -242,7 +253,9 @@ mod tests {
             "http://[::ffff:7f00:1]/",
         ] {
             let target = parse_target(url).expect("url");
-            let Host::Ip(ip) = target.host else { panic!("{url} is an IP") };
+            let Host::Ip(ip) = target.host else {
+                panic!("{url} is an IP")
+            };
             assert_eq!(unmapped(ip), IpAddr::V4(Ipv4Addr::LOCALHOST), "{url}");
             assert_eq!(special_use(ip), Some("loopback"), "{url}");
         }
@@ -253,7 +266,10 @@ mod tests {
         let by_name = rule("http://localhost:8080");
         let by_ip = rule("http://127.0.0.1:8080");
         let loopback: IpAddr = "127.0.0.1".parse().expect("ip");
-        assert!(check_address(&by_name, loopback).is_err(), "a name resolving to loopback");
+        assert!(
+            check_address(&by_name, loopback).is_err(),
+            "a name resolving to loopback"
+        );
         assert!(check_address(&by_ip, loopback).is_ok(), "the exact address is listed");
         assert!(check_address(&by_ip, "127.0.0.2".parse().expect("ip")).is_err());
         for (ip, kind) in [

@@ -32,7 +32,9 @@ impl ToolHost {
             .names()
             .map(|name| {
                 let tool_policy = policy.tool(name);
-                let sink = audit.clone().map(|log| -> HttpRecordSink { Arc::new(move |r| log.http_request(r)) });
+                let sink = audit
+                    .clone()
+                    .map(|log| -> HttpRecordSink { Arc::new(move |r| log.http_request(r)) });
                 let template = SandboxTemplate::for_tool(name, &tool_policy, sink);
                 (name.to_string(), (tool_policy, template))
             })

@@ -105,7 +105,10 @@ pub async fn invoke(
     let limits = sandbox.limits;
     let egress = sandbox.egress.hooks();
     let http = egress.activity();
-    let mut store = new_store(engine, StoreState::new(wasi, egress, limits.memory_bytes, tool, progress));
+    let mut store = new_store(
+        engine,
+        StoreState::new(wasi, egress, limits.memory_bytes, tool, progress),
+    );
 
     let result = tokio::time::timeout(limits.timeout, run(&mut store, pre, tool, input)).await;
     let (outcome, output, error) = match result {

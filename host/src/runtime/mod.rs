@@ -163,7 +163,13 @@ impl Runtime {
         let wasi = sandbox
             .wasi_ctx(&stdout, &stderr)
             .map_err(|e| describe_error(e.to_string()))?;
-        let state = state::StoreState::new(wasi, sandbox.egress.hooks(), sandbox.limits.memory_bytes, "describe", None);
+        let state = state::StoreState::new(
+            wasi,
+            sandbox.egress.hooks(),
+            sandbox.limits.memory_bytes,
+            "describe",
+            None,
+        );
         let mut store = call::new_store(&self.engine, state);
         let run = async {
             let instance = pre.instantiate_async(&mut store).await?;

@@ -4,6 +4,7 @@ mod agent;
 mod audit;
 mod cache;
 mod cli;
+mod egress;
 mod policy_golden;
 mod sandbox;
 mod tools;
@@ -16,13 +17,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 /// Every tool in `tools/`.
-pub const FIRST_PARTY_TOOLS: [&str; 6] = [
+pub const FIRST_PARTY_TOOLS: [&str; 9] = [
     "read_file",
     "write_file",
     "list_dir",
     "text_stats",
     "json_query",
     "grep",
+    "http_get",
+    "arxiv_search",
+    "github_pr_digest",
 ];
 
 /// The checkout's root directory.

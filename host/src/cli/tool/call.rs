@@ -95,6 +95,14 @@ fn print_human(report: &CallReport) {
     for line in &report.logs {
         eprintln!("[{} {}] {}", report.tool, line.level, line.message);
     }
+    for r in &report.http {
+        let status = r.status.map_or_else(|| "-".to_string(), |s| s.to_string());
+        let detail = r.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+        eprintln!(
+            "[http] {} {} {}://{}:{} {status} ({} B in, {} ms){detail}",
+            r.decision, r.method, r.scheme, r.host, r.port, r.bytes_in, r.duration_ms
+        );
+    }
     if let Some(error) = &report.error {
         eprintln!("error ({:?}): {error}", report.outcome);
     }

@@ -130,10 +130,8 @@ impl Body for ResponseBody {
                     Ok(data) => {
                         this.received += data.len() as u64;
                         if this.received > this.limit {
-                            let reason = format!(
-                                "response body over the {} byte limit (`http_response_kb`)",
-                                this.limit
-                            );
+                            let reason =
+                                format!("response body over the {} byte limit (`http_response_kb`)", this.limit);
                             return this.fail(reason, Error::HttpResponseBodySize(Some(this.received)));
                         }
                         let released = this.scrubber.push(&data);
@@ -167,9 +165,9 @@ impl Body for ResponseBody {
 }
 
 impl Drop for ResponseBody {
-    /// A body the tool stopped reading still gets its record.
+    /// A body the tool stopped reading (a redirect's, say) still gets its
+    /// record, with the bytes that did arrive.
     fn drop(&mut self) {
-        let error = (!self.ended).then(|| "the tool did not read the whole response".to_string());
-        self.finish(error);
+        self.finish(None);
     }
 }

@@ -17,7 +17,12 @@ pub(super) async fn send(
     mut request: http::Request<WasiBody>,
     deadline: Instant,
 ) -> Result<http::Response<Incoming>, Error> {
-    let tcp = match timeout_at(deadline, tokio::net::TcpStream::connect(SocketAddr::new(address, target.port))).await {
+    let tcp = match timeout_at(
+        deadline,
+        tokio::net::TcpStream::connect(SocketAddr::new(address, target.port)),
+    )
+    .await
+    {
         Err(_) => return Err(Error::ConnectionTimeout),
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Err(Error::ConnectionRefused),
         Ok(Err(e)) => return Err(Error::Connect(e)),
@@ -46,7 +51,11 @@ pub(super) async fn send(
 
 /// HTTP/1.1 over an open stream: handshake, drive the connection in its own
 /// task, send, wait for the response head.
-async fn exchange<S>(io: S, request: http::Request<WasiBody>, deadline: Instant) -> Result<http::Response<Incoming>, Error>
+async fn exchange<S>(
+    io: S,
+    request: http::Request<WasiBody>,
+    deadline: Instant,
+) -> Result<http::Response<Incoming>, Error>
 where
     S: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {

@@ -96,7 +96,10 @@ impl EgressTemplate {
         };
         record.target(&target);
         if number > self.limits.requests {
-            let reason = format!("more than {} requests in one call (`http_requests`)", self.limits.requests);
+            let reason = format!(
+                "more than {} requests in one call (`http_requests`)",
+                self.limits.requests
+            );
             return fail(record, true, reason, Error::ConnectionLimitReached);
         }
         let rule = match net::allowing_rule(&self.rules, &target) {
@@ -110,7 +113,12 @@ impl EgressTemplate {
                 "request headers are {header_bytes} bytes, over the {} byte limit (`http_header_kb`)",
                 self.limits.header_bytes
             );
-            return fail(record, false, reason, Error::HttpRequestHeaderSectionSize(Some(header_bytes as u32)));
+            return fail(
+                record,
+                false,
+                reason,
+                Error::HttpRequestHeaderSectionSize(Some(header_bytes as u32)),
+            );
         }
         if let Err((reason, error)) = self.request_body_fits(&request) {
             return fail(record, false, reason, error);
@@ -135,12 +143,25 @@ impl EgressTemplate {
                 "response headers are {header_bytes} bytes, over the {} byte limit (`http_header_kb`)",
                 self.limits.header_bytes
             );
-            return fail(record, false, reason, Error::HttpResponseHeaderSectionSize(Some(header_bytes as u32)));
+            return fail(
+                record,
+                false,
+                reason,
+                Error::HttpResponseHeaderSectionSize(Some(header_bytes as u32)),
+            );
         }
         let redactor = Redactor::new(&self.secrets);
         let (mut parts, incoming) = response.into_parts();
         redactor.scrub_headers(&mut parts.headers);
-        let body = ResponseBody::new(incoming, self.limits.response_body_bytes, deadline, redactor, record, started, activity);
+        let body = ResponseBody::new(
+            incoming,
+            self.limits.response_body_bytes,
+            deadline,
+            redactor,
+            record,
+            started,
+            activity,
+        );
         Ok(http::Response::from_parts(parts, body.boxed()))
     }
 
@@ -196,7 +217,11 @@ impl EgressTemplate {
         let reason = if refusals.is_empty() {
             format!("{} resolved to no address", target.host)
         } else {
-            format!("{} resolves only to refused addresses: {}", target.host, refusals.join("; "))
+            format!(
+                "{} resolves only to refused addresses: {}",
+                target.host,
+                refusals.join("; ")
+            )
         };
         Err((reason, Error::DestinationIpProhibited))
     }
@@ -204,7 +229,10 @@ impl EgressTemplate {
 
 /// Approximate wire size of a header section: `name: value\r\n` per line.
 fn header_size(headers: &http::HeaderMap) -> u64 {
-    headers.iter().map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64).sum()
+    headers
+        .iter()
+        .map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64)
+        .sum()
 }
 
 /// The wasi-http hooks of one call.

@@ -69,7 +69,9 @@ impl Secret {
     /// Whether this secret goes with requests to `host`.
     pub(super) fn applies_to(&self, host: &str) -> bool {
         match self.host.strip_prefix("*.") {
-            Some(base) => host.len() > base.len() + 1 && host.ends_with(base) && host[..host.len() - base.len()].ends_with('.'),
+            Some(base) => {
+                host.len() > base.len() + 1 && host.ends_with(base) && host[..host.len() - base.len()].ends_with('.')
+            }
             None => self.host == host,
         }
     }
