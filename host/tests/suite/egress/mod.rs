@@ -5,6 +5,7 @@
 //! secrets reach only their host and never the tool; every limit holds;
 //! the host keeps serving after each denial.
 
+mod cli;
 mod echo;
 mod tools;
 

@@ -11,7 +11,7 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(workspace_dir().join("tests/fixtures/http").join(name)).expect("fixture")
 }
 
-fn reply(name: &str, content_type: &str) -> Reply {
+pub fn reply(name: &str, content_type: &str) -> Reply {
     Reply::new(200, fixture(name)).with_header("content-type", content_type)
 }
 
