@@ -15,9 +15,7 @@
 
 use boram_host::agent::{Agent, AgentEvent, AgentOptions, Approvals, EventSink, PromptMode};
 use boram_host::audit::JsonlFile;
-use boram_host::llm::{
-    ChatRequest, Endpoint, Gateway, GatewayOptions, Message, PriceTable, ProviderKind, ToolChoice, ToolDef,
-};
+use boram_host::llm::{ChatRequest, Endpoint, Gateway, GatewayOptions, Message, PriceTable, ProviderKind, ToolChoice};
 use boram_host::policy::Policy;
 use boram_host::registry::{Registry, ToolHost};
 use boram_host::runtime::{Runtime, RuntimeOptions};
@@ -73,30 +71,10 @@ async fn run() {
     ));
 
     let server = ScriptedServer::start(Vec::new()).await;
-    let gateway = Arc::new(
-        Gateway::new(
-            boram_host::llm::connect(&Endpoint {
-                kind: ProviderKind::Anthropic,
-                base_url: server.url(),
-                api_key: Some("k".into()),
-            })
-            .expect("provider"),
-            GatewayOptions::default(),
-            PriceTable::default(),
-        )
-        .with_usage_log(JsonlFile::open(&dir.path().join("usage.jsonl")).expect("usage")),
-    );
+    let gateway = gateway_for(&server, dir.path());
 
     // The same request shape the loop sends: system prompt, the tool's schema, a prompt.
-    let tools: Vec<ToolDef> = host
-        .registry()
-        .tools()
-        .map(|(spec, _)| ToolDef {
-            name: spec.name.clone(),
-            description: spec.description.clone(),
-            input_schema: spec.input_schema.clone(),
-        })
-        .collect();
+    let tools = boram_host::agent::tool_defs(&host);
     let request = ChatRequest {
         model: "claude-sonnet-4-5".into(),
         system: "s".into(),
@@ -126,19 +104,7 @@ async fn run() {
     .await;
     // The tool measurement queued replies it never used: a fresh server.
     let server = ScriptedServer::start(Vec::new()).await;
-    let gateway = Arc::new(
-        Gateway::new(
-            boram_host::llm::connect(&Endpoint {
-                kind: ProviderKind::Anthropic,
-                base_url: server.url(),
-                api_key: Some("k".into()),
-            })
-            .expect("provider"),
-            GatewayOptions::default(),
-            PriceTable::default(),
-        )
-        .with_usage_log(JsonlFile::open(&dir.path().join("usage.jsonl")).expect("usage")),
-    );
+    let gateway = gateway_for(&server, dir.path());
     let approvals = Arc::new(Approvals::new(PromptMode::Unattended { yes: false }, dir.path()));
     let options = AgentOptions {
         system_prompt: "s".into(),
@@ -216,6 +182,20 @@ where
         }
     }
     samples
+}
+
+/// A gateway to `server` that logs usage in `dir`, as the CLI builds it.
+fn gateway_for(server: &ScriptedServer, dir: &std::path::Path) -> Arc<Gateway> {
+    let provider = boram_host::llm::connect(&Endpoint {
+        kind: ProviderKind::Anthropic,
+        base_url: server.url(),
+        api_key: Some("k".into()),
+    })
+    .expect("provider");
+    Arc::new(
+        Gateway::new(provider, GatewayOptions::default(), PriceTable::default())
+            .with_usage_log(JsonlFile::open(&dir.join("usage.jsonl")).expect("usage")),
+    )
 }
 
 /// A reply sent in one write: the bench measures our side, not the server's pacing.

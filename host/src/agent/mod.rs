@@ -153,15 +153,7 @@ impl Agent {
 
     /// Every loaded tool, as offered to the model.
     pub fn tool_defs(&self) -> Vec<ToolDef> {
-        self.host
-            .registry()
-            .tools()
-            .map(|(spec, _)| ToolDef {
-                name: spec.name.clone(),
-                description: spec.description.clone(),
-                input_schema: spec.input_schema.clone(),
-            })
-            .collect()
+        tool_defs(&self.host)
     }
 
     /// Runs one user prompt to its end. Never panics on model or tool
@@ -330,6 +322,18 @@ impl Agent {
             tracing::error!(error = %e, file = %self.session.path().display(), "cannot write the transcript");
         }
     }
+}
+
+/// Every tool `host` has loaded, in the shape the model is given.
+pub fn tool_defs(host: &ToolHost) -> Vec<ToolDef> {
+    host.registry()
+        .tools()
+        .map(|(spec, _)| ToolDef {
+            name: spec.name.clone(),
+            description: spec.description.clone(),
+            input_schema: spec.input_schema.clone(),
+        })
+        .collect()
 }
 
 fn forward_delta(events: &EventSink, delta: Delta) {

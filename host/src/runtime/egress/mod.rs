@@ -107,20 +107,10 @@ impl EgressTemplate {
             Err(reason) => return fail(record, true, reason, Error::HttpRequestDenied),
         };
         record.rule = Some(rule.to_string());
-        let header_bytes = header_size(request.headers());
-        if header_bytes > self.limits.header_bytes {
-            let reason = format!(
-                "request headers are {header_bytes} bytes, over the {} byte limit (`http_header_kb`)",
-                self.limits.header_bytes
-            );
-            return fail(
-                record,
-                false,
-                reason,
-                Error::HttpRequestHeaderSectionSize(Some(header_bytes as u32)),
-            );
-        }
-        if let Err((reason, error)) = self.request_body_fits(&request) {
+        if let Err((reason, error)) = self
+            .headers_fit("request", request.headers(), Error::HttpRequestHeaderSectionSize)
+            .and_then(|()| self.request_body_fits(&request))
+        {
             return fail(record, false, reason, error);
         }
         self.inject_secrets(&target, request.headers_mut());
@@ -137,18 +127,10 @@ impl EgressTemplate {
             Err(error) => return fail(record, false, format!("{error}"), error),
         };
         record.status = Some(response.status().as_u16());
-        let header_bytes = header_size(response.headers());
-        if header_bytes > self.limits.header_bytes {
-            let reason = format!(
-                "response headers are {header_bytes} bytes, over the {} byte limit (`http_header_kb`)",
-                self.limits.header_bytes
-            );
-            return fail(
-                record,
-                false,
-                reason,
-                Error::HttpResponseHeaderSectionSize(Some(header_bytes as u32)),
-            );
+        if let Err((reason, error)) =
+            self.headers_fit("response", response.headers(), Error::HttpResponseHeaderSectionSize)
+        {
+            return fail(record, false, reason, error);
         }
         let redactor = Redactor::new(&self.secrets);
         let (mut parts, incoming) = response.into_parts();
@@ -163,6 +145,24 @@ impl EgressTemplate {
             activity,
         );
         Ok(http::Response::from_parts(parts, body.boxed()))
+    }
+
+    /// `which` headers within `http_header_kb`, else the reason and `error(size)`.
+    fn headers_fit(
+        &self,
+        which: &str,
+        headers: &http::HeaderMap,
+        error: fn(Option<u32>) -> Error,
+    ) -> Result<(), (String, Error)> {
+        let bytes = header_size(headers);
+        if bytes <= self.limits.header_bytes {
+            return Ok(());
+        }
+        let reason = format!(
+            "{which} headers are {bytes} bytes, over the {} byte limit (`http_header_kb`)",
+            self.limits.header_bytes
+        );
+        Err((reason, error(Some(bytes.min(u32::MAX as u64) as u32))))
     }
 
     /// A declared `content-length` over the limit is refused before sending;

@@ -234,14 +234,7 @@ async fn a_killed_chat_resumes_with_nothing_lost() {
         .expect("spawn");
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(b"read my notes\n").await.expect("write");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while server.requests().len() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the chat never made its second call"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_requests(&server, 2).await;
     child.kill().await.expect("kill -9");
 
     server.push(AnthropicReply::new().text("Resumed fine.").build());
@@ -301,14 +294,9 @@ async fn ctrl_c_in_chat_cancels_the_turn_but_not_the_session() {
         .expect("spawn");
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(b"first\n").await.expect("write");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while server.requests().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "no model call");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_requests(&server, 1).await;
     let pid = child.id().expect("pid") as i32;
-    // SAFETY-free: libc::kill is a plain syscall wrapper; the test owns the child.
-    assert_eq!(unsafe_free_sigint(pid), 0);
+    assert_eq!(sigint(pid), 0);
     server.push(AnthropicReply::new().text("Second answer.").build());
     stdin.write_all(b"second\n").await.expect("write");
     drop(stdin);
@@ -318,8 +306,20 @@ async fn ctrl_c_in_chat_cancels_the_turn_but_not_the_session() {
     assert!(text(&out.stdout).contains("Second answer."), "{}", text(&out.stdout));
 }
 
+/// Waits (up to a minute) until `server` has received `n` requests.
+async fn wait_for_requests(server: &ScriptedServer, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while server.requests().len() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the chat never made model call {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Sends SIGINT with the `kill` command, as a terminal's Ctrl-C would.
-fn unsafe_free_sigint(pid: i32) -> i32 {
+fn sigint(pid: i32) -> i32 {
     std::process::Command::new("kill")
         .args(["-INT", &pid.to_string()])
         .status()
