@@ -112,6 +112,7 @@ async fn run() {
         max_tokens: 1024,
         context_tokens: 200_000,
         limits: host.policy().agent,
+        selection: None,
     };
     let sink: EventSink = Arc::new(|_: &AgentEvent| {});
     let mut turns = Vec::with_capacity(TURNS);

@@ -5,6 +5,7 @@
 //! - [`cli`]: the `boram` command line;
 //! - [`agent`]: the ReAct loop (rounds, approvals, repeat guard, budget, compaction);
 //! - [`session`]: crash-safe transcripts and resume;
+//! - [`memory`]: long-term notes and the failure store (SQLite);
 //! - [`llm`]: model providers behind one gateway (retries, circuit breaker, usage, record/replay);
 //! - [`registry`]: loaded tools by name; [`registry::ToolHost`] is where every call goes through;
 //! - [`runtime`]: wasmtime engine, compile cache, sandboxes, one fresh store per call;
@@ -16,6 +17,7 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod llm;
+pub mod memory;
 pub mod policy;
 pub mod registry;
 pub mod runtime;

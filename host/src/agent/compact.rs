@@ -15,6 +15,12 @@ Write a summary that lets the agent continue the work without the original messa
 constraints, decisions made, facts learned from tool results (file paths, names, numbers, errors), and what \
 is still open. Be complete but terse; no preamble.";
 
+/// What the model is asked just before a compaction, with only `memory_save` offered.
+pub const SAVE_NOTES_PROMPT: &str = "[The older part of this conversation is about to be summarised to free \
+context.] If anything in it should be remembered beyond this session (facts about the user or the project, \
+preferences, decisions, what worked or failed), save it now with memory_save, one short note per fact. If \
+nothing is worth keeping, reply \"nothing to save\".";
+
 /// Whether a call that used `context_tokens` of a `window`-token context calls for compaction.
 pub fn needed(context_tokens: u64, window: u64) -> bool {
     window > 0 && context_tokens as f64 >= COMPACT_AT * window as f64

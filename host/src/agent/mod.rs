@@ -9,19 +9,26 @@
 //! the turn with [`Stop::Error`] and the message.
 
 pub mod approval;
+pub mod builtin;
 mod compact;
 pub mod conversation;
 pub mod events;
+pub mod select;
 mod tools;
 
 pub use approval::{Approvals, PromptMode};
 pub use events::{AgentEvent, EventSink, Stop};
 
 use crate::llm::{ChatRequest, Delta, Gateway, Message, ToolChoice, ToolDef, Usage};
+use crate::memory::MemoryStore;
+use crate::memory::failures::FailureStore;
 use crate::policy::AgentLimits;
 use crate::registry::ToolHost;
 use crate::session::{Record, Session};
+use builtin::Builtins;
 use conversation::{Conversation, interrupted_results};
+use select::{SelectionOptions, Selector};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +49,8 @@ pub struct AgentOptions {
     /// The model's context window, in tokens.
     pub context_tokens: u64,
     pub limits: AgentLimits,
+    /// Offer only relevant tools (`None`: every tool on every request).
+    pub selection: Option<SelectionOptions>,
 }
 
 /// How a turn ended.
@@ -66,6 +75,11 @@ pub struct Agent {
     usage: Usage,
     /// Context size of the last model call, for compaction.
     last_context_tokens: u64,
+    builtins: Arc<Builtins>,
+    selector: Option<Arc<Selector>>,
+    failures: Option<Arc<FailureStore>>,
+    /// Tools called in this session: always offered again.
+    used: BTreeSet<String>,
 }
 
 impl Agent {
@@ -76,7 +90,17 @@ impl Agent {
         options: AgentOptions,
         session: Session,
     ) -> Self {
+        let catalogue = tool_defs(&host);
+        let selector = options
+            .selection
+            .clone()
+            .filter(|o| catalogue.len() > o.min_tools)
+            .map(|o| Arc::new(Selector::new(&catalogue, o)));
         Self {
+            builtins: Arc::new(Builtins::new(None, catalogue, selector.clone())),
+            selector,
+            failures: None,
+            used: BTreeSet::new(),
             gateway,
             host,
             approvals,
@@ -88,6 +112,19 @@ impl Agent {
             usage: Usage::default(),
             last_context_tokens: 0,
         }
+    }
+
+    /// Gives the agent long-term memory (the `memory_save` and
+    /// `memory_search` tools, and a chance to save notes before compaction)
+    /// and the failure store.
+    pub fn with_memory(mut self, memory: Arc<MemoryStore>, failures: Arc<FailureStore>) -> Self {
+        self.builtins = Arc::new(Builtins::new(
+            Some(memory),
+            tool_defs(&self.host),
+            self.selector.clone(),
+        ));
+        self.failures = Some(failures);
+        self
     }
 
     /// Continues a session from its transcript: the working conversation,
@@ -105,6 +142,7 @@ impl Agent {
                 Record::Message { message, .. } => {
                     for (_, name, input) in message.tool_uses() {
                         self.guard.admit(name, input, u32::MAX);
+                        self.used.insert(name.to_string());
                     }
                 }
                 _ => {}
@@ -124,6 +162,7 @@ impl Agent {
         self.session = session;
         self.conversation = Conversation::default();
         self.guard = RepeatGuard::default();
+        self.used.clear();
         self.spent_usd = 0.0;
         self.usage = Usage::default();
         self.last_context_tokens = 0;
@@ -151,9 +190,11 @@ impl Agent {
         &self.host
     }
 
-    /// Every loaded tool, as offered to the model.
+    /// Every tool the model may call: the sandboxed ones and the built-ins.
     pub fn tool_defs(&self) -> Vec<ToolDef> {
-        tool_defs(&self.host)
+        let mut defs = tool_defs(&self.host);
+        defs.extend(self.builtins.defs());
+        defs
     }
 
     /// Runs one user prompt to its end. Never panics on model or tool
@@ -194,6 +235,7 @@ impl Agent {
             };
             self.account(&completion.response.usage, completion.cost_usd, events);
             let reply = completion.response.message;
+            self.used.extend(reply.tool_uses().map(|(_, name, _)| name.to_string()));
             self.add_message(reply.clone());
             if reply.tool_uses().next().is_none() {
                 text = reply.text();
@@ -201,6 +243,8 @@ impl Agent {
             }
             let round = ToolRound {
                 host: &self.host,
+                builtins: &self.builtins,
+                failures: self.failures.as_deref(),
                 approvals: &self.approvals,
                 guard: &self.guard,
                 same_call_limit: self.options.limits.same_call_limit,
@@ -223,6 +267,17 @@ impl Agent {
             stop: stop.as_str().to_string(),
             rounds,
         });
+        if !stop.is_success()
+            && stop != Stop::Cancelled
+            && let Some(failures) = &self.failures
+        {
+            let message = error
+                .clone()
+                .unwrap_or_else(|| format!("the turn stopped: {}", stop.as_str()));
+            if let Err(e) = failures.record(self.session.id(), "task", prompt, stop.as_str(), &message) {
+                tracing::warn!(error = %e, "cannot write the failure store");
+            }
+        }
         events(&AgentEvent::Done {
             stop,
             rounds,
@@ -243,6 +298,7 @@ impl Agent {
         let Some(point) = self.conversation.compaction_point() else {
             return Ok(false);
         };
+        self.save_notes_before_compaction(events).await;
         let (summary, cost) = compact::summarise(
             &self.gateway,
             &self.options.model,
@@ -267,6 +323,70 @@ impl Agent {
         Ok(true)
     }
 
+    /// Gives the model one request, offering only `memory_save`, to keep
+    /// what should outlive the compaction; its saves run (under the
+    /// policy's approval) and nothing of the exchange enters the
+    /// conversation. Skipped without memory or when the policy denies it.
+    async fn save_notes_before_compaction(&mut self, events: &EventSink) {
+        let save = self
+            .builtins
+            .defs()
+            .into_iter()
+            .find(|d| d.name == builtin::MEMORY_SAVE);
+        let Some(save) = save else { return };
+        if self.host.policy().tool(builtin::MEMORY_SAVE).approval == crate::policy::Approval::Deny {
+            return;
+        }
+        let mut conversation = self.conversation.clone();
+        conversation.push(Message::user_text(compact::SAVE_NOTES_PROMPT));
+        let request = ChatRequest {
+            model: self.options.model.clone(),
+            system: self.options.system_prompt.clone(),
+            messages: conversation.messages,
+            tools: vec![save],
+            tool_choice: ToolChoice::Auto,
+            max_tokens: self.options.max_tokens,
+        };
+        let completion = match self.gateway.send(&request, &|_| {}, self.session.id()).await {
+            Ok(completion) => completion,
+            Err(e) => {
+                tracing::warn!(error = %e, "the note-saving request before compaction failed");
+                return;
+            }
+        };
+        self.account(&completion.response.usage, completion.cost_usd, events);
+        let saves = Message {
+            role: crate::llm::Role::Assistant,
+            content: completion
+                .response
+                .message
+                .content
+                .into_iter()
+                .filter(|b| matches!(b, crate::llm::Block::ToolUse { name, .. } if name == builtin::MEMORY_SAVE))
+                .collect(),
+        };
+        let round = ToolRound {
+            host: &self.host,
+            builtins: &self.builtins,
+            failures: self.failures.as_deref(),
+            approvals: &self.approvals,
+            guard: &self.guard,
+            same_call_limit: self.options.limits.same_call_limit,
+            session: &self.session,
+            events,
+        };
+        let results = round.run(&saves).await;
+        let saved = results
+            .content
+            .iter()
+            .filter(|b| matches!(b, crate::llm::Block::ToolResult { is_error: false, .. }))
+            .count();
+        self.record(Record::NotesSaved {
+            time: crate::audit::now(),
+            notes: saved,
+        });
+    }
+
     fn limit_reached(&self, rounds: u32, deadline: Instant) -> Option<Stop> {
         let limits = &self.options.limits;
         if rounds >= limits.max_rounds {
@@ -285,10 +405,58 @@ impl Agent {
             model: self.options.model.clone(),
             system: self.options.system_prompt.clone(),
             messages: self.conversation.messages.clone(),
-            tools: self.tool_defs(),
+            tools: self.offered_tools(),
             tool_choice: ToolChoice::Auto,
             max_tokens: self.options.max_tokens,
         }
+    }
+
+    /// Every tool, or with selection on, the ones relevant to the latest
+    /// prompt and recent tool use, plus the sticky ones; built-ins always.
+    fn offered_tools(&self) -> Vec<ToolDef> {
+        let Some(selector) = &self.selector else {
+            return self.tool_defs();
+        };
+        let mut sticky = self.used.clone();
+        sticky.extend(self.builtins.loaded());
+        let selection = selector.select(&self.selection_query(), &sticky);
+        let mut defs: Vec<ToolDef> = tool_defs(&self.host)
+            .into_iter()
+            .filter(|d| selection.names.contains(&d.name))
+            .collect();
+        defs.extend(self.builtins.defs());
+        tracing::info!(
+            selected = defs.len(),
+            total = tool_defs(&self.host).len() + self.builtins.defs().len(),
+            schema_chars_sent = selection.schema_chars_sent,
+            schema_chars_all = selection.schema_chars_all,
+            cache_hit = selection.cache_hit,
+            "tool selection"
+        );
+        defs
+    }
+
+    /// The latest prompt typed by the user and the names of the tools used
+    /// in the last two replies.
+    fn selection_query(&self) -> String {
+        let messages = &self.conversation.messages;
+        let prompt = messages
+            .iter()
+            .rev()
+            .find(|m| {
+                m.role == crate::llm::Role::User
+                    && m.content.iter().any(|b| matches!(b, crate::llm::Block::Text { .. }))
+            })
+            .map(Message::text)
+            .unwrap_or_default();
+        let recent: Vec<&str> = messages
+            .iter()
+            .rev()
+            .filter(|m| m.role == crate::llm::Role::Assistant)
+            .take(2)
+            .flat_map(|m| m.tool_uses().map(|(_, name, _)| name))
+            .collect();
+        format!("{prompt} {}", recent.join(" ").replace('_', " "))
     }
 
     fn account(&mut self, usage: &Usage, cost: Option<f64>, events: &EventSink) {

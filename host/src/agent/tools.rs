@@ -4,10 +4,15 @@
 //! [`ToolHost`] (which writes the audit log). Anything that goes wrong for
 //! one call — unknown tool, denial, bad input, failure, timeout — becomes an
 //! `is_error` result the model can react to; nothing here ends the turn.
+//! Built-in tools (memory, `list_tools`) pass the same guard and approval.
+//! Failures go to the failure store, and a failure like an earlier one
+//! comes back with that record and its fix.
 
 use super::approval::{ApprovalRequest, Approvals, Decision};
+use super::builtin::{BuiltinError, Builtins};
 use super::events::{AgentEvent, EventSink};
 use crate::llm::{Block, Message, Role};
+use crate::memory::failures::FailureStore;
 use crate::registry::ToolHost;
 use crate::session::{Record, Session};
 use std::collections::HashMap;
@@ -35,6 +40,8 @@ impl RepeatGuard {
 /// What one round of tool calls needs.
 pub struct ToolRound<'a> {
     pub host: &'a ToolHost,
+    pub builtins: &'a Builtins,
+    pub failures: Option<&'a FailureStore>,
     pub approvals: &'a Approvals,
     pub guard: &'a RepeatGuard,
     pub same_call_limit: u32,
@@ -93,10 +100,49 @@ impl ToolRound<'_> {
         }
     }
 
-    /// `(outcome word, content for the model, is_error)`.
+    /// `(outcome word, content for the model, is_error)`. A failure is
+    /// recorded in the failure store, and earlier failures of this tool
+    /// with similar input (and what fixed them) are added to its content.
     async fn execute(&self, id: &str, name: &str, input: &serde_json::Value) -> (String, String, bool) {
-        let Some((_, component)) = self.host.registry().get(name) else {
-            let hint = crate::suggest::did_you_mean(name, self.host.registry().names()).unwrap_or_default();
+        let (outcome, content, is_error) = self.run_checked(id, name, input).await;
+        let Some(failures) = self.failures else {
+            return (outcome, content, is_error);
+        };
+        let input_text = input.to_string();
+        let session = self.session.id();
+        if !is_error {
+            if let Err(e) = failures.mark_fixed(session, name, &input_text) {
+                tracing::warn!(error = %e, "cannot update the failure store");
+            }
+            return (outcome, content, is_error);
+        }
+        let earlier = failures.similar(name, &input_text, 3).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read the failure store");
+            Vec::new()
+        });
+        if let Err(e) = failures.record(session, name, &input_text, &outcome, &content) {
+            tracing::warn!(error = %e, "cannot write the failure store");
+        }
+        match crate::memory::failures::reminder(&earlier) {
+            Some(reminder) => (outcome, format!("{content}\n\n{reminder}"), is_error),
+            None => (outcome, content, is_error),
+        }
+    }
+
+    /// Repeat guard, approval, then the built-in or the sandboxed tool.
+    async fn run_checked(&self, id: &str, name: &str, input: &serde_json::Value) -> (String, String, bool) {
+        let hash = if self.builtins.is_builtin(name) {
+            format!("builtin:{name}")
+        } else if let Some((_, component)) = self.host.registry().get(name) {
+            component.sha256.clone()
+        } else {
+            let builtins = self.builtins.defs();
+            let names = self
+                .host
+                .registry()
+                .names()
+                .chain(builtins.iter().map(|d| d.name.as_str()));
+            let hint = crate::suggest::did_you_mean(name, names).unwrap_or_default();
             return (
                 "unknown_tool".into(),
                 format!("there is no tool named `{name}`{hint}"),
@@ -111,22 +157,32 @@ impl ToolRound<'_> {
             );
             return ("refused".into(), message, true);
         }
-        let tool_policy = self.host.policy().tool(name);
-        let request = ApprovalRequest {
-            tool: name.to_string(),
-            tool_hash: component.sha256.clone(),
-            input: input.clone(),
-            grants: crate::policy::summary(&tool_policy),
-        };
-        let decision = self.approvals.decide(tool_policy.approval, &request).await;
-        self.report_decision(id, name, &decision);
-        if let Decision::Deny { reason, .. } = decision {
-            return ("denied".into(), reason, true);
+        // `list_tools` shows only names and descriptions: nothing to approve.
+        if name != super::builtin::LIST_TOOLS {
+            let tool_policy = self.host.policy().tool(name);
+            let request = ApprovalRequest {
+                tool: name.to_string(),
+                tool_hash: hash,
+                input: input.clone(),
+                grants: crate::policy::summary(&tool_policy),
+            };
+            let decision = self.approvals.decide(tool_policy.approval, &request).await;
+            self.report_decision(id, name, &decision);
+            if let Decision::Deny { reason, .. } = decision {
+                return ("denied".into(), reason, true);
+            }
         }
         (self.events)(&AgentEvent::ToolStarted {
             id: id.to_string(),
             name: name.to_string(),
         });
+        if self.builtins.is_builtin(name) {
+            return match self.builtins.call(name, input) {
+                Ok(output) => ("ok".into(), output, false),
+                Err(BuiltinError::InvalidInput(m)) => ("invalid_input".into(), format!("invalid_input: {m}"), true),
+                Err(BuiltinError::Failed(m)) => ("failed".into(), format!("failed: {m}"), true),
+            };
+        }
         match self.host.call(name, &input.to_string(), None).await {
             Ok(report) if report.outcome.is_ok() => ("ok".into(), report.output.unwrap_or_default(), false),
             Ok(report) => {

@@ -4,6 +4,7 @@
 
 mod agent;
 mod context;
+mod memory_cmd;
 mod policy_cmd;
 mod tool;
 
@@ -35,6 +36,11 @@ enum Command {
     /// List saved sessions.
     #[command(subcommand)]
     Sessions(agent::SessionsCommand),
+    /// Save, search and list the agent's long-term notes.
+    #[command(subcommand)]
+    Memory(memory_cmd::MemoryCommand),
+    /// Failed tool calls and tasks, and what fixed them.
+    Failures(memory_cmd::FailuresCommand),
     /// List, call and inspect tools.
     #[command(subcommand)]
     Tool(tool::ToolCommand),
@@ -71,6 +77,8 @@ pub fn main() -> ExitCode {
             Command::Run(cmd) => cmd.run(&cli.global).await,
             Command::Chat(cmd) => cmd.run(&cli.global).await,
             Command::Sessions(cmd) => cmd.run(&cli.global).await,
+            Command::Memory(cmd) => cmd.run(&cli.global).await,
+            Command::Failures(cmd) => cmd.run(&cli.global).await,
             Command::Tool(cmd) => cmd.run(&cli.global).await,
             Command::Policy(cmd) => cmd.run(&cli.global).await,
         }

@@ -34,6 +34,40 @@ pub struct ConfigToml {
     pub prices: BTreeMap<String, Price>,
     #[serde(default)]
     pub agent: AgentToml,
+    #[serde(default)]
+    pub selection: SelectionToml,
+}
+
+/// `[selection]`: which tools each request offers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectionToml {
+    /// `enabled = true`: offer only relevant tools (when more than `min_tools` are loaded).
+    pub enabled: Option<bool>,
+    /// `max_tools = 3`: most tools picked by relevance.
+    pub max_tools: Option<usize>,
+    /// `min_share = 0.5`: a picked tool scores at least this share of the best.
+    pub min_share: Option<f64>,
+    /// `always = ["read_file"]`: offered on every request.
+    pub always: Option<Vec<String>>,
+    /// `min_tools = 10`: below this many tools, every tool is offered.
+    pub min_tools: Option<usize>,
+}
+
+impl SelectionToml {
+    /// The selection options, or `None` when turned off.
+    pub fn options(&self) -> Option<crate::agent::select::SelectionOptions> {
+        if self.enabled == Some(false) {
+            return None;
+        }
+        let d = crate::agent::select::SelectionOptions::default();
+        Some(crate::agent::select::SelectionOptions {
+            max_tools: self.max_tools.unwrap_or(d.max_tools),
+            min_share: self.min_share.unwrap_or(d.min_share),
+            always: self.always.clone().unwrap_or_default(),
+            min_tools: self.min_tools.unwrap_or(d.min_tools),
+        })
+    }
 }
 
 /// `[model]`.
@@ -107,6 +141,7 @@ pub struct ModelConfig {
     pub gateway: GatewayOptions,
     pub prices: PriceTable,
     pub system_prompt: Option<String>,
+    pub selection: Option<crate::agent::select::SelectionOptions>,
 }
 
 /// The message shown when no provider can be chosen.
@@ -184,6 +219,7 @@ pub fn resolve(
         gateway: gateway_options(&file.gateway),
         prices: PriceTable::new(file.prices),
         system_prompt: file.agent.system_prompt,
+        selection: file.selection.options(),
     })
 }
 

@@ -49,6 +49,11 @@ pub enum Record {
         stop: String,
         rounds: u32,
     },
+    /// Before a compaction the model saved this many notes to memory.
+    NotesSaved {
+        time: String,
+        notes: usize,
+    },
 }
 
 /// An open transcript, appended to as the session runs.

@@ -11,6 +11,8 @@ use crate::cli::context::GlobalArgs;
 use crate::config::{self, model as model_config};
 use crate::llm::record::{Recorder, Replay};
 use crate::llm::{Gateway, GatewayOptions, PriceTable, Provider, ProviderKind};
+use crate::memory::MemoryStore;
+use crate::memory::failures::FailureStore;
 use crate::session::Session;
 use anyhow::Context as _;
 use clap::Args;
@@ -82,11 +84,12 @@ impl AgentArgs {
             max_tokens: settings.max_tokens,
             context_tokens: settings.context_tokens,
             limits: host.policy().agent,
+            selection: settings.selection.clone(),
         };
         let sessions = config::sessions_dir(&data_dir);
         let gateway = Arc::new(gateway);
         let provider_name = gateway.provider_kind().to_string();
-        Ok(match resume {
+        let agent = match resume {
             None => {
                 let session = Session::create(&sessions, &provider_name, &model)
                     .with_context(|| format!("cannot create a session in {}", sessions.display()))?;
@@ -97,7 +100,8 @@ impl AgentArgs {
                 let (session, records) = Session::open(&sessions, &id).map_err(|e| UsageError(e.to_string()))?;
                 Agent::new(gateway, host, approvals, options, session).resume(&records)
             }
-        })
+        };
+        Ok(with_memory(agent, &data_dir))
     }
 
     /// The provider, the model name, and the rest of the model settings.
@@ -130,6 +134,7 @@ impl AgentArgs {
                 gateway: GatewayOptions::default(),
                 prices: PriceTable::new(file.prices),
                 system_prompt: file.agent.system_prompt,
+                selection: file.selection.options(),
             };
             return Ok((Arc::new(replay), settings.model.clone(), settings));
         }
@@ -142,5 +147,17 @@ impl AgentArgs {
         let provider = crate::llm::connect(&settings.endpoint)?;
         tracing::info!(provider = %settings.endpoint.kind, model = %settings.model, url = %settings.endpoint.base_url, data_dir = %data_dir.display(), "model");
         Ok((provider, settings.model.clone(), settings))
+    }
+}
+
+/// Gives the agent its memory and failure store from `memory.db`; a broken
+/// database costs the memory tools, not the session.
+fn with_memory(agent: Agent, data_dir: &std::path::Path) -> Agent {
+    match (MemoryStore::open(data_dir), FailureStore::open(data_dir)) {
+        (Ok(memory), Ok(failures)) => agent.with_memory(Arc::new(memory), Arc::new(failures)),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("warning: memory is off for this session: {e}");
+            agent
+        }
     }
 }

@@ -33,10 +33,13 @@ const HELP: &str = "\
   /tools     the tools the agent can use, and what each is granted
   /cost      tokens and cost of this session
   /compact   summarise the conversation so far to free context
+  /memory save TEXT [#tag …] | search WORDS | latest [N]   long-term notes
   /new       start a new session
   /quit      leave (Ctrl-D works too)";
 
-const COMMANDS: &[&str] = &["/tools", "/cost", "/compact", "/new", "/help", "/quit", "/exit"];
+const COMMANDS: &[&str] = &[
+    "/tools", "/cost", "/compact", "/memory", "/new", "/help", "/quit", "/exit",
+];
 
 impl ChatCommand {
     pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
@@ -107,6 +110,7 @@ impl ChatCommand {
                 Ok(false) => eprintln!("  nothing to compact yet"),
                 Err(e) => eprintln!("  compaction failed: {e}"),
             },
+            "/memory" => memory(line, global),
             "/new" => {
                 *agent = self.agent.agent(global, None).await?;
                 greet(agent, false);
@@ -117,6 +121,37 @@ impl ChatCommand {
             }
         }
         Ok(Flow::Continue)
+    }
+}
+
+/// `/memory save TEXT #tag`, `/memory search WORDS`, `/memory latest [N]`.
+fn memory(line: &str, global: &GlobalArgs) {
+    let rest = line.trim_start_matches("/memory").trim();
+    let (verb, arg) = rest.split_once(' ').unwrap_or((rest, ""));
+    let store = match crate::memory::MemoryStore::open(&global.data_dir()) {
+        Ok(store) => store,
+        Err(e) => return eprintln!("  memory is not available: {e}"),
+    };
+    let result = match verb {
+        "save" => {
+            let (tags, words): (Vec<&str>, Vec<&str>) = arg.split_whitespace().partition(|w| w.starts_with('#'));
+            let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+            store
+                .save(&words.join(" "), &tags)
+                .map(|id| eprintln!("  saved note {id}"))
+        }
+        "search" => store.search(arg, 10).map(|found| print_notes(&found)),
+        "latest" => store.latest(arg.parse().unwrap_or(10)).map(|found| print_notes(&found)),
+        _ => return eprintln!("  usage: /memory save TEXT [#tag …] | /memory search WORDS | /memory latest [N]"),
+    };
+    if let Err(e) = result {
+        eprintln!("  {e}");
+    }
+}
+
+fn print_notes(entries: &[crate::memory::Entry]) {
+    if let Err(e) = crate::cli::memory_cmd::print_entries(entries, false) {
+        eprintln!("  {e}");
     }
 }
 

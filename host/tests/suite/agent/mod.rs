@@ -6,12 +6,16 @@ mod approvals;
 mod cli;
 mod failures;
 mod flow;
+mod memory;
 mod sessions;
 
 use super::{host_with, tools_dir};
+use boram_host::agent::select::SelectionOptions;
 use boram_host::agent::{Agent, AgentEvent, AgentOptions, Approvals, EventSink, PromptMode, TurnResult};
 use boram_host::audit::JsonlFile;
 use boram_host::llm::{Endpoint, Gateway, GatewayOptions, PriceTable, ProviderKind};
+use boram_host::memory::MemoryStore;
+use boram_host::memory::failures::FailureStore;
 use boram_host::policy::AgentLimits;
 use boram_host::session::Session;
 use scripted_llm::ScriptedServer;
@@ -61,6 +65,9 @@ pub struct Setup {
     pub model: String,
     pub context_tokens: u64,
     pub limits: Option<AgentLimits>,
+    pub selection: Option<SelectionOptions>,
+    /// Long-term memory and the failure store live here (shared between agents of one test).
+    pub memory_dir: Option<PathBuf>,
 }
 
 impl Default for Setup {
@@ -78,6 +85,8 @@ impl Default for Setup {
             model: "claude-sonnet-4-5".into(),
             context_tokens: 200_000,
             limits: None,
+            selection: None,
+            memory_dir: None,
         }
     }
 }
@@ -116,9 +125,16 @@ impl Harness {
             max_tokens: 1024,
             context_tokens: setup.context_tokens,
             limits,
+            selection: setup.selection,
         };
         let session = Session::create(&dir.path().join("sessions"), "test", &setup.model).expect("session");
-        let agent = Agent::new(Arc::new(gateway), Arc::new(host), Arc::new(approvals), options, session);
+        let mut agent = Agent::new(Arc::new(gateway), Arc::new(host), Arc::new(approvals), options, session);
+        if let Some(memory) = &setup.memory_dir {
+            agent = agent.with_memory(
+                Arc::new(MemoryStore::open(memory).expect("memory")),
+                Arc::new(FailureStore::open(memory).expect("failures")),
+            );
+        }
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink: EventSink = {
             let events = events.clone();

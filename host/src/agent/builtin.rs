@@ -1,0 +1,194 @@
+//! Tools the host itself provides to the model: `memory_save` and
+//! `memory_search` (the long-term memory; governed by the policy like any
+//! tool), and `list_tools` (the catalogue of tools left out by selection;
+//! naming one loads it for the next request). They run in the host, not in
+//! a sandbox: they touch only the memory database and the tool list.
+
+use super::select::Selector;
+use crate::llm::ToolDef;
+use crate::memory::{MemoryError, MemoryStore};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+pub const MEMORY_SAVE: &str = "memory_save";
+pub const MEMORY_SEARCH: &str = "memory_search";
+pub const LIST_TOOLS: &str = "list_tools";
+
+/// How a built-in call went wrong.
+pub enum BuiltinError {
+    /// The model can fix its input.
+    InvalidInput(String),
+    Failed(String),
+}
+
+pub struct Builtins {
+    memory: Option<Arc<MemoryStore>>,
+    /// Every sandboxed tool, for `list_tools`.
+    catalogue: Vec<ToolDef>,
+    selector: Option<Arc<Selector>>,
+    /// Tools the model asked for through `list_tools`.
+    loaded: Mutex<BTreeSet<String>>,
+}
+
+impl Builtins {
+    pub fn new(memory: Option<Arc<MemoryStore>>, catalogue: Vec<ToolDef>, selector: Option<Arc<Selector>>) -> Self {
+        Self {
+            memory,
+            catalogue,
+            selector,
+            loaded: Mutex::default(),
+        }
+    }
+
+    pub fn is_builtin(&self, name: &str) -> bool {
+        (self.memory.is_some() && (name == MEMORY_SAVE || name == MEMORY_SEARCH))
+            || (self.selector.is_some() && name == LIST_TOOLS)
+    }
+
+    /// Tools loaded through `list_tools` so far.
+    pub fn loaded(&self) -> BTreeSet<String> {
+        self.loaded.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The definitions of the built-ins available here.
+    pub fn defs(&self) -> Vec<ToolDef> {
+        let mut defs = Vec::new();
+        if self.memory.is_some() {
+            defs.push(ToolDef {
+                name: MEMORY_SAVE.into(),
+                description: "Save a note to long-term memory, kept across sessions: facts about the user or \
+                    project, preferences, decisions, what worked. Keep each note short and self-contained."
+                    .into(),
+                input_schema: json!({"type": "object", "additionalProperties": false, "required": ["text"],
+                    "properties": {
+                        "text": {"type": "string", "description": "The note, at most 4000 characters."},
+                        "tags": {"type": "array", "items": {"type": "string"},
+                                 "description": "Up to 10 short tags (letters, digits, - and _), e.g. [\"prefs\"]."}}}),
+            });
+            defs.push(ToolDef {
+                name: MEMORY_SEARCH.into(),
+                description: "Search long-term memory for notes saved in this or earlier sessions; best match first."
+                    .into(),
+                input_schema: json!({"type": "object", "additionalProperties": false, "required": ["query"],
+                    "properties": {
+                        "query": {"type": "string", "description": "Words to look for."},
+                        "limit": {"type": "integer", "minimum": 1, "maximum": 20,
+                                  "description": "Most notes returned (default 5)."}}}),
+            });
+        }
+        if self.selector.is_some() {
+            defs.push(ToolDef {
+                name: LIST_TOOLS.into(),
+                description: "List tools that exist but were not offered to you in this request. Give `query` to \
+                    find ones for a task; name tools in `load` to have them offered from your next request on."
+                    .into(),
+                input_schema: json!({"type": "object", "additionalProperties": false,
+                    "properties": {
+                        "query": {"type": "string", "description": "What you need a tool for."},
+                        "load": {"type": "array", "items": {"type": "string"},
+                                 "description": "Names of tools to offer from the next request on."}}}),
+            });
+        }
+        defs
+    }
+
+    /// Runs built-in `name`; `Ok` is the JSON result for the model.
+    pub fn call(&self, name: &str, input: &Value) -> Result<String, BuiltinError> {
+        match name {
+            MEMORY_SAVE => self.memory_save(input),
+            MEMORY_SEARCH => self.memory_search(input),
+            LIST_TOOLS => self.list_tools(input),
+            other => Err(BuiltinError::Failed(format!("`{other}` is not a built-in tool"))),
+        }
+    }
+
+    fn store(&self) -> Result<&MemoryStore, BuiltinError> {
+        self.memory
+            .as_deref()
+            .ok_or_else(|| BuiltinError::Failed("memory is not available in this session".into()))
+    }
+
+    fn memory_save(&self, input: &Value) -> Result<String, BuiltinError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Save {
+            text: String,
+            #[serde(default)]
+            tags: Vec<String>,
+        }
+        let save: Save = parse(input, "{\"text\": string, \"tags\"?: [string]}")?;
+        let id = self.store()?.save(&save.text, &save.tags).map_err(memory_error)?;
+        Ok(json!({"saved": id}).to_string())
+    }
+
+    fn memory_search(&self, input: &Value) -> Result<String, BuiltinError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Search {
+            query: String,
+            limit: Option<usize>,
+        }
+        let search: Search = parse(input, "{\"query\": string, \"limit\"?: 1..20}")?;
+        let limit = search.limit.unwrap_or(5);
+        if !(1..=20).contains(&limit) {
+            return Err(BuiltinError::InvalidInput(format!(
+                "`limit` must be 1 to 20, got {limit}"
+            )));
+        }
+        let found = self.store()?.search(&search.query, limit).map_err(memory_error)?;
+        Ok(json!({ "notes": found }).to_string())
+    }
+
+    fn list_tools(&self, input: &Value) -> Result<String, BuiltinError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct List {
+            query: Option<String>,
+            #[serde(default)]
+            load: Vec<String>,
+        }
+        let list: List = parse(input, "{\"query\"?: string, \"load\"?: [string]}")?;
+        let unknown: Vec<&String> = list
+            .load
+            .iter()
+            .filter(|n| !self.catalogue.iter().any(|t| &t.name == *n))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(BuiltinError::InvalidInput(format!(
+                "no tool named {}; call list_tools without `load` to see the names",
+                unknown.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        self.loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(list.load.iter().cloned());
+        let order: Vec<&ToolDef> = match (&list.query, &self.selector) {
+            (Some(query), Some(selector)) => selector
+                .rank(query)
+                .into_iter()
+                .filter(|(_, score)| *score > 0.0)
+                .filter_map(|(name, _)| self.catalogue.iter().find(|t| t.name == name))
+                .collect(),
+            _ => self.catalogue.iter().collect(),
+        };
+        let tools: Vec<Value> = order
+            .iter()
+            .map(|t| json!({"name": t.name, "description": t.description}))
+            .collect();
+        Ok(json!({"tools": tools, "loaded_for_next_request": list.load}).to_string())
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(input: &Value, shape: &str) -> Result<T, BuiltinError> {
+    serde_json::from_value(input.clone()).map_err(|e| BuiltinError::InvalidInput(format!("{e}; expected {shape}")))
+}
+
+fn memory_error(e: MemoryError) -> BuiltinError {
+    match e {
+        MemoryError::Invalid(m) => BuiltinError::InvalidInput(m),
+        other => BuiltinError::Failed(other.to_string()),
+    }
+}
