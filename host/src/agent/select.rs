@@ -67,8 +67,11 @@ pub struct Selector {
     document_frequency: HashMap<String, f64>,
     average_len: f64,
     options: SelectionOptions,
-    cache: Mutex<(HashMap<String, Vec<String>>, VecDeque<String>)>,
+    cache: Mutex<SelectionCache>,
 }
+
+/// Remembered selections by prompt key, and the keys oldest first.
+type SelectionCache = (HashMap<String, Vec<String>>, VecDeque<String>);
 
 impl Selector {
     pub fn new(tools: &[ToolDef], options: SelectionOptions) -> Self {

@@ -152,7 +152,7 @@ impl MemoryStore {
             )?;
             let rows = stmt.query_map(params![expr, limit as i64], |r| {
                 let rank: f64 = r.get(4)?;
-                Ok(entry(r, Some(-rank))?)
+                entry(r, Some(-rank))
             })?;
             rows.collect()
         })

@@ -325,3 +325,31 @@ fn sigint(pid: i32) -> i32 {
         .status()
         .map_or(-1, |s| s.code().unwrap_or(-1))
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_and_failures_from_the_command_line() {
+    let env = Env::new();
+    let save = env
+        .run(&["memory", "save", "The demo is on Thursday", "--tag", "team"], "")
+        .await;
+    assert!(save.status.success(), "{}", text(&save.stderr));
+    let found = env.run(&["memory", "search", "when is the demo", "--json"], "").await;
+    let entry: Value = serde_json::from_str(text(&found.stdout).lines().next().expect("a note")).expect("json");
+    assert_eq!(entry["text"], "The demo is on Thursday");
+    assert_eq!(entry["tags"], json!(["team"]));
+    let bad = env
+        .run(&["memory", "save", "x", "--tag", "no spaces allowed"], "")
+        .await;
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("not valid"), "{}", text(&bad.stderr));
+    let id = entry["id"].to_string();
+    assert!(env.run(&["memory", "delete", &id], "").await.status.success());
+    assert_eq!(env.run(&["memory", "delete", &id], "").await.status.code(), Some(2));
+    let failures = env.run(&["failures"], "").await;
+    assert!(failures.status.success());
+    assert!(
+        text(&failures.stderr).contains("no failures"),
+        "{}",
+        text(&failures.stderr)
+    );
+}
