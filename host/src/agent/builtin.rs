@@ -42,6 +42,17 @@ impl Builtins {
         }
     }
 
+    /// The same built-ins over a new tool catalogue (after a hot swap),
+    /// keeping what the model loaded.
+    pub fn with_catalogue(&self, catalogue: Vec<ToolDef>, selector: Option<Arc<Selector>>) -> Self {
+        Self {
+            memory: self.memory.clone(),
+            catalogue,
+            selector,
+            loaded: Mutex::new(self.loaded()),
+        }
+    }
+
     pub fn is_builtin(&self, name: &str) -> bool {
         (self.memory.is_some() && (name == MEMORY_SAVE || name == MEMORY_SEARCH))
             || (self.selector.is_some() && name == LIST_TOOLS)

@@ -80,6 +80,8 @@ pub struct Agent {
     failures: Option<Arc<FailureStore>>,
     /// Tools called in this session: always offered again.
     used: BTreeSet<String>,
+    /// The tool host's generation the selector and built-ins were built for.
+    generation: u64,
 }
 
 impl Agent {
@@ -101,6 +103,7 @@ impl Agent {
             selector,
             failures: None,
             used: BTreeSet::new(),
+            generation: host.generation(),
             gateway,
             host,
             approvals,
@@ -190,6 +193,11 @@ impl Agent {
         &self.host
     }
 
+    /// The tool host, shared (e.g. with the hot-swap watcher).
+    pub fn shared_tool_host(&self) -> Arc<ToolHost> {
+        self.host.clone()
+    }
+
     /// Every tool the model may call: the sandboxed ones and the built-ins.
     pub fn tool_defs(&self) -> Vec<ToolDef> {
         let mut defs = tool_defs(&self.host);
@@ -215,6 +223,7 @@ impl Agent {
                 tracing::warn!(error = %e, "compaction failed; continuing with the full conversation");
             }
             rounds += 1;
+            self.refresh_tools();
             events(&AgentEvent::TurnStarted {
                 session: self.session.id().to_string(),
                 round: rounds,
@@ -409,6 +418,25 @@ impl Agent {
             tool_choice: ToolChoice::Auto,
             max_tokens: self.options.max_tokens,
         }
+    }
+
+    /// After a hot swap, rebuilds the ranking and the `list_tools`
+    /// catalogue from the new tool set (the next request shows it).
+    fn refresh_tools(&mut self) {
+        let generation = self.host.generation();
+        if generation == self.generation {
+            return;
+        }
+        self.generation = generation;
+        let catalogue = tool_defs(&self.host);
+        let selector = self
+            .options
+            .selection
+            .clone()
+            .filter(|o| catalogue.len() > o.min_tools)
+            .map(|o| Arc::new(Selector::new(&catalogue, o)));
+        self.builtins = Arc::new(self.builtins.with_catalogue(catalogue, selector.clone()));
+        self.selector = selector;
     }
 
     /// Every tool, or with selection on, the ones relevant to the latest

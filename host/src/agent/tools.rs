@@ -131,17 +131,14 @@ impl ToolRound<'_> {
 
     /// Repeat guard, approval, then the built-in or the sandboxed tool.
     async fn run_checked(&self, id: &str, name: &str, input: &serde_json::Value) -> (String, String, bool) {
+        let registry = self.host.registry();
         let hash = if self.builtins.is_builtin(name) {
             format!("builtin:{name}")
-        } else if let Some((_, component)) = self.host.registry().get(name) {
+        } else if let Some((_, component)) = registry.get(name) {
             component.sha256.clone()
         } else {
             let builtins = self.builtins.defs();
-            let names = self
-                .host
-                .registry()
-                .names()
-                .chain(builtins.iter().map(|d| d.name.as_str()));
+            let names = registry.names().chain(builtins.iter().map(|d| d.name.as_str()));
             let hint = crate::suggest::did_you_mean(name, names).unwrap_or_default();
             return (
                 "unknown_tool".into(),

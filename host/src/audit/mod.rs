@@ -67,6 +67,13 @@ impl AuditLog {
         self.file.path()
     }
 
+    /// Records another event (a reload, a rejected swap) as one JSON line.
+    pub fn event(&self, line: &serde_json::Value) {
+        if let Err(e) = self.file.append(line) {
+            tracing::error!(path = %self.path().display(), error = %e, "cannot write the audit log");
+        }
+    }
+
     /// Records one outgoing HTTP request of a tool (allowed or denied).
     pub fn http_request(&self, record: &crate::runtime::HttpRecord) {
         if let Err(e) = self.file.append(record) {

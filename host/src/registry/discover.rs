@@ -13,6 +13,9 @@ pub struct LoadProblem {
 }
 
 /// Every loaded tool by name, and the components that provide them.
+/// Cloning is cheap (components are shared): a hot swap builds a new
+/// registry from the old one and swaps it in whole.
+#[derive(Clone)]
 pub struct Registry {
     runtime: Arc<Runtime>,
     components: Vec<Arc<LoadedComponent>>,
@@ -76,6 +79,47 @@ impl Registry {
             self.tools.insert(spec.name.clone(), component.clone());
         }
         self.components.push(component);
+    }
+
+    /// This registry with `component` in place of whatever came from the
+    /// same file before.
+    pub fn with_component(&self, component: Arc<LoadedComponent>) -> Registry {
+        let mut components: Vec<Arc<LoadedComponent>> = self
+            .components
+            .iter()
+            .filter(|c| c.path != component.path)
+            .cloned()
+            .collect();
+        components.push(component);
+        self.rebuilt(components)
+    }
+
+    /// This registry without the component loaded from `path`.
+    pub fn without_file(&self, path: &Path) -> Registry {
+        let components = self.components.iter().filter(|c| c.path != path).cloned().collect();
+        self.rebuilt(components)
+    }
+
+    /// The component loaded from `path`, if any.
+    pub fn component_at(&self, path: &Path) -> Option<&Arc<LoadedComponent>> {
+        self.components.iter().find(|c| c.path == path)
+    }
+
+    /// A registry of `components` in file-name order (the order `load_dir` uses, so
+    /// a duplicate tool name resolves the same way after a swap).
+    fn rebuilt(&self, mut components: Vec<Arc<LoadedComponent>>) -> Registry {
+        components.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut registry = Registry::new(self.runtime.clone());
+        registry.problems = self
+            .problems
+            .iter()
+            .filter(|p| !components.iter().any(|c| c.path == p.path))
+            .cloned()
+            .collect();
+        for component in components {
+            registry.add(component);
+        }
+        registry
     }
 
     pub fn runtime(&self) -> &Arc<Runtime> {

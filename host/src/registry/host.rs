@@ -1,12 +1,21 @@
 //! [`ToolHost`]: registry + policy + audit. Every tool call, from the CLI
-//! today and from the agent loop, MCP and HTTP service later, goes through
+//! and the agent loop (and later MCP and the HTTP service), goes through
 //! [`ToolHost::call`].
+//!
+//! The registry, the policy and the sandbox templates built from them form
+//! one immutable [`HostState`] held in an `ArcSwap`: a call takes the
+//! current state when it starts and finishes on it, while a hot swap (a
+//! rebuilt tool, an edited policy) builds a new state off the request path
+//! and swaps it in atomically — calls are never blocked or failed by it.
 
 use super::Registry;
 use crate::audit::AuditLog;
 use crate::policy::{Approval, Policy, ToolPolicy};
-use crate::runtime::{CallReport, HttpRecordSink, ProgressSink, SandboxTemplate};
+use crate::runtime::{CallReport, HttpRecordSink, LoadedComponent, ProgressSink, SandboxTemplate};
+use arc_swap::ArcSwap;
 use std::collections::HashMap;
+use std::ops::Deref;
+use std::path::Path;
 use std::sync::Arc;
 
 /// A call that names no loaded tool.
@@ -17,17 +26,18 @@ pub struct CallError {
     hint: String,
 }
 
-pub struct ToolHost {
-    registry: Registry,
-    policy: Policy,
+/// What calls run against: tools, policy, and each tool's sandbox template.
+pub struct HostState {
+    pub registry: Registry,
+    pub policy: Policy,
     templates: HashMap<String, (ToolPolicy, SandboxTemplate)>,
-    audit: Option<Arc<AuditLog>>,
+    /// Bumped by every swap, so holders of derived data (the agent's tool
+    /// list) know to rebuild it.
+    pub generation: u64,
 }
 
-impl ToolHost {
-    /// Prepares each loaded tool's sandbox template from `policy`.
-    pub fn new(registry: Registry, policy: Policy, audit: Option<AuditLog>) -> Self {
-        let audit = audit.map(Arc::new);
+impl HostState {
+    fn new(registry: Registry, policy: Policy, audit: &Option<Arc<AuditLog>>, generation: u64) -> Self {
         let templates = registry
             .names()
             .map(|name| {
@@ -43,37 +53,111 @@ impl ToolHost {
             registry,
             policy,
             templates,
+            generation,
+        }
+    }
+}
+
+pub struct ToolHost {
+    state: ArcSwap<HostState>,
+    audit: Option<Arc<AuditLog>>,
+}
+
+/// The registry of the state current when it was taken.
+pub struct RegistryRef(Arc<HostState>);
+
+impl Deref for RegistryRef {
+    type Target = Registry;
+    fn deref(&self) -> &Registry {
+        &self.0.registry
+    }
+}
+
+/// The policy of the state current when it was taken.
+pub struct PolicyRef(Arc<HostState>);
+
+impl Deref for PolicyRef {
+    type Target = Policy;
+    fn deref(&self) -> &Policy {
+        &self.0.policy
+    }
+}
+
+impl ToolHost {
+    /// Prepares each loaded tool's sandbox template from `policy`.
+    pub fn new(registry: Registry, policy: Policy, audit: Option<AuditLog>) -> Self {
+        let audit = audit.map(Arc::new);
+        Self {
+            state: ArcSwap::from_pointee(HostState::new(registry, policy, &audit, 0)),
             audit,
         }
     }
 
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    /// The current state (tools, policy); it stays valid while held.
+    pub fn current(&self) -> Arc<HostState> {
+        self.state.load_full()
     }
 
-    pub fn policy(&self) -> &Policy {
-        &self.policy
+    pub fn registry(&self) -> RegistryRef {
+        RegistryRef(self.current())
+    }
+
+    pub fn policy(&self) -> PolicyRef {
+        PolicyRef(self.current())
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.state.load().generation
+    }
+
+    pub fn audit(&self) -> Option<&AuditLog> {
+        self.audit.as_deref()
+    }
+
+    /// Swaps in a new state built from the current one.
+    fn swap(&self, change: impl Fn(&HostState) -> (Registry, Policy)) {
+        self.state.rcu(|current| {
+            let (registry, policy) = change(current);
+            HostState::new(registry, policy, &self.audit, current.generation + 1)
+        });
+    }
+
+    /// Serves `component` from now on in place of what its file provided before.
+    pub fn swap_component(&self, component: Arc<LoadedComponent>) {
+        self.swap(|s| (s.registry.with_component(component.clone()), s.policy.clone()));
+    }
+
+    /// Unloads the tools that came from `path`.
+    pub fn remove_file(&self, path: &Path) {
+        self.swap(|s| (s.registry.without_file(path), s.policy.clone()));
+    }
+
+    /// Applies `policy` to every call from now on.
+    pub fn set_policy(&self, policy: Policy) {
+        self.swap(|s| (s.registry.clone(), policy.clone()));
     }
 
     /// Runs tool `name` on `input` under the policy and records it in the
     /// audit log. A tool whose approval is `deny` is refused without running.
     pub async fn call(&self, name: &str, input: &str, progress: Option<ProgressSink>) -> Result<CallReport, CallError> {
-        let Some((_, component)) = self.registry.get(name) else {
+        let state = self.current();
+        let Some((_, component)) = state.registry.get(name) else {
             return Err(CallError {
                 name: name.to_string(),
-                hint: self.did_you_mean(name),
+                hint: did_you_mean(&state.registry, name),
             });
         };
-        let (tool_policy, template) = &self.templates[name];
+        let (tool_policy, template) = &state.templates[name];
         let report = if tool_policy.approval == Approval::Deny {
             let reason = format!(
                 "the policy {} denies `{name}` (approval = \"deny\" in {})",
-                self.policy.display_source(),
+                state.policy.display_source(),
                 tool_policy.approval_source(name)
             );
             CallReport::denied(name, &component.sha256, reason)
         } else {
-            self.registry
+            state
+                .registry
                 .runtime()
                 .call(component, name, input, template, progress)
                 .await
@@ -90,14 +174,11 @@ impl ToolHost {
         }
         Ok(report)
     }
+}
 
-    fn did_you_mean(&self, name: &str) -> String {
-        match crate::suggest::did_you_mean(name, self.registry.names()) {
-            Some(hint) => hint,
-            None => format!(
-                "; loaded tools: {}",
-                self.registry.names().collect::<Vec<_>>().join(", ")
-            ),
-        }
+fn did_you_mean(registry: &Registry, name: &str) -> String {
+    match crate::suggest::did_you_mean(name, registry.names()) {
+        Some(hint) => hint,
+        None => format!("; loaded tools: {}", registry.names().collect::<Vec<_>>().join(", ")),
     }
 }

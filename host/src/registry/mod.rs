@@ -3,10 +3,12 @@
 //! [`Registry`] loads every `.wasm` in the tools directory (a broken file is
 //! reported and skipped, never fatal for the others); [`ToolHost`] joins it
 //! with the policy and the audit log: it builds each tool's sandbox template
-//! once, applies the approval rule, runs the call and records it.
+//! once, applies the approval rule, runs the call and records it; [`watch`]
+//! swaps rebuilt tools and edited policies in while calls keep running.
 
 mod discover;
 mod host;
+pub mod watch;
 
 pub use discover::{LoadProblem, Registry};
-pub use host::{CallError, ToolHost};
+pub use host::{CallError, HostState, ToolHost};

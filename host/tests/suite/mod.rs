@@ -7,6 +7,7 @@ mod cli;
 mod egress;
 mod policy_golden;
 mod sandbox;
+mod swap;
 mod tools;
 
 use boram_host::audit::AuditLog;

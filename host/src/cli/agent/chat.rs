@@ -47,6 +47,7 @@ impl ChatCommand {
         let events = render::human_sink();
         let mut input = Input::open();
         greet(&agent, self.resume.is_some());
+        let mut watching = watch_tools(&agent, global);
         // Ctrl-C cancels whichever turn is running.
         let current = Arc::new(Mutex::new(CancellationToken::new()));
         let listener = {
@@ -63,8 +64,15 @@ impl ChatCommand {
                 continue;
             }
             if line.starts_with('/') {
+                let generation = agent.session().id().to_string();
                 match self.command(line, &mut agent, &events, global).await? {
-                    Flow::Continue => continue,
+                    Flow::Continue => {
+                        // `/new` built a new agent and tool host: watch that one.
+                        if agent.session().id() != generation {
+                            watching = watch_tools(&agent, global);
+                        }
+                        continue;
+                    }
                     Flow::Quit => break,
                 }
             }
@@ -73,6 +81,7 @@ impl ChatCommand {
             agent.turn(line, &events, &cancel).await;
         }
         listener.abort();
+        drop(watching);
         eprintln!(
             "session {} saved (${:.4}); continue it with `boram chat --resume {}`",
             agent.session().id(),
@@ -152,6 +161,38 @@ fn memory(line: &str, global: &GlobalArgs) {
 fn print_notes(entries: &[crate::memory::Entry]) {
     if let Err(e) = crate::cli::memory_cmd::print_entries(entries, false) {
         eprintln!("  {e}");
+    }
+}
+
+/// Hot swap while chatting: rebuilt tools and policy edits apply to the
+/// next round, and each reload is shown on one line.
+fn watch_tools(agent: &Agent, global: &GlobalArgs) -> Option<crate::registry::watch::Watching> {
+    use crate::registry::watch::{ReloadEvent, watch};
+    let show = Arc::new(|event: &ReloadEvent| match event {
+        ReloadEvent::ToolLoaded { tools, .. } => eprintln!("  ↻ loaded {}", tools.join(", ")),
+        ReloadEvent::ToolSwapped { tools, new_sha256, .. } => {
+            eprintln!("  ↻ swapped {} (now {})", tools.join(", "), &new_sha256[..12])
+        }
+        ReloadEvent::ToolRejected { path, error, .. } => {
+            eprintln!("  ✗ {} not loaded, the previous version stays: {error}", path.display())
+        }
+        ReloadEvent::ToolUnloaded { path, .. } => eprintln!("  ↻ unloaded {}", path.display()),
+        ReloadEvent::PolicyReloaded { path } => eprintln!("  ↻ policy {} reloaded", path.display()),
+        ReloadEvent::PolicyRejected { error, .. } => {
+            eprintln!("  ✗ policy edit rejected, the previous policy stays:\n{error}")
+        }
+    });
+    match watch(
+        agent.shared_tool_host(),
+        &global.tools_dir(),
+        global.policy.as_deref(),
+        show,
+    ) {
+        Ok(watching) => Some(watching),
+        Err(e) => {
+            eprintln!("warning: not watching for rebuilt tools: {e}");
+            None
+        }
     }
 }
 

@@ -1,0 +1,192 @@
+//! Hot swap: watch the tools directory and the policy file, and swap
+//! changes into the [`ToolHost`] without a restart.
+//!
+//! File events are debounced (a build writes a file in several steps);
+//! a changed `.wasm` is then loaded off the request path — compiled,
+//! instantiated, `describe` called — and swapped in only if all of that
+//! worked, so a broken or half-written file never replaces a working
+//! version. A removed `.wasm` unloads its tools. An edited policy applies to
+//! the next call if it is valid; if not, the previous one stays. Every
+//! outcome is logged and written to the audit log with old and new hashes.
+
+use super::ToolHost;
+use crate::policy::Policy;
+use notify::{RecursiveMode, Watcher as _};
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Quiet time after the last event before a change is applied.
+pub const DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// What a swap attempt did, for the log, the audit log and the UI.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ReloadEvent {
+    ToolLoaded {
+        path: PathBuf,
+        tools: Vec<String>,
+        new_sha256: String,
+    },
+    ToolSwapped {
+        path: PathBuf,
+        tools: Vec<String>,
+        old_sha256: String,
+        new_sha256: String,
+    },
+    ToolRejected {
+        path: PathBuf,
+        old_sha256: Option<String>,
+        error: String,
+    },
+    ToolUnloaded {
+        path: PathBuf,
+        old_sha256: String,
+    },
+    PolicyReloaded {
+        path: PathBuf,
+    },
+    PolicyRejected {
+        path: PathBuf,
+        error: String,
+    },
+}
+
+/// Keeps watching while alive.
+pub struct Watching {
+    _watcher: notify::RecommendedWatcher,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts watching `tools_dir` (and `policy`, if given); `on_event` hears
+/// about every reload.
+pub fn watch(
+    host: Arc<ToolHost>,
+    tools_dir: &Path,
+    policy: Option<&Path>,
+    on_event: Arc<dyn Fn(&ReloadEvent) + Send + Sync>,
+) -> notify::Result<Watching> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            for path in event.paths {
+                let _ = tx.send(path);
+            }
+        }
+    })?;
+    watcher.watch(tools_dir, RecursiveMode::NonRecursive)?;
+    // Watch the policy's directory: editors replace files by renaming, which
+    // a watch on the file itself would lose.
+    let policy = policy.map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
+    if let Some(dir) = policy.as_deref().and_then(Path::parent) {
+        watcher.watch(dir, RecursiveMode::NonRecursive)?;
+    }
+    let tools_dir = std::path::absolute(tools_dir).unwrap_or_else(|_| tools_dir.to_path_buf());
+    let task = tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut changed = BTreeSet::from([first]);
+            // Debounce: wait until the files stop changing.
+            while let Ok(Some(path)) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {
+                changed.insert(path);
+            }
+            for path in changed {
+                let event = if Some(&path) == policy.as_ref() {
+                    reload_policy(&host, &path)
+                } else if path.parent() == Some(tools_dir.as_path()) && path.extension().is_some_and(|e| e == "wasm") {
+                    reload_tool(&host, &path).await
+                } else {
+                    None
+                };
+                if let Some(event) = event {
+                    report(&host, &event);
+                    on_event(&event);
+                }
+            }
+        }
+    });
+    Ok(Watching {
+        _watcher: watcher,
+        task,
+    })
+}
+
+/// Loads, replaces or unloads the component at `path`.
+pub async fn reload_tool(host: &ToolHost, path: &Path) -> Option<ReloadEvent> {
+    let old = host.registry().component_at(path).map(|c| c.sha256.clone());
+    if !path.exists() {
+        host.remove_file(path);
+        return old.map(|old_sha256| ReloadEvent::ToolUnloaded {
+            path: path.to_path_buf(),
+            old_sha256,
+        });
+    }
+    let runtime = host.registry().runtime().clone();
+    match runtime.load(path).await {
+        Ok(component) if Some(&component.sha256) == old.as_ref() => None,
+        Ok(component) => {
+            let component = Arc::new(component);
+            let tools = component.specs.iter().map(|s| s.name.clone()).collect();
+            let new_sha256 = component.sha256.clone();
+            host.swap_component(component);
+            Some(match old {
+                Some(old_sha256) => ReloadEvent::ToolSwapped {
+                    path: path.to_path_buf(),
+                    tools,
+                    old_sha256,
+                    new_sha256,
+                },
+                None => ReloadEvent::ToolLoaded {
+                    path: path.to_path_buf(),
+                    tools,
+                    new_sha256,
+                },
+            })
+        }
+        Err(e) => Some(ReloadEvent::ToolRejected {
+            path: path.to_path_buf(),
+            old_sha256: old,
+            error: format!("{e:#}"),
+        }),
+    }
+}
+
+/// Applies the policy file at `path`, or keeps the current one if it is invalid.
+pub fn reload_policy(host: &ToolHost, path: &Path) -> Option<ReloadEvent> {
+    if !path.exists() {
+        return None;
+    }
+    Some(match Policy::load(path) {
+        Ok(policy) => {
+            host.set_policy(policy);
+            ReloadEvent::PolicyReloaded {
+                path: path.to_path_buf(),
+            }
+        }
+        Err(e) => ReloadEvent::PolicyRejected {
+            path: path.to_path_buf(),
+            error: e.to_string(),
+        },
+    })
+}
+
+fn report(host: &ToolHost, event: &ReloadEvent) {
+    match event {
+        ReloadEvent::ToolRejected { path, error, .. } | ReloadEvent::PolicyRejected { path, error } => {
+            tracing::warn!(path = %path.display(), error = %error, "reload rejected; the previous version stays");
+        }
+        other => tracing::info!(event = ?other, "reloaded"),
+    }
+    if let Some(audit) = host.audit() {
+        let mut line = serde_json::to_value(event).unwrap_or_else(|_| json!({}));
+        line["time"] = json!(crate::audit::now());
+        audit.event(&line);
+    }
+}

@@ -1,0 +1,182 @@
+//! Hot swap through the real file watcher: a tool replaced again and again
+//! while calls keep coming (no call fails, each is answered by the old or
+//! the new version); broken and truncated `.wasm` files rejected while the
+//! old version keeps serving; a policy edit applied, a bad one rejected.
+
+use super::{hostile_wasm, shared_runtime};
+use boram_host::policy::Policy;
+use boram_host::registry::watch::{ReloadEvent, watch};
+use boram_host::registry::{Registry, ToolHost};
+use boram_host::runtime::Outcome;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn echo_v2() -> PathBuf {
+    PathBuf::from(env!("BORAM_FIXTURES_DIR")).join("echo_v2.wasm")
+}
+
+/// Puts `from` at `dir/echo.wasm` the way a build should: write aside, rename into place.
+fn install(from: &[u8], dir: &Path) {
+    let tmp = dir.join(".echo.partial");
+    std::fs::write(&tmp, from).expect("write");
+    std::fs::rename(&tmp, dir.join("echo.wasm")).expect("rename");
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    host: Arc<ToolHost>,
+    events: Arc<Mutex<Vec<ReloadEvent>>>,
+    _watching: boram_host::registry::watch::Watching,
+}
+
+async fn setup(policy: &str) -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tools = dir.path().join("tools");
+    std::fs::create_dir_all(&tools).expect("tools dir");
+    install(&std::fs::read(hostile_wasm()).expect("v1"), &tools);
+    let policy_path = dir.path().join("policy.toml");
+    std::fs::write(&policy_path, policy).expect("policy");
+    let registry = Registry::load_dir(shared_runtime(), &tools).await.expect("load");
+    let host = Arc::new(ToolHost::new(
+        registry,
+        Policy::load(&policy_path).expect("policy"),
+        None,
+    ));
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let watching = watch(
+        host.clone(),
+        &tools,
+        Some(&policy_path),
+        Arc::new(move |e: &ReloadEvent| sink.lock().expect("events").push(e.clone())),
+    )
+    .expect("watch");
+    Setup {
+        dir,
+        host,
+        events,
+        _watching: watching,
+    }
+}
+
+async fn echo(host: &ToolHost) -> (Outcome, String) {
+    let report = host.call("echo", r#"{"text":"hi"}"#, None).await.expect("echo exists");
+    (report.outcome, report.output.unwrap_or_default())
+}
+
+/// Waits (up to 30 s) until `check` holds.
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+const V1: &str = r#"{"text":"hi"}"#;
+const V2: &str = r#"{"text":"HI"}"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tool_swapped_under_load_never_fails_a_call() {
+    let s = setup("version = 1\n[defaults]\napproval = \"allow\"\n").await;
+    let versions = [
+        std::fs::read(hostile_wasm()).expect("v1"),
+        std::fs::read(echo_v2()).expect("v2"),
+    ];
+    let stop = Arc::new(AtomicBool::new(false));
+    let caller = {
+        let (host, stop) = (s.host.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut answers = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                answers.push(echo(&host).await);
+            }
+            answers
+        })
+    };
+    let tools = s.dir.path().join("tools");
+    const SWAPS: usize = 6;
+    for i in 1..=SWAPS {
+        install(&versions[i % 2], &tools);
+        let expected = if i % 2 == 1 { V2 } else { V1 };
+        eventually("the new version to answer", async || echo(&s.host).await.1 == expected).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let answers = caller.await.expect("caller");
+    assert!(answers.len() > SWAPS, "{} calls", answers.len());
+    for (outcome, output) in &answers {
+        assert_eq!(*outcome, Outcome::Ok);
+        assert!(output == V1 || output == V2, "{output}");
+    }
+    let swaps = s
+        .events
+        .lock()
+        .expect("events")
+        .iter()
+        .filter(|e| matches!(e, ReloadEvent::ToolSwapped { .. }))
+        .count();
+    assert_eq!(swaps, SWAPS);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broken_and_truncated_files_are_rejected_and_the_old_version_serves() {
+    let s = setup("version = 1\n[defaults]\napproval = \"allow\"\n").await;
+    let tools = s.dir.path().join("tools");
+    let v2 = std::fs::read(echo_v2()).expect("v2");
+    for bad in [b"definitely not wasm".to_vec(), v2[..v2.len() / 2].to_vec()] {
+        let before = s.events.lock().expect("events").len();
+        install(&bad, &tools);
+        eventually("the rejection", async || {
+            s.events.lock().expect("events").len() > before
+        })
+        .await;
+        let event = s.events.lock().expect("events").last().cloned().expect("event");
+        assert!(
+            matches!(
+                event,
+                ReloadEvent::ToolRejected {
+                    old_sha256: Some(_),
+                    ..
+                }
+            ),
+            "{event:?}"
+        );
+        assert_eq!(
+            echo(&s.host).await,
+            (Outcome::Ok, V1.to_string()),
+            "the old version still serves"
+        );
+    }
+    // A good build after the broken ones is taken.
+    install(&v2, &tools);
+    eventually("v2", async || echo(&s.host).await.1 == V2).await;
+    // Removing the file unloads the tool.
+    std::fs::remove_file(tools.join("echo.wasm")).expect("remove");
+    eventually("the unload", async || s.host.call("echo", "{}", None).await.is_err()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_policy_edit_applies_and_a_bad_one_is_rejected() {
+    let s = setup("version = 1\n[tools.echo]\napproval = \"allow\"\n").await;
+    let path = s.dir.path().join("policy.toml");
+    assert_eq!(echo(&s.host).await.0, Outcome::Ok);
+    std::fs::write(&path, "version = 1\n[tools.echo]\napproval = \"deny\"\n").expect("edit");
+    eventually("the deny", async || echo(&s.host).await.0 == Outcome::Denied).await;
+    std::fs::write(&path, "version = 1\n[tools.echo]\napprovl = \"allow\"\n").expect("bad edit");
+    eventually("the rejection", async || {
+        s.events
+            .lock()
+            .expect("events")
+            .iter()
+            .any(|e| matches!(e, ReloadEvent::PolicyRejected { .. }))
+    })
+    .await;
+    let rejected = s.events.lock().expect("events").iter().find_map(|e| match e {
+        ReloadEvent::PolicyRejected { error, .. } => Some(error.clone()),
+        _ => None,
+    });
+    assert!(rejected.expect("rejected").contains("approvl"));
+    assert_eq!(echo(&s.host).await.0, Outcome::Denied, "the previous policy stays");
+}
