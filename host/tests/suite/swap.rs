@@ -1,7 +1,7 @@
 //! Hot swap through the real file watcher: a tool replaced again and again
 //! while calls keep coming (no call fails, each is answered by the old or
-//! the new version); broken and truncated `.wasm` files rejected while the
-//! old version keeps serving; a policy edit applied, a bad one rejected.
+//! the new version); broken and truncated `.wasm` files and one whose
+//! `describe` traps rejected while the old version keeps serving; a policy edit applied, a bad one rejected.
 
 use super::{hostile_wasm, shared_runtime};
 use boram_host::policy::Policy;
@@ -121,11 +121,17 @@ async fn a_tool_swapped_under_load_never_fails_a_call() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn broken_and_truncated_files_are_rejected_and_the_old_version_serves() {
+async fn broken_truncated_and_undescribable_files_are_rejected_and_the_old_version_serves() {
     let s = setup("version = 1\n[defaults]\napproval = \"allow\"\n").await;
     let tools = s.dir.path().join("tools");
     let v2 = std::fs::read(echo_v2()).expect("v2");
-    for bad in [b"definitely not wasm".to_vec(), v2[..v2.len() / 2].to_vec()] {
+    let bad_describe =
+        std::fs::read(PathBuf::from(env!("BORAM_FIXTURES_DIR")).join("bad_describe.wasm")).expect("fixture");
+    for bad in [
+        b"definitely not wasm".to_vec(),
+        v2[..v2.len() / 2].to_vec(),
+        bad_describe,
+    ] {
         let before = s.events.lock().expect("events").len();
         install(&bad, &tools);
         eventually("the rejection", async || {
