@@ -156,3 +156,77 @@ fn policy_check_and_explain() {
         stdout(&out)
     );
 }
+
+/// Scaffolds a tool with `boram tool new`, builds it for wasm32-wasip2 (the
+/// guest target dir is shared, so the SDK's dependencies are already built)
+/// and calls it in the sandbox: the template is a working tool.
+#[tokio::test(flavor = "multi_thread")]
+async fn tool_new_scaffolds_a_crate_that_builds_and_runs() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir_arg = dir.path().display().to_string();
+    let out = boram(&["tool", "new", "greet_user", "--dir", &dir_arg], data.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("[tools.greet_user]"), "{}", stdout(&out));
+    assert_eq!(
+        boram(&["tool", "new", "greet_user", "--dir", &dir_arg], data.path())
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        boram(&["tool", "new", "Bad-Name", "--dir", &dir_arg], data.path())
+            .status
+            .code(),
+        Some(2)
+    );
+
+    let manifest = dir.path().join("greet_user/Cargo.toml");
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(workspace_dir().join("target/guest"));
+    for key in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_MANIFEST_DIR",
+    ] {
+        cargo.env_remove(key);
+    }
+    let built = cargo.output().expect("cargo");
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let wasm = workspace_dir().join("target/guest/wasm32-wasip2/release/greet_user.wasm");
+    let host = super::host_with(&[wasm], dir.path(), "version = 1\n").await;
+    let report = super::call(&host, "greet_user", serde_json::json!({"text": "héllo"})).await;
+    assert_eq!(super::output(&report), serde_json::json!({"length": 5}));
+    let spec = host
+        .registry()
+        .get("greet_user")
+        .map(|(s, _)| s.description.clone())
+        .expect("spec");
+    assert!(spec.contains("what `greet_user` does"), "{spec}");
+}
+
+#[test]
+fn tool_new_joins_a_tools_workspace() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("Cargo.toml"),
+        "[workspace]\nresolver = \"3\"\nmembers = [\"a\", \"b\"]\n",
+    )
+    .expect("ws");
+    let out = boram(
+        &["tool", "new", "c_tool", "--dir", &dir.path().display().to_string()],
+        data.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ws = std::fs::read_to_string(dir.path().join("Cargo.toml")).expect("ws");
+    assert!(ws.contains("members = [\"a\", \"b\", \"c_tool\"]"), "{ws}");
+    let manifest = std::fs::read_to_string(dir.path().join("c_tool/Cargo.toml")).expect("manifest");
+    assert!(manifest.contains("boram-tool-sdk = { workspace = true }"), "{manifest}");
+}

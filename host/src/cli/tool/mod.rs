@@ -1,8 +1,9 @@
-//! `boram tool …`: list, call and inspect tool components.
+//! `boram tool …`: list, call and inspect tool components; scaffold new ones.
 
 mod call;
 mod inspect;
 mod list;
+mod new;
 
 use super::context::GlobalArgs;
 use clap::Subcommand;
@@ -16,6 +17,8 @@ pub enum ToolCommand {
     Call(call::CallCommand),
     /// Show a component's tools, input schemas, WIT imports, size and hash.
     Inspect(inspect::InspectCommand),
+    /// Scaffold a new tool crate that uses the SDK, and print its policy stanza.
+    New(new::NewCommand),
 }
 
 impl ToolCommand {
@@ -24,6 +27,7 @@ impl ToolCommand {
             Self::List(cmd) => cmd.run(global).await,
             Self::Call(cmd) => cmd.run(global).await,
             Self::Inspect(cmd) => cmd.run(global).await,
+            Self::New(cmd) => cmd.run(global).await,
         }
     }
 }
