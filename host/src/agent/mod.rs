@@ -95,11 +95,7 @@ impl Agent {
         session: Session,
     ) -> Self {
         let catalogue = tool_defs(&host);
-        let selector = options
-            .selection
-            .clone()
-            .filter(|o| catalogue.len() > o.min_tools)
-            .map(|o| Arc::new(Selector::new(&catalogue, o)));
+        let selector = offer::selector_for(options.selection.as_ref(), &catalogue);
         Self {
             builtins: Arc::new(Builtins::new(None, catalogue, selector.clone())),
             selector,
@@ -252,16 +248,7 @@ impl Agent {
                 text = reply.text();
                 break Stop::Answered;
             }
-            let round = ToolRound {
-                host: &self.host,
-                builtins: &self.builtins,
-                failures: self.failures.as_deref(),
-                approvals: &self.approvals,
-                guard: &self.guard,
-                same_call_limit: self.options.limits.same_call_limit,
-                session: &self.session,
-                events,
-            };
+            let round = self.tool_round(events);
             let ids: Vec<String> = reply.tool_uses().map(|(id, _, _)| id.to_string()).collect();
             let (results, stopped) = tokio::select! {
                 results = round.run(&reply) => (results, None),
@@ -376,16 +363,7 @@ impl Agent {
                 .filter(|b| matches!(b, crate::llm::Block::ToolUse { name, .. } if name == builtin::MEMORY_SAVE))
                 .collect(),
         };
-        let round = ToolRound {
-            host: &self.host,
-            builtins: &self.builtins,
-            failures: self.failures.as_deref(),
-            approvals: &self.approvals,
-            guard: &self.guard,
-            same_call_limit: self.options.limits.same_call_limit,
-            session: &self.session,
-            events,
-        };
+        let round = self.tool_round(events);
         let results = round.run(&saves).await;
         let saved = results
             .content
@@ -396,6 +374,20 @@ impl Agent {
             time: crate::audit::now(),
             notes: saved,
         });
+    }
+
+    /// What running one reply's tool calls needs from this agent.
+    fn tool_round<'a>(&'a self, events: &'a EventSink) -> ToolRound<'a> {
+        ToolRound {
+            host: &self.host,
+            builtins: &self.builtins,
+            failures: self.failures.as_deref(),
+            approvals: &self.approvals,
+            guard: &self.guard,
+            same_call_limit: self.options.limits.same_call_limit,
+            session: &self.session,
+            events,
+        }
     }
 
     fn limit_reached(&self, rounds: u32, deadline: Instant) -> Option<Stop> {

@@ -4,7 +4,7 @@
 //! `list_tools` catalogue are rebuilt from the new tool set.
 
 use super::Agent;
-use super::select::Selector;
+use super::select::{SelectionOptions, Selector};
 use crate::llm::{Message, ToolDef};
 use crate::registry::ToolHost;
 use std::sync::Arc;
@@ -19,12 +19,7 @@ impl Agent {
         }
         self.generation = generation;
         let catalogue = tool_defs(&self.host);
-        let selector = self
-            .options
-            .selection
-            .clone()
-            .filter(|o| catalogue.len() > o.min_tools)
-            .map(|o| Arc::new(Selector::new(&catalogue, o)));
+        let selector = selector_for(self.options.selection.as_ref(), &catalogue);
         self.builtins = Arc::new(self.builtins.with_catalogue(catalogue, selector.clone()));
         self.selector = selector;
     }
@@ -38,14 +33,18 @@ impl Agent {
         let mut sticky = self.used.clone();
         sticky.extend(self.builtins.loaded());
         let selection = selector.select(&self.selection_query(), &sticky);
-        let mut defs: Vec<ToolDef> = tool_defs(&self.host)
-            .into_iter()
-            .filter(|d| selection.names.contains(&d.name))
+        let registry = self.host.registry();
+        let builtins = self.builtins.defs();
+        let total = registry.names().count() + builtins.len();
+        let mut defs: Vec<ToolDef> = registry
+            .tools()
+            .filter(|(spec, _)| selection.names.contains(&spec.name))
+            .map(|(spec, _)| tool_def(spec))
             .collect();
-        defs.extend(self.builtins.defs());
+        defs.extend(builtins);
         tracing::info!(
             selected = defs.len(),
-            total = tool_defs(&self.host).len() + self.builtins.defs().len(),
+            total,
             schema_chars_sent = selection.schema_chars_sent,
             schema_chars_all = selection.schema_chars_all,
             cache_hit = selection.cache_hit,
@@ -80,12 +79,21 @@ impl Agent {
 
 /// Every tool `host` has loaded, in the shape the model is given.
 pub fn tool_defs(host: &ToolHost) -> Vec<ToolDef> {
-    host.registry()
-        .tools()
-        .map(|(spec, _)| ToolDef {
-            name: spec.name.clone(),
-            description: spec.description.clone(),
-            input_schema: spec.input_schema.clone(),
-        })
-        .collect()
+    host.registry().tools().map(|(spec, _)| tool_def(spec)).collect()
+}
+
+fn tool_def(spec: &crate::runtime::ToolSpec) -> ToolDef {
+    ToolDef {
+        name: spec.name.clone(),
+        description: spec.description.clone(),
+        input_schema: spec.input_schema.clone(),
+    }
+}
+
+/// A selector over `catalogue` when selection is on and there are more
+/// tools than its `min_tools`; `None` offers every tool.
+pub(super) fn selector_for(options: Option<&SelectionOptions>, catalogue: &[ToolDef]) -> Option<Arc<Selector>> {
+    options
+        .filter(|o| catalogue.len() > o.min_tools)
+        .map(|o| Arc::new(Selector::new(catalogue, o.clone())))
 }

@@ -5,13 +5,13 @@
 //! adds them — and their fix — to the result, so a known mistake is not
 //! made twice.
 
-use super::{MemoryError, Result, open_db};
+use super::{Db, Result};
 use rusqlite::{Connection, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::Path;
+use std::sync::Arc;
 
 /// Failures older than this are not brought back to the model.
 pub const RECENT_DAYS: u64 = 14;
@@ -37,25 +37,20 @@ pub struct Failure {
 }
 
 pub struct FailureStore {
-    conn: Mutex<Connection>,
-    path: PathBuf,
+    db: Arc<Db>,
 }
 
 impl FailureStore {
     pub fn open(data_dir: &Path) -> Result<Self> {
-        let (conn, path) = open_db(data_dir)?;
-        Ok(Self {
-            conn: Mutex::new(conn),
-            path,
-        })
+        Ok(Self::on(Db::open(data_dir)?))
+    }
+
+    pub(super) fn on(db: Arc<Db>) -> Self {
+        Self { db }
     }
 
     fn db<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
-        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        f(&conn).map_err(|source| MemoryError::Db {
-            path: self.path.clone(),
-            source,
-        })
+        self.db.run(f)
     }
 
     /// Records a failure.

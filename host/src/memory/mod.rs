@@ -9,7 +9,7 @@ pub mod failures;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// File name of the database inside the data directory.
 pub const MEMORY_FILE: &str = "memory.db";
@@ -45,21 +45,41 @@ pub struct Entry {
     pub score: Option<f64>,
 }
 
-/// Opens `memory.db` in `data_dir` and creates the tables it lacks.
-pub(crate) fn open_db(data_dir: &Path) -> Result<(Connection, PathBuf)> {
-    let path = data_dir.join(MEMORY_FILE);
-    let db_err = |source| MemoryError::Db {
-        path: path.clone(),
-        source,
-    };
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| MemoryError::Invalid(format!("cannot create {}: {e}", data_dir.display())))?;
-    let conn = Connection::open(&path).map_err(db_err)?;
-    // WAL: a reader (another boram) never blocks the writer; a crash never leaves half a write.
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(db_err)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db_err)?;
-    conn.execute_batch(SCHEMA).map_err(db_err)?;
-    Ok((conn, path))
+/// `memory.db`: one connection, behind a mutex, shared by the stores.
+pub(crate) struct Db {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl Db {
+    /// Opens `memory.db` in `data_dir` and creates the tables it lacks.
+    pub(crate) fn open(data_dir: &Path) -> Result<Arc<Self>> {
+        let path = data_dir.join(MEMORY_FILE);
+        let db_err = |source| MemoryError::Db {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| MemoryError::Invalid(format!("cannot create {}: {e}", data_dir.display())))?;
+        let conn = Connection::open(&path).map_err(db_err)?;
+        // WAL: a reader (another boram) never blocks the writer; a crash never leaves half a write.
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(db_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db_err)?;
+        conn.execute_batch(SCHEMA).map_err(db_err)?;
+        Ok(Arc::new(Self {
+            conn: Mutex::new(conn),
+            path,
+        }))
+    }
+
+    /// Runs `f` on the connection; a SQLite error names the file.
+    pub(crate) fn run<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        f(&conn).map_err(|source| MemoryError::Db {
+            path: self.path.clone(),
+            source,
+        })
+    }
 }
 
 const SCHEMA: &str = "
@@ -94,25 +114,23 @@ CREATE INDEX IF NOT EXISTS failures_tool ON failures(tool, time);
 
 /// The agent's long-term notes.
 pub struct MemoryStore {
-    conn: Mutex<Connection>,
-    path: PathBuf,
+    db: Arc<Db>,
 }
 
 impl MemoryStore {
     pub fn open(data_dir: &Path) -> Result<Self> {
-        let (conn, path) = open_db(data_dir)?;
         Ok(Self {
-            conn: Mutex::new(conn),
-            path,
+            db: Db::open(data_dir)?,
         })
     }
 
+    /// The failure store of the same database, on the same connection.
+    pub fn failures(&self) -> failures::FailureStore {
+        failures::FailureStore::on(self.db.clone())
+    }
+
     fn db<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
-        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        f(&conn).map_err(|source| MemoryError::Db {
-            path: self.path.clone(),
-            source,
-        })
+        self.db.run(f)
     }
 
     /// Saves a note; returns its id. Text and tags are validated first.

@@ -12,7 +12,6 @@ use crate::config::{self, model as model_config};
 use crate::llm::record::{Recorder, Replay};
 use crate::llm::{Gateway, GatewayOptions, PriceTable, Provider, ProviderKind};
 use crate::memory::MemoryStore;
-use crate::memory::failures::FailureStore;
 use crate::session::Session;
 use anyhow::Context as _;
 use clap::Args;
@@ -153,9 +152,12 @@ impl AgentArgs {
 /// Gives the agent its memory and failure store from `memory.db`; a broken
 /// database costs the memory tools, not the session.
 fn with_memory(agent: Agent, data_dir: &std::path::Path) -> Agent {
-    match (MemoryStore::open(data_dir), FailureStore::open(data_dir)) {
-        (Ok(memory), Ok(failures)) => agent.with_memory(Arc::new(memory), Arc::new(failures)),
-        (Err(e), _) | (_, Err(e)) => {
+    match MemoryStore::open(data_dir) {
+        Ok(memory) => {
+            let failures = Arc::new(memory.failures());
+            agent.with_memory(Arc::new(memory), failures)
+        }
+        Err(e) => {
             eprintln!("warning: memory is off for this session: {e}");
             agent
         }

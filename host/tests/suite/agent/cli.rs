@@ -68,6 +68,18 @@ impl Env {
         ]
     }
 
+    /// `boram chat` with `model`, kept running, after typing `first` into it.
+    async fn chat(&self, model: &[String], first: &str) -> (tokio::process::Child, tokio::process::ChildStdin) {
+        let mut child = self
+            .command(&args(model, &["chat"]))
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(format!("{first}\n").as_bytes()).await.expect("write");
+        (child, stdin)
+    }
+
     async fn run(&self, args: &[&str], stdin: &str) -> Output {
         let mut child = self.command(args).stdin(Stdio::piped()).spawn().expect("spawn boram");
         let mut input = child.stdin.take().expect("stdin");
@@ -227,13 +239,8 @@ async fn a_killed_chat_resumes_with_nothing_lost() {
     .await;
     let env = Env::new();
     let model = env.model_args(&server);
-    let mut child = env
-        .command(&args(&model, &["chat"]))
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(b"read my notes\n").await.expect("write");
+    let (mut child, _stdin) = env.chat(&model, "read my notes").await;
+    // stdin stays open (as in a terminal) until the kill.
     wait_for_requests(&server, 2).await;
     child.kill().await.expect("kill -9");
 
@@ -287,13 +294,7 @@ async fn ctrl_c_in_chat_cancels_the_turn_but_not_the_session() {
     let server = ScriptedServer::start(vec![stalled(AnthropicReply::new().text("I will never finish").build())]).await;
     let env = Env::new();
     let model = env.model_args(&server);
-    let mut child = env
-        .command(&args(&model, &["chat"]))
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(b"first\n").await.expect("write");
+    let (child, mut stdin) = env.chat(&model, "first").await;
     wait_for_requests(&server, 1).await;
     let pid = child.id().expect("pid") as i32;
     assert_eq!(sigint(pid), 0);
