@@ -81,7 +81,7 @@ pub fn explain(policy: &Policy, name: &str) -> String {
     if tool.net.is_empty() {
         _ = writeln!(
             out,
-            "  network: none; every HTTP request is denied (and wasi:sockets is never provided)."
+            "  network: none; every HTTP request is denied (and every wasi:sockets operation is refused)."
         );
     }
     for r in &tool.net {

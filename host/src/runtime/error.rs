@@ -23,10 +23,6 @@ pub enum Error {
     },
     #[error("{path} is not a valid component: {message}")]
     Compile { path: PathBuf, message: String },
-    #[error(
-        "{path} imports {import}, which BoramClaw never provides: tools reach the network only through wasi:http granted by the policy"
-    )]
-    ForbiddenImport { path: PathBuf, import: String },
     #[error("{path} cannot be linked: {message}")]
     Link { path: PathBuf, message: String },
     #[error("{path} did not describe itself: {message}")]

@@ -2,9 +2,12 @@
 //! random, stdio and environment, `wasi:http` (outgoing requests, every one
 //! through the egress filter), plus the `boram:tool/host` interface.
 //!
-//! `wasi:sockets` is deliberately absent, so a component that imports it
-//! fails to load instead of getting a network stack to probe: filtered
-//! HTTP is the only way out.
+//! `wasi:sockets` is linked only so that components from language
+//! toolchains load: CPython (`componentize-py`) and JavaScript (`jco`)
+//! runtimes import all of WASI, sockets included. Every sandbox is built
+//! with TCP, UDP and name lookup switched off and wasmtime's address check
+//! denying every address ([`super::sandbox`]), so each socket operation
+//! fails with `access-denied`. Filtered HTTP is the only way out.
 
 use super::bindings;
 use super::state::StoreState;
@@ -14,11 +17,9 @@ use wasmtime_wasi::WasiView;
 use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView as _};
 use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView as _};
-use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, io, random};
+use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, io, random, sockets};
 use wasmtime_wasi::random::WasiRandom;
-
-/// Import-name prefixes a tool may not have: the runtime never provides them.
-pub const FORBIDDEN_IMPORTS: &[&str] = &["wasi:sockets/"];
+use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView as _};
 
 struct HasIo;
 
@@ -49,6 +50,13 @@ pub fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<StoreState>> {
     cli::terminal_stdin::add_to_linker::<T, WasiCli>(&mut l, T::cli)?;
     cli::terminal_stdout::add_to_linker::<T, WasiCli>(&mut l, T::cli)?;
     cli::terminal_stderr::add_to_linker::<T, WasiCli>(&mut l, T::cli)?;
+    sockets::tcp_create_socket::add_to_linker::<T, WasiSockets>(&mut l, T::sockets)?;
+    sockets::udp_create_socket::add_to_linker::<T, WasiSockets>(&mut l, T::sockets)?;
+    sockets::tcp::add_to_linker::<T, WasiSockets>(&mut l, T::sockets)?;
+    sockets::udp::add_to_linker::<T, WasiSockets>(&mut l, T::sockets)?;
+    sockets::instance_network::add_to_linker::<T, WasiSockets>(&mut l, T::sockets)?;
+    sockets::network::add_to_linker::<T, WasiSockets>(&mut l, &Default::default(), T::sockets)?;
+    sockets::ip_name_lookup::add_to_linker::<T, WasiSockets>(&mut l, T::sockets)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut l)?;
     bindings::add_host_to_linker(&mut l)?;
     Ok(l)

@@ -83,7 +83,7 @@ impl Runtime {
     }
 
     /// Loads the component at `path`: compile (or take from the cache),
-    /// refuse forbidden imports, link, and ask it to describe its tools in a
+    /// link, and ask it to describe its tools in a
     /// sandbox with no capabilities.
     pub async fn load(&self, path: &Path) -> Result<LoadedComponent> {
         let bytes = std::fs::read(path).map_err(|source| Error::Read {
@@ -101,15 +101,6 @@ impl Runtime {
         let ty = component.component_type();
         let imports: Vec<String> = ty.imports(&self.engine).map(|(name, _)| name.to_string()).collect();
         let exports: Vec<String> = ty.exports(&self.engine).map(|(name, _)| name.to_string()).collect();
-        if let Some(import) = imports
-            .iter()
-            .find(|i| linker::FORBIDDEN_IMPORTS.iter().any(|p| i.starts_with(p)))
-        {
-            return Err(Error::ForbiddenImport {
-                path: path.to_path_buf(),
-                import: import.clone(),
-            });
-        }
         let pre = self
             .linker
             .instantiate_pre(&component)

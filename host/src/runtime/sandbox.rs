@@ -63,8 +63,9 @@ impl SandboxTemplate {
 
     /// A fresh WASI context for one call: only the granted directories and
     /// environment keys, stdin empty, stdout/stderr into `stdout`/`stderr`,
-    /// no sockets (they are not even linked; this is a second wall). Outgoing
-    /// HTTP goes through wasi:http and the egress filter instead.
+    /// no sockets: TCP, UDP and name lookup off, and wasmtime's address check
+    /// (which denies every address unless set) left alone. Outgoing HTTP
+    /// goes through wasi:http and the egress filter instead.
     pub fn wasi_ctx(&self, stdout: &Capture, stderr: &Capture) -> std::io::Result<WasiCtx> {
         let mut builder = WasiCtxBuilder::new();
         builder.stdout(stdout.clone()).stderr(stderr.clone()).envs(&self.env);

@@ -3,7 +3,7 @@
 
 use super::{call, host_with, hostile_wasm, output, shared_runtime};
 use boram_host::registry::ToolHost;
-use boram_host::runtime::{Error, Outcome};
+use boram_host::runtime::Outcome;
 use serde_json::json;
 
 const SECRET: &str = "top secret host file";
@@ -231,15 +231,28 @@ async fn stdout_and_stderr_are_captured_and_bounded() {
     );
 }
 
+/// A component that imports `wasi:sockets` loads (language runtimes import
+/// all of WASI), but every socket operation is refused.
 #[tokio::test]
-async fn a_component_importing_sockets_does_not_load() {
+async fn sockets_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
     let netprobe = hostile_wasm().with_file_name("netprobe.wasm");
-    let err = shared_runtime().load(&netprobe).await.expect_err("must not load");
-    assert!(
-        matches!(&err, Error::ForbiddenImport { import, .. } if import.starts_with("wasi:sockets/")),
-        "{err}"
-    );
-    assert!(err.to_string().contains("never provides"));
+    let host = host_with(
+        &[netprobe],
+        dir.path(),
+        "version = 1\n[defaults]\napproval = \"allow\"\n",
+    )
+    .await;
+    let server = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = server.local_addr().expect("addr").to_string();
+    for target in [addr.as_str(), "localhost:80"] {
+        let report = call(&host, "connect", json!({ "addr": target })).await;
+        assert_eq!(report.outcome, Outcome::Failed, "{target}: {:?}", report.error);
+        let error = report.error.unwrap_or_default();
+        assert!(error.contains(&format!("connect {target}")), "{error}");
+    }
+    server.set_nonblocking(true).expect("nonblocking");
+    assert!(server.accept().is_err(), "nothing may have connected");
 }
 
 #[tokio::test]
