@@ -19,6 +19,7 @@ fn main() {
 
     println!("cargo:rustc-env=BORAM_WORKSPACE_DIR={}", root.display());
     println!("cargo:rustc-env=BORAM_FIXTURES_DIR={}", fixture_out.display());
+    println!("cargo:rustc-env=BORAM_GUEST_TARGET_DIR={}", target_dir.display());
     println!("cargo:rerun-if-env-changed=BORAM_SKIP_GUEST_BUILD");
     guest_build::rerun_if_sources_change(&tools_dir);
     guest_build::rerun_if_sources_change(&fixtures_dir);

@@ -3,6 +3,7 @@
 //!
 //! Layers, from the outside in (each depends only on those after it):
 //! - [`cli`]: the `boram` command line;
+//! - [`authoring`]: scaffolding, building and testing tools; the agent's `create_tool`;
 //! - [`agent`]: the ReAct loop (rounds, approvals, repeat guard, budget, compaction);
 //! - [`session`]: crash-safe transcripts and resume;
 //! - [`memory`]: long-term notes and the failure store (SQLite);
@@ -14,6 +15,7 @@
 
 pub mod agent;
 pub mod audit;
+pub mod authoring;
 pub mod cli;
 pub mod config;
 pub mod llm;

@@ -1,12 +1,17 @@
 //! Tools the host itself provides to the model: `memory_save` and
 //! `memory_search` (the long-term memory; governed by the policy like any
-//! tool), and `list_tools` (the catalogue of tools left out by selection;
-//! naming one loads it for the next request). They run in the host, not in
-//! a sandbox: they touch only the memory database and the tool list.
+//! tool), `list_tools` (the catalogue of tools left out by selection;
+//! naming one loads it for the next request) and `create_tool` (the model
+//! writes a tool; see [`crate::authoring::factory`]). They run in the host,
+//! not in a sandbox: they touch only the memory database, the tool list
+//! and, for `create_tool`, the created crates and the tools directory.
 
 use super::select::Selector;
+use crate::authoring::factory::{CreateError, CreateRequest, ToolFactory};
 use crate::llm::ToolDef;
 use crate::memory::{MemoryError, MemoryStore};
+use crate::policy::{Approval, ToolPolicy};
+use crate::registry::ToolHost;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -15,6 +20,21 @@ use std::sync::{Arc, Mutex};
 pub const MEMORY_SAVE: &str = "memory_save";
 pub const MEMORY_SEARCH: &str = "memory_search";
 pub const LIST_TOOLS: &str = "list_tools";
+pub const CREATE_TOOL: &str = "create_tool";
+
+/// Every built-in's name: no sandboxed tool may take one.
+pub const BUILTIN_NAMES: &[&str] = &[MEMORY_SAVE, MEMORY_SEARCH, LIST_TOOLS, CREATE_TOOL];
+
+/// The approval that applies to built-in `name`: the policy's, except that
+/// `create_tool` asks first unless its own `[tools.create_tool]` table says
+/// otherwise (a `[defaults]` of "allow" must not let the model build and
+/// load code unasked).
+pub fn approval_for(name: &str, policy: &ToolPolicy) -> Approval {
+    if name == CREATE_TOOL && !policy.approval_from_tool && policy.approval == Approval::Allow {
+        return Approval::Prompt;
+    }
+    policy.approval
+}
 
 /// How a built-in call went wrong.
 pub enum BuiltinError {
@@ -28,8 +48,9 @@ pub struct Builtins {
     /// Every sandboxed tool, for `list_tools`.
     catalogue: Vec<ToolDef>,
     selector: Option<Arc<Selector>>,
-    /// Tools the model asked for through `list_tools`.
+    /// Tools the model asked for through `list_tools` or created.
     loaded: Mutex<BTreeSet<String>>,
+    factory: Option<Arc<ToolFactory>>,
 }
 
 impl Builtins {
@@ -39,7 +60,22 @@ impl Builtins {
             catalogue,
             selector,
             loaded: Mutex::default(),
+            factory: None,
         }
+    }
+
+    pub fn memory(&self) -> Option<Arc<MemoryStore>> {
+        self.memory.clone()
+    }
+
+    pub fn factory(&self) -> Option<Arc<ToolFactory>> {
+        self.factory.clone()
+    }
+
+    /// These built-ins plus `create_tool`, building with `factory`.
+    pub fn with_factory(mut self, factory: Option<Arc<ToolFactory>>) -> Self {
+        self.factory = factory;
+        self
     }
 
     /// The same built-ins over a new tool catalogue (after a hot swap),
@@ -50,12 +86,14 @@ impl Builtins {
             catalogue,
             selector,
             loaded: Mutex::new(self.loaded()),
+            factory: self.factory.clone(),
         }
     }
 
     pub fn is_builtin(&self, name: &str) -> bool {
         (self.memory.is_some() && (name == MEMORY_SAVE || name == MEMORY_SEARCH))
             || (self.selector.is_some() && name == LIST_TOOLS)
+            || (self.factory.is_some() && name == CREATE_TOOL)
     }
 
     /// Tools loaded through `list_tools` so far.
@@ -102,15 +140,47 @@ impl Builtins {
                                  "description": "Names of tools to offer from the next request on."}}}),
             });
         }
+        if self.factory.is_some() {
+            defs.push(ToolDef {
+                name: CREATE_TOOL.into(),
+                description: "Write a new tool in Rust when no existing tool can do the job (check list_tools \
+                    first). The host builds it for WebAssembly and loads it: you can call it from your next \
+                    request. If it does not compile, you get the compiler errors; fix and call create_tool again \
+                    with the same name. A new tool has no filesystem, network, environment or secrets unless the \
+                    operator's policy grants them: write pure computations over the input. The source is the \
+                    whole src/lib.rs:\n\
+                    use boram_tool_sdk::prelude::*;\n\
+                    /// What the tool does (this doc comment is its description).\n\
+                    #[derive(Deserialize, JsonSchema)]\n\
+                    struct Input { /// what the field means\n text: String }\n\
+                    #[derive(Serialize)]\n\
+                    struct Output { result: String }\n\
+                    fn NAME(input: Input) -> Result<Output, ToolError> { Ok(Output { result: input.text }) }\n\
+                    boram_tool_sdk::export_tools!(\"NAME\" => NAME);\n\
+                    Errors: ToolError::invalid_input(msg) for bad input, ToolError::failed(msg) otherwise. \
+                    Only the SDK, serde and schemars are available as crates."
+                    .into(),
+                input_schema: json!({"type": "object", "additionalProperties": false,
+                    "required": ["name", "description", "source"],
+                    "properties": {
+                        "name": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$",
+                                 "description": "The tool's name, snake_case, e.g. \"roman_numerals\"."},
+                        "description": {"type": "string",
+                                        "description": "One or two sentences: what the tool does and when to use it."},
+                        "source": {"type": "string",
+                                   "description": "The complete src/lib.rs, written against boram_tool_sdk."}}}),
+            });
+        }
         defs
     }
 
     /// Runs built-in `name`; `Ok` is the JSON result for the model.
-    pub fn call(&self, name: &str, input: &Value) -> Result<String, BuiltinError> {
+    pub async fn call(&self, host: &ToolHost, name: &str, input: &Value) -> Result<String, BuiltinError> {
         match name {
             MEMORY_SAVE => self.memory_save(input),
             MEMORY_SEARCH => self.memory_search(input),
             LIST_TOOLS => self.list_tools(input),
+            CREATE_TOOL => self.create_tool(host, input).await,
             other => Err(BuiltinError::Failed(format!("`{other}` is not a built-in tool"))),
         }
     }
@@ -190,6 +260,39 @@ impl Builtins {
             .map(|t| json!({"name": t.name, "description": t.description}))
             .collect();
         Ok(json!({"tools": tools, "loaded_for_next_request": list.load}).to_string())
+    }
+}
+
+impl Builtins {
+    async fn create_tool(&self, host: &ToolHost, input: &Value) -> Result<String, BuiltinError> {
+        let factory = self
+            .factory
+            .as_ref()
+            .ok_or_else(|| BuiltinError::Failed("create_tool is not available in this session".into()))?;
+        let request: CreateRequest = parse(input, "{\"name\": string, \"description\": string, \"source\": string}")?;
+        match factory.create(host, request, BUILTIN_NAMES).await {
+            Ok(created) => {
+                // Offer it from the next request on, whatever selection ranks.
+                self.loaded
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(created.name.clone());
+                Ok(json!({
+                    "created": created.name,
+                    "sha256": created.sha256,
+                    "build_seconds": (created.build_time.as_secs_f64() * 10.0).round() / 10.0,
+                    "compiler_warnings": created.warnings,
+                    "grants": created.grants,
+                    "next": format!("`{}` is loaded: call it from your next request", created.name),
+                })
+                .to_string())
+            }
+            Err(CreateError::Invalid(m)) => Err(BuiltinError::InvalidInput(m)),
+            Err(CreateError::Compile(errors)) => Err(BuiltinError::Failed(format!(
+                "the source does not compile; fix these errors and call create_tool again:\n{errors}"
+            ))),
+            Err(CreateError::Failed(m)) => Err(BuiltinError::Failed(m)),
+        }
     }
 }
 

@@ -21,6 +21,7 @@ pub use approval::{Approvals, PromptMode};
 pub use events::{AgentEvent, EventSink, Stop};
 pub use offer::tool_defs;
 
+use crate::authoring::factory::ToolFactory;
 use crate::llm::{ChatRequest, Delta, Gateway, Message, ToolChoice, ToolDef, Usage};
 use crate::memory::MemoryStore;
 use crate::memory::failures::FailureStore;
@@ -119,12 +120,18 @@ impl Agent {
     /// `memory_search` tools, and a chance to save notes before compaction)
     /// and the failure store.
     pub fn with_memory(mut self, memory: Arc<MemoryStore>, failures: Arc<FailureStore>) -> Self {
-        self.builtins = Arc::new(Builtins::new(
-            Some(memory),
-            tool_defs(&self.host),
-            self.selector.clone(),
-        ));
+        self.builtins = Arc::new(
+            Builtins::new(Some(memory), tool_defs(&self.host), self.selector.clone())
+                .with_factory(self.builtins.factory()),
+        );
         self.failures = Some(failures);
+        self
+    }
+
+    /// Lets the model write tools (`create_tool`), built by `factory`.
+    pub fn with_tool_factory(mut self, factory: Arc<ToolFactory>) -> Self {
+        let builtins = Builtins::new(self.builtins.memory(), tool_defs(&self.host), self.selector.clone());
+        self.builtins = Arc::new(builtins.with_factory(Some(factory)));
         self
     }
 

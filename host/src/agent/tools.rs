@@ -157,13 +157,14 @@ impl ToolRound<'_> {
         // `list_tools` shows only names and descriptions: nothing to approve.
         if name != super::builtin::LIST_TOOLS {
             let tool_policy = self.host.policy().tool(name);
+            let approval = super::builtin::approval_for(name, &tool_policy);
             let request = ApprovalRequest {
                 tool: name.to_string(),
                 tool_hash: hash,
                 input: input.clone(),
                 grants: crate::policy::summary(&tool_policy),
             };
-            let decision = self.approvals.decide(tool_policy.approval, &request).await;
+            let decision = self.approvals.decide(approval, &request).await;
             self.report_decision(id, name, &decision);
             if let Decision::Deny { reason, .. } = decision {
                 return ("denied".into(), reason, true);
@@ -174,7 +175,7 @@ impl ToolRound<'_> {
             name: name.to_string(),
         });
         if self.builtins.is_builtin(name) {
-            return match self.builtins.call(name, input) {
+            return match self.builtins.call(self.host, name, input).await {
                 Ok(output) => ("ok".into(), output, false),
                 Err(BuiltinError::InvalidInput(m)) => ("invalid_input".into(), format!("invalid_input: {m}"), true),
                 Err(BuiltinError::Failed(m)) => ("failed".into(), format!("failed: {m}"), true),

@@ -51,7 +51,7 @@ enum Command {
 
 /// Exit code for a command that ran but whose result was not a success
 /// (a tool call that failed, a runtime error).
-const EXIT_FAILURE: u8 = 1;
+pub(crate) const EXIT_FAILURE: u8 = 1;
 /// Exit code for bad input from the user: invalid policy, unknown tool, bad JSON.
 const EXIT_USAGE: u8 = 2;
 

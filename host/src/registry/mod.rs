@@ -12,3 +12,4 @@ pub mod watch;
 
 pub use discover::{LoadProblem, Registry};
 pub use host::{CallError, HostState, ToolHost};
+pub use watch::{ReloadEvent, apply_tool_file};

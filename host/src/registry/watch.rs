@@ -158,6 +158,17 @@ pub async fn reload_tool(host: &ToolHost, path: &Path) -> Option<ReloadEvent> {
     }
 }
 
+/// [`reload_tool`], then logs and audits what happened: for a component
+/// placed by something other than the watcher (`create_tool`), which must
+/// know the outcome before it answers.
+pub async fn apply_tool_file(host: &ToolHost, path: &Path) -> Option<ReloadEvent> {
+    let event = reload_tool(host, path).await;
+    if let Some(event) = &event {
+        report(host, event);
+    }
+    event
+}
+
 /// Applies the policy file at `path`, or keeps the current one if it is invalid.
 pub fn reload_policy(host: &ToolHost, path: &Path) -> Option<ReloadEvent> {
     if !path.exists() {

@@ -2,6 +2,7 @@
 
 mod agent;
 mod audit;
+mod authoring;
 mod cache;
 mod cli;
 mod egress;

@@ -1,7 +1,7 @@
 //! Hostile guests: each tries to escape the sandbox or exhaust a limit, is
 //! stopped with a clear error, and the host serves the next call normally.
 
-use super::{call, host_with, hostile_wasm, output, shared_runtime};
+use super::{call, host_with, hostile_wasm, output};
 use boram_host::registry::ToolHost;
 use boram_host::runtime::Outcome;
 use serde_json::json;

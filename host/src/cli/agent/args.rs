@@ -100,6 +100,7 @@ impl AgentArgs {
                 Agent::new(gateway, host, approvals, options, session).resume(&records)
             }
         };
+        let agent = with_tool_factory(agent, global, &data_dir);
         Ok(with_memory(agent, &data_dir))
     }
 
@@ -162,4 +163,20 @@ fn with_memory(agent: Agent, data_dir: &std::path::Path) -> Agent {
             agent
         }
     }
+}
+
+/// Offers `create_tool` unless the policy denies it or this binary's
+/// checkout (with the SDK the created crates build against) is gone.
+fn with_tool_factory(agent: Agent, global: &GlobalArgs, data_dir: &std::path::Path) -> Agent {
+    let denied = agent
+        .tool_host()
+        .policy()
+        .tool(crate::agent::builtin::CREATE_TOOL)
+        .approval
+        == crate::policy::Approval::Deny;
+    if denied || !crate::authoring::sdk_dir().join("Cargo.toml").exists() {
+        return agent;
+    }
+    let factory = crate::authoring::factory::ToolFactory::new(&global.tools_dir(), data_dir);
+    agent.with_tool_factory(Arc::new(factory))
 }

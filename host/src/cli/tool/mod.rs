@@ -1,9 +1,12 @@
-//! `boram tool …`: list, call and inspect tool components; scaffold new ones.
+//! `boram tool …`: list, call and inspect tool components; scaffold, build
+//! and test new ones.
 
+mod build;
 mod call;
 mod inspect;
 mod list;
 mod new;
+mod test;
 
 use super::context::GlobalArgs;
 use clap::Subcommand;
@@ -19,6 +22,10 @@ pub enum ToolCommand {
     Inspect(inspect::InspectCommand),
     /// Scaffold a new tool crate that uses the SDK, and print its policy stanza.
     New(new::NewCommand),
+    /// Compile tool crates to wasm32-wasip2 into the tools directory (`--watch`: on every save).
+    Build(build::BuildCommand),
+    /// Run a tool's examples.toml in its sandbox, under the policy.
+    Test(test::TestCommand),
 }
 
 impl ToolCommand {
@@ -28,6 +35,8 @@ impl ToolCommand {
             Self::Call(cmd) => cmd.run(global).await,
             Self::Inspect(cmd) => cmd.run(global).await,
             Self::New(cmd) => cmd.run(global).await,
+            Self::Build(cmd) => cmd.run(global).await,
+            Self::Test(cmd) => cmd.run(global).await,
         }
     }
 }

@@ -1,15 +1,16 @@
 //! `boram tool new NAME`: scaffolds a tool crate that uses the SDK — an
 //! input type whose doc comments become the model-facing description, the
-//! tool function, one native unit test — and prints the policy stanza to
-//! paste. Inside a tools workspace (a `Cargo.toml` with `[workspace]`) the
+//! tool function, one native unit test, `examples.toml` for `boram tool
+//! test` — and prints the policy stanza to paste. Inside a tools workspace (a `Cargo.toml` with `[workspace]`) the
 //! crate joins it; elsewhere it is a standalone crate pointing at this
 //! checkout's SDK.
 
+use crate::authoring::scaffold;
 use crate::cli::UsageError;
 use crate::cli::context::GlobalArgs;
 use anyhow::Context as _;
 use clap::Args;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Args)]
@@ -39,10 +40,21 @@ impl NewCommand {
         let in_workspace = std::fs::read_to_string(&workspace).is_ok_and(|t| t.contains("[workspace]"));
         std::fs::create_dir_all(crate_dir.join("src"))
             .with_context(|| format!("cannot create {}", crate_dir.display()))?;
-        std::fs::write(crate_dir.join("Cargo.toml"), manifest(&self.name, in_workspace))?;
-        std::fs::write(crate_dir.join("src/lib.rs"), source(&self.name))?;
+        let description = format!("BoramClaw tool `{}`", self.name);
+        std::fs::write(
+            crate_dir.join("Cargo.toml"),
+            scaffold::manifest(&self.name, &description, in_workspace),
+        )?;
+        std::fs::write(crate_dir.join("src/lib.rs"), scaffold::template_source(&self.name))?;
+        std::fs::write(crate_dir.join("examples.toml"), scaffold::template_examples(&self.name))?;
         if in_workspace {
-            add_member(&workspace, &self.name)?;
+            scaffold::add_member(&workspace, &self.name)?;
+        } else {
+            // The first-party tools' versions: already compiled, no resolution needed.
+            let lockfile = crate::authoring::workspace_dir().join("tools/Cargo.lock");
+            if lockfile.exists() {
+                std::fs::copy(&lockfile, crate_dir.join("Cargo.lock"))?;
+            }
         }
         println!(
             "created {} ({})",
@@ -53,6 +65,10 @@ impl NewCommand {
                 "standalone crate"
             }
         );
+        let dir_flag = match &self.dir {
+            Some(dir) => format!(" --dir {}", dir.display()),
+            None => String::new(),
+        };
         println!("\nnext:");
         println!("  edit {}/src/lib.rs", crate_dir.display());
         println!(
@@ -60,12 +76,12 @@ impl NewCommand {
             crate_dir.display()
         );
         println!(
-            "  cargo build --release --target wasm32-wasip2 --manifest-path {}/Cargo.toml",
-            if in_workspace {
-                workspace.display().to_string()
-            } else {
-                crate_dir.join("Cargo.toml").display().to_string()
-            }
+            "  boram tool build {}{dir_flag} --watch   # builds into the tools directory on every save",
+            self.name
+        );
+        println!(
+            "  boram tool test {}{dir_flag}            # runs examples.toml in the sandbox, under the policy",
+            self.name
         );
         println!("\nthen grant it what it needs in your policy (it gets nothing until you do):\n");
         println!("[tools.{}]\napproval = \"prompt\"", self.name);
@@ -73,99 +89,4 @@ impl NewCommand {
         println!("# net = [\"https://api.example.com\"]");
         Ok(ExitCode::SUCCESS)
     }
-}
-
-fn manifest(name: &str, in_workspace: bool) -> String {
-    let deps = if in_workspace {
-        "boram-tool-sdk = { workspace = true }\nserde = { workspace = true }\nschemars = { workspace = true }\n"
-            .to_string()
-    } else {
-        let sdk = Path::new(env!("BORAM_WORKSPACE_DIR")).join("tool-sdk");
-        format!(
-            "boram-tool-sdk = {{ path = {:?} }}\nserde = {{ version = \"1\", features = [\"derive\"] }}\nschemars = \"1\"\n",
-            sdk.display().to_string()
-        )
-    };
-    let standalone = if in_workspace {
-        String::new()
-    } else {
-        // Its own workspace, so a parent directory's workspace does not claim
-        // it; small components load and instantiate faster.
-        "\n[workspace]\n\n[profile.release]\nopt-level = \"s\"\nlto = true\ncodegen-units = 1\nstrip = true\npanic = \"abort\"\n"
-            .to_string()
-    };
-    format!(
-        "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n[lib]\n\
-         crate-type = [\"cdylib\"]\n\n[dependencies]\n{deps}{standalone}"
-    )
-}
-
-fn source(name: &str) -> String {
-    format!(
-        r#"//! `{name}`: describe what the tool does here.
-
-use boram_tool_sdk::prelude::*;
-
-/// One or two sentences for the model: what `{name}` does and when to use
-/// it. This comment is the tool's description.
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct Input {{
-    /// What this field means, with an example.
-    text: String,
-}}
-
-#[derive(Serialize)]
-struct Output {{
-    length: usize,
-}}
-
-fn {name}(input: Input) -> Result<Output, ToolError> {{
-    if input.text.is_empty() {{
-        return Err(ToolError::invalid_input("`text` is empty"));
-    }}
-    Ok(Output {{
-        length: input.text.chars().count(),
-    }})
-}}
-
-boram_tool_sdk::export_tools!("{name}" => {name});
-
-#[cfg(test)]
-mod tests {{
-    use super::*;
-
-    #[test]
-    fn counts_characters() {{
-        let out = {name}(Input {{ text: "héllo".into() }}).ok().expect("a result");
-        assert_eq!(out.length, 5);
-    }}
-}}
-"#
-    )
-}
-
-/// Adds `name` to `members = [...]` of the workspace manifest.
-fn add_member(manifest: &Path, name: &str) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(manifest)?;
-    let Some(start) = text.find("members = [") else {
-        anyhow::bail!(
-            "{} has no `members = [...]`; add \"{name}\" to it yourself",
-            manifest.display()
-        );
-    };
-    let close = start + text[start..].find(']').context("unclosed members list")?;
-    let inside = text[start + "members = [".len()..close].trim_end();
-    let sep = if inside.is_empty() || inside.ends_with(',') {
-        " "
-    } else {
-        ", "
-    };
-    let updated = format!(
-        "{}{sep}\"{name}\"{}",
-        &text[..start + "members = [".len() + inside.len()],
-        &text[close..]
-    );
-    std::fs::write(manifest, updated)?;
-    Ok(())
 }

@@ -9,10 +9,12 @@ mod flow;
 mod memory;
 mod sessions;
 
-use super::{host_with, tools_dir};
+use super::{host_with_audit, tools_dir};
 use boram_host::agent::select::SelectionOptions;
 use boram_host::agent::{Agent, AgentEvent, AgentOptions, Approvals, EventSink, PromptMode, TurnResult};
+use boram_host::audit::AuditLog;
 use boram_host::audit::JsonlFile;
+use boram_host::authoring::factory::ToolFactory;
 use boram_host::llm::{Endpoint, Gateway, GatewayOptions, PriceTable, ProviderKind};
 use boram_host::memory::MemoryStore;
 use boram_host::memory::failures::FailureStore;
@@ -68,6 +70,8 @@ pub struct Setup {
     pub selection: Option<SelectionOptions>,
     /// Long-term memory and the failure store live here (shared between agents of one test).
     pub memory_dir: Option<PathBuf>,
+    /// Offer `create_tool`, placing created tools in `<test dir>/tools`.
+    pub tool_factory: bool,
 }
 
 impl Default for Setup {
@@ -87,6 +91,7 @@ impl Default for Setup {
             limits: None,
             selection: None,
             memory_dir: None,
+            tool_factory: false,
         }
     }
 }
@@ -104,7 +109,8 @@ impl Harness {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("ws")).expect("ws");
         std::fs::write(dir.path().join("ws/notes.txt"), NOTES).expect("notes");
-        let host = host_with(&setup.components, dir.path(), &setup.policy).await;
+        let audit = AuditLog::open(dir.path()).expect("audit log");
+        let host = host_with_audit(&setup.components, dir.path(), &setup.policy, Some(audit)).await;
         let base_url = match setup.provider {
             ProviderKind::OpenAi => format!("{}/v1", server.url()),
             _ => server.url(),
@@ -134,6 +140,10 @@ impl Harness {
                 Arc::new(MemoryStore::open(memory).expect("memory")),
                 Arc::new(FailureStore::open(memory).expect("failures")),
             );
+        }
+        if setup.tool_factory {
+            let factory = ToolFactory::new(&dir.path().join("tools"), dir.path());
+            agent = agent.with_tool_factory(Arc::new(factory));
         }
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink: EventSink = {
