@@ -41,6 +41,13 @@ pub fn locate(dir: &Path, name: Option<&str>) -> Result<ToolCrate, String> {
     };
     let crate_dir = dir.join(name);
     let crate_manifest = crate_dir.join("Cargo.toml");
+    if !crate_manifest.exists() && crate_dir.join("build.sh").exists() {
+        return Err(format!(
+            "{} is not a Rust crate; it is built by its own script: run {}",
+            crate_dir.display(),
+            crate_dir.join("build.sh").display()
+        ));
+    }
     if !crate_manifest.exists() {
         return Err(format!(
             "no tool crate at {}; create one with `boram tool new {name}`{}",

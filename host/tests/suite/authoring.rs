@@ -334,3 +334,81 @@ async fn create_tool_asks_first_unless_the_policy_says_otherwise() {
     assert_eq!(results[0].1, "denied", "{results:?}");
     assert!(!h.dir.path().join("created-tools/reverse_words").exists());
 }
+
+/// `tools/py_summarize` is Python, built by componentize-py (installed from
+/// PyPI by its build script) against the same WIT: it loads unchanged and
+/// runs under the same policy as a Rust tool — it reads a file only where
+/// the policy grants a directory.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_python_tool_runs_unchanged_under_the_same_policy() {
+    let root = super::workspace_dir();
+    let wasm = root.join("target/py/py_summarize.wasm");
+    let built = Command::new("bash")
+        .arg(root.join("tools/py_summarize/build.sh"))
+        .arg(&wasm)
+        .output()
+        .expect("run build.sh");
+    assert!(built.status.success(), "{}", text(&built));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("ws")).expect("ws");
+    std::fs::write(
+        dir.path().join("ws/doc.txt"),
+        "Rust is a systems language. Rust has ownership and borrowing. The weather was nice. \
+         Ownership rules make Rust memory safe without a garbage collector. I had lunch.",
+    )
+    .expect("doc");
+    let granted = "version = 1\n[defaults]\napproval = \"allow\"\n[tools.py_summarize]\n\
+                   fs = [{ host = \"ws\", guest = \"/workspace\", access = \"ro\" }]\n";
+    let host = super::host_with(std::slice::from_ref(&wasm), dir.path(), granted).await;
+    let spec = host
+        .registry()
+        .get("py_summarize")
+        .map(|(s, _)| s.clone())
+        .expect("loaded");
+    assert!(spec.description.starts_with("Summarise a text"), "{}", spec.description);
+
+    let report = super::call(
+        &host,
+        "py_summarize",
+        json!({"path": "/workspace/doc.txt", "sentences": 2}),
+    )
+    .await;
+    assert_eq!(
+        super::output(&report),
+        json!({
+            "summary": [
+                "Rust has ownership and borrowing.",
+                "Ownership rules make Rust memory safe without a garbage collector."
+            ],
+            "sentence_count": 5,
+            "word_count": 27
+        })
+    );
+    let report = super::call(
+        &host,
+        "py_summarize",
+        json!({"text": "x", "path": "/workspace/doc.txt"}),
+    )
+    .await;
+    assert_eq!(report.outcome, boram_host::runtime::Outcome::InvalidInput);
+
+    // Without the grant the same component cannot see the file.
+    let other = tempfile::tempdir().expect("tempdir");
+    let bare = super::host_with(&[wasm], other.path(), "version = 1\n[defaults]\napproval = \"allow\"\n").await;
+    let report = super::call(&bare, "py_summarize", json!({"path": "/workspace/doc.txt"})).await;
+    assert_eq!(
+        report.outcome,
+        boram_host::runtime::Outcome::Failed,
+        "{:?}",
+        report.error
+    );
+    assert!(
+        report
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("cannot read /workspace/doc.txt")),
+        "{:?}",
+        report.error
+    );
+}
