@@ -72,11 +72,7 @@ async fn check(file: &Path, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     // Names that match no loaded tool are probably typos; say so when the tools can be loaded.
     if let Ok(registry) = global.registry().await {
         let loaded: Vec<&str> = registry.names().collect();
-        let builtin = [
-            crate::agent::builtin::MEMORY_SAVE,
-            crate::agent::builtin::MEMORY_SEARCH,
-            crate::agent::builtin::LIST_TOOLS,
-        ];
+        let builtin = crate::agent::builtin::BUILTIN_NAMES;
         for name in names.iter().filter(|n| !loaded.contains(n) && !builtin.contains(n)) {
             let hint = crate::suggest::did_you_mean(name, loaded.iter().copied()).unwrap_or_default();
             eprintln!("warning: [tools.{name}] names no loaded tool{hint}");
