@@ -4,6 +4,7 @@
 //! Layers, from the outside in (each depends only on those after it):
 //! - [`cli`]: the `boram` command line;
 //! - [`authoring`]: scaffolding, building and testing tools; the agent's `create_tool`;
+//! - [`mcp`]: the tools as an MCP server (stdio);
 //! - [`agent`]: the ReAct loop (rounds, approvals, repeat guard, budget, compaction);
 //! - [`session`]: crash-safe transcripts and resume;
 //! - [`memory`]: long-term notes and the failure store (SQLite);
@@ -19,6 +20,7 @@ pub mod authoring;
 pub mod cli;
 pub mod config;
 pub mod llm;
+pub mod mcp;
 pub mod memory;
 pub mod policy;
 pub mod registry;

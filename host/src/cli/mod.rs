@@ -4,6 +4,7 @@
 
 mod agent;
 mod context;
+mod mcp_cmd;
 mod memory_cmd;
 mod policy_cmd;
 mod tool;
@@ -47,6 +48,8 @@ enum Command {
     /// Validate a policy file and explain what it grants.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
+    /// Serve the tools to other agents over MCP (stdio).
+    Mcp(mcp_cmd::McpCommand),
 }
 
 /// Exit code for a command that ran but whose result was not a success
@@ -81,6 +84,7 @@ pub fn main() -> ExitCode {
             Command::Failures(cmd) => cmd.run(&cli.global).await,
             Command::Tool(cmd) => cmd.run(&cli.global).await,
             Command::Policy(cmd) => cmd.run(&cli.global).await,
+            Command::Mcp(cmd) => cmd.run(&cli.global).await,
         }
     });
     match result {

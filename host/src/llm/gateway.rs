@@ -74,7 +74,11 @@ pub struct Gateway {
     prices: PriceTable,
     usage_log: Option<JsonlFile>,
     recorder: Option<Recorder>,
+    usage_observer: Option<UsageObserver>,
 }
+
+/// Hears about every completed model call: model, usage, cost (metrics).
+pub type UsageObserver = Arc<dyn Fn(&str, &Usage, Option<f64>) + Send + Sync>;
 
 impl Gateway {
     pub fn new(provider: Arc<dyn Provider>, options: GatewayOptions, prices: PriceTable) -> Self {
@@ -86,7 +90,14 @@ impl Gateway {
             prices,
             usage_log: None,
             recorder: None,
+            usage_observer: None,
         }
+    }
+
+    /// Reports every completed call to `observer` too.
+    pub fn with_usage_observer(mut self, observer: UsageObserver) -> Self {
+        self.usage_observer = Some(observer);
+        self
     }
 
     /// Appends one line per call to this file (`usage.jsonl`).
@@ -191,6 +202,9 @@ impl Gateway {
             && let Err(e) = recorder.record(self.provider.kind(), &response)
         {
             tracing::error!(error = %e, "cannot write the recording");
+        }
+        if let Some(observer) = &self.usage_observer {
+            observer(model, &response.usage, cost_usd);
         }
         if let Some(log) = &self.usage_log {
             let line = UsageLine {

@@ -14,7 +14,7 @@ pub mod record;
 pub mod types;
 
 pub use error::{LlmError, Result, Retry};
-pub use gateway::{Completion, Gateway, GatewayOptions};
+pub use gateway::{Completion, Gateway, GatewayOptions, UsageObserver};
 pub use pricing::{Price, PriceTable};
 pub use types::*;
 

@@ -58,9 +58,13 @@ impl HostState {
     }
 }
 
+/// Hears about every finished call (metrics).
+pub type CallObserver = Arc<dyn Fn(&CallReport) + Send + Sync>;
+
 pub struct ToolHost {
     state: ArcSwap<HostState>,
     audit: Option<Arc<AuditLog>>,
+    observer: Option<CallObserver>,
 }
 
 /// The registry of the state current when it was taken.
@@ -90,7 +94,14 @@ impl ToolHost {
         Self {
             state: ArcSwap::from_pointee(HostState::new(registry, policy, &audit, 0)),
             audit,
+            observer: None,
         }
+    }
+
+    /// Reports every finished call to `observer` too.
+    pub fn with_observer(mut self, observer: CallObserver) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The current state (tools, policy); it stays valid while held.
@@ -171,6 +182,9 @@ impl ToolHost {
         );
         if let Some(audit) = &self.audit {
             audit.tool_call(&report, input);
+        }
+        if let Some(observer) = &self.observer {
+            observer(&report);
         }
         Ok(report)
     }

@@ -6,6 +6,7 @@ mod authoring;
 mod cache;
 mod cli;
 mod egress;
+mod mcp;
 mod policy_golden;
 mod sandbox;
 mod swap;

@@ -1,0 +1,274 @@
+//! `boram mcp`: the sandboxed tools as an MCP server over stdio, for other
+//! agents (Claude Code, Cursor, Codex…), built on the official Rust SDK
+//! (`rmcp`). `tools/list` is every loaded tool the policy does not deny,
+//! with its JSON Schema; `tools/call` runs it through the same
+//! [`ToolHost`] as everything else — its sandbox, its policy, the audit
+//! log. A tool's failure is an MCP tool error (`isError: true`), never a
+//! protocol error.
+//!
+//! Approval: `allow` runs, `deny` is refused (and not listed), `prompt`
+//! asks the user through MCP elicitation when the client supports it
+//! (a direct request on protocols up to 2025-11-25, an input-required
+//! result on 2026-07-28 and later); a client without elicitation gets the
+//! non-interactive rule: refused, unless the server was started with
+//! `--yes`.
+//!
+//! Hot swap: the tools directory and the policy are watched; every reload
+//! sends `notifications/tools/list_changed`. Stdout carries nothing but
+//! protocol: logs go to stderr.
+
+use crate::policy::{Approval, summary};
+use crate::registry::ToolHost;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ElicitRequest, ElicitRequestParams,
+    ElicitResult, ElicitationAction, ElicitationSchema, Implementation, InputRequest, InputRequests,
+    InputRequiredResult, JsonObject, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities,
+    ServerConfig, Tool,
+};
+use rmcp::service::{NotificationContext, RequestContext};
+use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+
+/// Key of the approval question in an input-required result.
+const APPROVAL_KEY: &str = "approval";
+
+/// How `prompt` tools are decided when the client cannot be asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unattended {
+    Refuse,
+    Approve,
+}
+
+#[derive(Clone)]
+pub struct McpServer {
+    host: Arc<ToolHost>,
+    unattended: Unattended,
+    /// The connected client, for `list_changed` (captured on its first message).
+    peer: Arc<Mutex<Option<Peer<RoleServer>>>>,
+}
+
+impl McpServer {
+    pub fn new(host: Arc<ToolHost>, unattended: Unattended) -> Self {
+        Self {
+            host,
+            unattended,
+            peer: Arc::default(),
+        }
+    }
+
+    /// Tells the client its tool list changed (after a hot swap).
+    pub async fn tools_changed(&self) {
+        let peer = self.peer.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(peer) = peer
+            && let Err(e) = peer.notify_tool_list_changed().await
+        {
+            tracing::warn!(error = %e, "cannot send tools/list_changed");
+        }
+    }
+
+    fn remember(&self, peer: &Peer<RoleServer>) {
+        let mut slot = self.peer.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(peer.clone());
+        }
+    }
+
+    fn tools(&self) -> Vec<Tool> {
+        let registry = self.host.registry();
+        let policy = self.host.policy();
+        registry
+            .tools()
+            .filter(|(spec, _)| policy.tool(&spec.name).approval != Approval::Deny)
+            .map(|(spec, _)| {
+                let schema = match &spec.input_schema {
+                    Value::Object(map) => map.clone(),
+                    _ => JsonObject::from_iter([("type".to_string(), json!("object"))]),
+                };
+                Tool::new(spec.name.clone(), spec.description.clone(), Arc::new(schema))
+            })
+            .collect()
+    }
+
+    /// `Ok(())` when the tool may run now; `Err` is the response to send
+    /// instead (a refusal, or a question for the user).
+    async fn approve(
+        &self,
+        request: &CallToolRequestParams,
+        context: &RequestContext<RoleServer>,
+        input: &Value,
+    ) -> Result<(), CallToolResponse> {
+        let name = request.name.as_ref();
+        let tool_policy = self.host.policy().tool(name);
+        let refuse = |why: String| -> CallToolResponse { CallToolResult::error(vec![ContentBlock::text(why)]).into() };
+        match tool_policy.approval {
+            Approval::Allow => return Ok(()),
+            Approval::Deny => {
+                return Err(refuse(format!(
+                    "refused: the policy denies `{name}` ({})",
+                    tool_policy.approval_source(name)
+                )));
+            }
+            Approval::Prompt => {}
+        }
+        let can_ask = context.client_capabilities().is_some_and(|c| c.elicitation.is_some());
+        if !can_ask {
+            return match self.unattended {
+                Unattended::Approve => {
+                    self.audit_decision(name, "approved_unattended");
+                    Ok(())
+                }
+                Unattended::Refuse => {
+                    self.audit_decision(name, "refused_unattended");
+                    Err(refuse(format!(
+                        "refused: `{name}` needs approval (approval = \"prompt\" in {}) and this client cannot ask \
+                         the user (no MCP elicitation); start `boram mcp --yes` or allow the tool in the policy",
+                        tool_policy.approval_source(name)
+                    )))
+                }
+            };
+        }
+        let question = approval_question(name, input, &summary(&tool_policy));
+        let modern = context
+            .protocol_version()
+            .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+        let answer = if modern {
+            // 2026-07-28: no server-to-client requests; ask with an
+            // input-required result, the answer comes with the retried call.
+            match request.input_responses.as_ref().and_then(|m| m.get(APPROVAL_KEY)) {
+                Some(response) => serde_json::from_value::<ElicitResult>(response.clone()).ok(),
+                None => {
+                    let mut asks = InputRequests::new();
+                    asks.insert(
+                        APPROVAL_KEY.to_string(),
+                        InputRequest::Elicitation(ElicitRequest::new(question)),
+                    );
+                    return Err(InputRequiredResult::new(Some(asks), None).into());
+                }
+            }
+        } else {
+            context.peer.create_elicitation(question).await.ok()
+        };
+        let approved = answer.as_ref().is_some_and(|a| {
+            matches!(a.action, ElicitationAction::Accept)
+                && a.content.as_ref().and_then(|c| c["approve"].as_bool()) == Some(true)
+        });
+        self.audit_decision(
+            name,
+            if approved {
+                "approved_by_user"
+            } else {
+                "declined_by_user"
+            },
+        );
+        if approved {
+            Ok(())
+        } else {
+            Err(refuse(format!("refused: the user did not approve `{name}`")))
+        }
+    }
+
+    fn audit_decision(&self, tool: &str, decision: &str) {
+        if let Some(audit) = self.host.audit() {
+            audit.event(&json!({
+                "time": crate::audit::now(),
+                "event": "approval",
+                "via": "mcp",
+                "tool": tool,
+                "decision": decision,
+            }));
+        }
+    }
+}
+
+/// The elicitation asking the user to approve one call.
+fn approval_question(name: &str, input: &Value, grants: &str) -> ElicitRequestParams {
+    let mut shown = input.to_string();
+    if shown.chars().count() > 500 {
+        shown = shown.chars().take(500).collect::<String>() + "…";
+    }
+    let schema = json!({
+        "type": "object",
+        "properties": {"approve": {"type": "boolean", "title": "Run it", "description": "Allow this one call"}},
+        "required": ["approve"]
+    });
+    let Value::Object(schema) = schema else {
+        unreachable!("a JSON object literal")
+    };
+    ElicitRequestParams::FormElicitationParams {
+        meta: None,
+        message: format!("BoramClaw: allow `{name}` to run with {shown}? It may: {grants}."),
+        requested_schema: ElicitationSchema::from_json_schema(schema).expect("a valid elicitation schema"),
+    }
+}
+
+impl ServerHandler for McpServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
+        .with_server_info(Implementation::new("boram", env!("CARGO_PKG_VERSION")))
+        .with_instructions(
+            "BoramClaw tools: each runs as a sandboxed WebAssembly component that can touch only what the \
+                 operator's policy grants it.",
+        )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        self.remember(&context.peer);
+        Ok(ListToolsResult::with_all_items(self.tools()))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        self.remember(&context.peer);
+        let name = request.name.to_string();
+        let input = Value::Object(request.arguments.clone().unwrap_or_default());
+        if self.host.registry().get(&name).is_none() {
+            let names: Vec<String> = self.tools().iter().map(|t| t.name.to_string()).collect();
+            let hint = crate::suggest::did_you_mean(&name, names.iter().map(String::as_str)).unwrap_or_default();
+            return Ok(CallToolResult::error(vec![ContentBlock::text(format!("no tool named `{name}`{hint}"))]).into());
+        }
+        if let Err(response) = self.approve(&request, &context, &input).await {
+            return Ok(response);
+        }
+        let report = self
+            .host
+            .call(&name, &input.to_string(), None)
+            .await
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        if report.outcome.is_ok() {
+            let output = report.output.unwrap_or_default();
+            return Ok(CallToolResult::success(vec![ContentBlock::text(output)]).into());
+        }
+        let outcome = serde_json::to_value(report.outcome)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let mut message = format!("{outcome}: {}", report.error.unwrap_or_default());
+        let denied: Vec<&str> = report
+            .http
+            .iter()
+            .filter(|r| r.denied())
+            .filter_map(|r| r.error.as_deref())
+            .collect();
+        if !denied.is_empty() {
+            message.push_str(&format!(" (the host refused: {})", denied.join("; ")));
+        }
+        Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into())
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.remember(&context.peer);
+    }
+}
