@@ -25,5 +25,6 @@ pub mod memory;
 pub mod policy;
 pub mod registry;
 pub mod runtime;
+pub mod serve;
 pub mod session;
 mod suggest;

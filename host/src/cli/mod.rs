@@ -7,6 +7,7 @@ mod context;
 mod mcp_cmd;
 mod memory_cmd;
 mod policy_cmd;
+mod serve_cmd;
 mod tool;
 
 use clap::{Parser, Subcommand};
@@ -50,6 +51,8 @@ enum Command {
     Policy(policy_cmd::PolicyCommand),
     /// Serve the tools to other agents over MCP (stdio).
     Mcp(mcp_cmd::McpCommand),
+    /// Serve the tools, agent runs, metrics and a dashboard over HTTP.
+    Serve(serve_cmd::ServeCommand),
 }
 
 /// Exit code for a command that ran but whose result was not a success
@@ -85,6 +88,7 @@ pub fn main() -> ExitCode {
             Command::Tool(cmd) => cmd.run(&cli.global).await,
             Command::Policy(cmd) => cmd.run(&cli.global).await,
             Command::Mcp(cmd) => cmd.run(&cli.global).await,
+            Command::Serve(cmd) => cmd.run(&cli.global).await,
         }
     });
     match result {

@@ -4,6 +4,7 @@
 //! variables, which win over the defaults below.
 
 pub mod model;
+pub mod serve;
 
 use std::path::PathBuf;
 

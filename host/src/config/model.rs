@@ -36,6 +36,8 @@ pub struct ConfigToml {
     pub agent: AgentToml,
     #[serde(default)]
     pub selection: SelectionToml,
+    #[serde(default)]
+    pub serve: super::serve::ServeToml,
 }
 
 /// `[selection]`: which tools each request offers.

@@ -10,8 +10,9 @@ use crate::cli::UsageError;
 use crate::cli::context::GlobalArgs;
 use crate::config::{self, model as model_config};
 use crate::llm::record::{Recorder, Replay};
-use crate::llm::{Gateway, GatewayOptions, PriceTable, Provider, ProviderKind};
+use crate::llm::{Gateway, GatewayOptions, PriceTable, Provider, ProviderKind, UsageObserver};
 use crate::memory::MemoryStore;
+use crate::registry::ToolHost;
 use crate::session::Session;
 use anyhow::Context as _;
 use clap::Args;
@@ -59,14 +60,13 @@ impl AgentArgs {
     pub async fn agent(&self, global: &GlobalArgs, resume: Option<&str>) -> anyhow::Result<Agent> {
         let host = Arc::new(global.tool_host().await?);
         let data_dir = global.data_dir();
-        let (provider, model, settings) = self.model(&data_dir)?;
-        let mut gateway = Gateway::new(provider, settings.gateway.clone(), settings.prices.clone())
-            .with_usage_log(JsonlFile::open(&config::usage_log(&data_dir)).context("cannot open usage.jsonl")?);
-        if let Some(path) = &self.record {
-            let recorder =
-                Recorder::create(path).with_context(|| format!("cannot create the recording {}", path.display()))?;
-            gateway = gateway.with_recorder(recorder);
-        }
+        let kit = self.kit(&data_dir)?;
+        let recorder = match &self.record {
+            Some(path) => Some(
+                Recorder::create(path).with_context(|| format!("cannot create the recording {}", path.display()))?,
+            ),
+            None => None,
+        };
         let mode = if self.yes {
             PromptMode::Unattended { yes: true }
         } else if std::io::stdin().is_terminal() {
@@ -74,34 +74,34 @@ impl AgentArgs {
         } else {
             PromptMode::Unattended { yes: false }
         };
-        let approvals = Arc::new(Approvals::new(mode, &data_dir));
-        let options = AgentOptions {
-            system_prompt: settings
-                .system_prompt
-                .unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.to_string()),
-            model: model.clone(),
-            max_tokens: settings.max_tokens,
-            context_tokens: settings.context_tokens,
-            limits: host.policy().agent,
-            selection: settings.selection.clone(),
+        let place = AgentPlace {
+            host,
+            data_dir: &data_dir,
+            tools_dir: &global.tools_dir(),
         };
-        let sessions = config::sessions_dir(&data_dir);
-        let gateway = Arc::new(gateway);
-        let provider_name = gateway.provider_kind().to_string();
-        let agent = match resume {
-            None => {
-                let session = Session::create(&sessions, &provider_name, &model)
-                    .with_context(|| format!("cannot create a session in {}", sessions.display()))?;
-                Agent::new(gateway, host, approvals, options, session)
-            }
-            Some(wanted) => {
-                let id = crate::session::resolve_id(&sessions, wanted).map_err(|e| UsageError(e.to_string()))?;
-                let (session, records) = Session::open(&sessions, &id).map_err(|e| UsageError(e.to_string()))?;
-                Agent::new(gateway, host, approvals, options, session).resume(&records)
-            }
-        };
-        let agent = with_tool_factory(agent, global, &data_dir);
-        Ok(with_memory(agent, &data_dir))
+        kit.agent(place, mode, resume, recorder, None)
+    }
+
+    /// The model this command talks to, ready to build agents with.
+    pub fn kit(&self, data_dir: &std::path::Path) -> anyhow::Result<AgentKit> {
+        let (provider, model, settings) = self.model(data_dir)?;
+        Ok(AgentKit {
+            provider,
+            model,
+            settings,
+        })
+    }
+
+    /// The config file named by `--config`, or the default one if it exists.
+    pub fn config_file(&self) -> anyhow::Result<model_config::ConfigToml> {
+        match self
+            .config
+            .clone()
+            .or_else(|| model_config::default_config_path().filter(|p| p.exists()))
+        {
+            Some(path) => Ok(model_config::ConfigToml::load(&path).map_err(|e| UsageError(format!("{e:#}")))?),
+            None => Ok(model_config::ConfigToml::default()),
+        }
     }
 
     /// The provider, the model name, and the rest of the model settings.
@@ -109,14 +109,7 @@ impl AgentArgs {
         &self,
         data_dir: &std::path::Path,
     ) -> anyhow::Result<(Arc<dyn Provider>, String, model_config::ModelConfig)> {
-        let file = match self
-            .config
-            .clone()
-            .or_else(|| model_config::default_config_path().filter(|p| p.exists()))
-        {
-            Some(path) => model_config::ConfigToml::load(&path).map_err(|e| UsageError(format!("{e:#}")))?,
-            None => model_config::ConfigToml::default(),
-        };
+        let file = self.config_file()?;
         if let Some(path) = &self.replay {
             let replay = Replay::open(path).map_err(|e| UsageError(e.to_string()))?;
             let settings = model_config::ModelConfig {
@@ -150,6 +143,78 @@ impl AgentArgs {
     }
 }
 
+/// Where an agent works: its tools and its data directory.
+pub struct AgentPlace<'a> {
+    pub host: Arc<ToolHost>,
+    pub data_dir: &'a std::path::Path,
+    pub tools_dir: &'a std::path::Path,
+}
+
+/// A resolved model (provider, name, settings) that builds agents: one per
+/// CLI session, one per run in `boram serve`.
+pub struct AgentKit {
+    provider: Arc<dyn Provider>,
+    model: String,
+    settings: model_config::ModelConfig,
+}
+
+impl AgentKit {
+    /// An agent over `place` with a new session (or `resume`d), its usage
+    /// logged to the place's `usage.jsonl` and reported to `observer`.
+    pub fn agent(
+        &self,
+        place: AgentPlace<'_>,
+        mode: PromptMode,
+        resume: Option<&str>,
+        recorder: Option<Recorder>,
+        observer: Option<UsageObserver>,
+    ) -> anyhow::Result<Agent> {
+        let AgentPlace {
+            host,
+            data_dir,
+            tools_dir,
+        } = place;
+        let settings = &self.settings;
+        let mut gateway = Gateway::new(self.provider.clone(), settings.gateway.clone(), settings.prices.clone())
+            .with_usage_log(JsonlFile::open(&config::usage_log(data_dir)).context("cannot open usage.jsonl")?);
+        if let Some(recorder) = recorder {
+            gateway = gateway.with_recorder(recorder);
+        }
+        if let Some(observer) = observer {
+            gateway = gateway.with_usage_observer(observer);
+        }
+        let approvals = Arc::new(Approvals::new(mode, data_dir));
+        let options = AgentOptions {
+            system_prompt: settings
+                .system_prompt
+                .clone()
+                .unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.to_string()),
+            model: self.model.clone(),
+            max_tokens: settings.max_tokens,
+            context_tokens: settings.context_tokens,
+            limits: host.policy().agent,
+            selection: settings.selection.clone(),
+        };
+        let sessions = config::sessions_dir(data_dir);
+        let gateway = Arc::new(gateway);
+        let provider_name = gateway.provider_kind().to_string();
+        let agent = match resume {
+            None => {
+                let session = Session::create(&sessions, &provider_name, &self.model)
+                    .with_context(|| format!("cannot create a session in {}", sessions.display()))?;
+                Agent::new(gateway, host, approvals, options, session)
+            }
+            Some(wanted) => {
+                let id = crate::session::resolve_id(&sessions, wanted).map_err(|e| UsageError(e.to_string()))?;
+                let (session, records) = Session::open(&sessions, &id).map_err(|e| UsageError(e.to_string()))?;
+                Agent::new(gateway, host, approvals, options, session).resume(&records)
+            }
+        };
+        let agent = with_tool_factory(agent, tools_dir, data_dir);
+        Ok(with_memory(agent, data_dir))
+    }
+}
+
 /// Gives the agent its memory and failure store from `memory.db`; a broken
 /// database costs the memory tools, not the session.
 fn with_memory(agent: Agent, data_dir: &std::path::Path) -> Agent {
@@ -167,7 +232,7 @@ fn with_memory(agent: Agent, data_dir: &std::path::Path) -> Agent {
 
 /// Offers `create_tool` unless the policy denies it or this binary's
 /// checkout (with the SDK the created crates build against) is gone.
-fn with_tool_factory(agent: Agent, global: &GlobalArgs, data_dir: &std::path::Path) -> Agent {
+fn with_tool_factory(agent: Agent, tools_dir: &std::path::Path, data_dir: &std::path::Path) -> Agent {
     let denied = agent
         .tool_host()
         .policy()
@@ -177,6 +242,6 @@ fn with_tool_factory(agent: Agent, global: &GlobalArgs, data_dir: &std::path::Pa
     if denied || !crate::authoring::sdk_dir().join("Cargo.toml").exists() {
         return agent;
     }
-    let factory = crate::authoring::factory::ToolFactory::new(&global.tools_dir(), data_dir);
+    let factory = crate::authoring::factory::ToolFactory::new(tools_dir, data_dir);
     agent.with_tool_factory(Arc::new(factory))
 }

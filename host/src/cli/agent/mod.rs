@@ -2,7 +2,7 @@
 //! (interactive) and `boram sessions` (list transcripts). `args` builds the
 //! agent from flags, config and environment; `render` draws its events.
 
-mod args;
+pub(crate) mod args;
 mod chat;
 mod render;
 mod run;

@@ -1,0 +1,242 @@
+//! The HTTP handlers: health, metrics, tools, tool calls, runs (with SSE
+//! events), stats and sessions. Every `/v1` handler works on the calling
+//! user's [`Tenant`] only.
+
+use super::AppState;
+use super::tenants::Tenant;
+use crate::policy::Approval;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Extension, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt as _;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+type Error = (StatusCode, Json<Value>);
+
+fn error(status: StatusCode, message: impl Into<String>) -> Error {
+    (status, Json(json!({"error": message.into()})))
+}
+
+/// `GET /health`: liveness, tool count, uptime. No authentication.
+pub async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let tools = state.tenants.first().map_or(0, |t| t.host.registry().names().count());
+    Json(json!({
+        "status": "ok",
+        "tools": tools,
+        "uptime_s": state.started.elapsed().as_secs(),
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// `GET /v1/tools`: the user's tools with their input schemas and grants.
+pub async fn tools(Extension(tenant): Extension<Arc<Tenant>>) -> Json<Value> {
+    let registry = tenant.host.registry();
+    let policy = tenant.host.policy();
+    let tools: Vec<Value> = registry
+        .tools()
+        .map(|(spec, component)| {
+            let tool_policy = policy.tool(&spec.name);
+            json!({
+                "name": spec.name,
+                "description": spec.description,
+                "input_schema": spec.input_schema,
+                "approval": tool_policy.approval,
+                "grants": crate::policy::summary(&tool_policy),
+                "sha256": component.sha256,
+            })
+        })
+        .collect();
+    Json(json!({ "tools": tools }))
+}
+
+/// `POST /v1/tools/{name}/call` with the input as the JSON body: the call
+/// report (200, whatever the outcome), 404 for an unknown tool, 403 when
+/// the policy does not let it run unattended, 400 for a body that is not a
+/// JSON object.
+pub async fn call_tool(
+    State(state): State<Arc<AppState>>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let input: Value = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| error(StatusCode::BAD_REQUEST, format!("the body is not JSON: {e}")))?
+    };
+    if !input.is_object() {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "the body must be a JSON object: the tool's input",
+        ));
+    }
+    if tenant.host.registry().get(&name).is_none() {
+        return Err(error(StatusCode::NOT_FOUND, format!("no tool named `{name}`")));
+    }
+    let tool_policy = tenant.host.policy().tool(&name);
+    if tool_policy.approval == Approval::Prompt && !state.approve_prompt {
+        state.metrics.denial("approval");
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "`{name}` needs approval (approval = \"prompt\" in {}) and a service cannot ask; allow it in the \
+                 policy or set [serve] approve_prompt = true",
+                tool_policy.approval_source(&name)
+            ),
+        ));
+    }
+    let report = tenant
+        .host
+        .call(&name, &input.to_string(), None)
+        .await
+        .map_err(|e| error(StatusCode::NOT_FOUND, e.to_string()))?;
+    Ok(Json(report).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunRequest {
+    prompt: String,
+}
+
+/// `POST /v1/runs {"prompt": "…"}`: starts an agent run; 202 with its id.
+pub async fn start_run(
+    State(state): State<Arc<AppState>>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let request: RunRequest = serde_json::from_slice(&body)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("{e}; expected {{\"prompt\": \"…\"}}")))?;
+    if request.prompt.trim().is_empty() {
+        return Err(error(StatusCode::BAD_REQUEST, "`prompt` is empty"));
+    }
+    let Some(factory) = &state.agents else {
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no model is configured for this service (set ANTHROPIC_API_KEY / OPENAI_API_KEY, --base-url or --replay)",
+        ));
+    };
+    let metrics = state.metrics.clone();
+    let run = state
+        .runs
+        .start(
+            &tenant,
+            factory,
+            request.prompt,
+            Arc::new(move |stop| metrics.run_finished(stop)),
+        )
+        .map_err(|e| {
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot start the run: {e:#}"),
+            )
+        })?;
+    let id = run.summary().id;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "events": format!("/v1/runs/{id}/events")})),
+    )
+        .into_response())
+}
+
+/// `GET /v1/runs`: the user's runs, newest first.
+pub async fn list_runs(State(state): State<Arc<AppState>>, Extension(tenant): Extension<Arc<Tenant>>) -> Json<Value> {
+    Json(json!({ "runs": state.runs.list(&tenant.name) }))
+}
+
+/// `GET /v1/runs/{id}`.
+pub async fn get_run(
+    State(state): State<Arc<AppState>>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Error> {
+    let run = state
+        .runs
+        .get(&tenant.name, &id)
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no run {id}")))?;
+    Ok(Json(serde_json::to_value(run.summary()).unwrap_or_default()))
+}
+
+/// `GET /v1/runs/{id}/events`: server-sent events, past then live, ending
+/// with `done`; also ends when the service shuts down.
+pub async fn run_events(
+    State(state): State<Arc<AppState>>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    Path(id): Path<String>,
+) -> Result<Response, Error> {
+    let run = state
+        .runs
+        .get(&tenant.name, &id)
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no run {id}")))?;
+    let (past, live, done) = run.follow();
+    let past = futures::stream::iter(past);
+    let live = tokio_stream_from(live, done);
+    let shutdown = state.shutdown.clone();
+    let events = past
+        .chain(live)
+        .map(|event| {
+            let kind = event["type"].as_str().unwrap_or("event").to_string();
+            Ok::<_, std::convert::Infallible>(Event::default().event(kind).data(event.to_string()))
+        })
+        .take_until(async move { shutdown.cancelled().await });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// Live events until (and including) `done`.
+fn tokio_stream_from(
+    receiver: tokio::sync::broadcast::Receiver<Value>,
+    already_done: bool,
+) -> impl futures::Stream<Item = Value> {
+    futures::stream::unfold((receiver, already_done), |(mut receiver, finished)| async move {
+        if finished {
+            return None;
+        }
+        loop {
+            match receiver.recv().await {
+                Ok(event) => {
+                    let done = event["type"] == "done";
+                    return Some((event, (receiver, done)));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+}
+
+/// `GET /v1/stats`: the dashboard's figures (service-wide), plus this
+/// user's recent runs and sessions.
+pub async fn stats(State(state): State<Arc<AppState>>, Extension(tenant): Extension<Arc<Tenant>>) -> Json<Value> {
+    let sessions = crate::session::list(&crate::config::sessions_dir(&tenant.data_dir)).unwrap_or_default();
+    let sessions: Vec<Value> = sessions
+        .into_iter()
+        .rev()
+        .take(10)
+        .map(|s| serde_json::to_value(s).unwrap_or_default())
+        .collect();
+    Json(json!({
+        "user": tenant.name,
+        "stats": state.metrics.stats(),
+        "runs": state.runs.list(&tenant.name).into_iter().take(10).collect::<Vec<_>>(),
+        "sessions": sessions,
+        "uptime_s": state.started.elapsed().as_secs(),
+    }))
+}

@@ -1,0 +1,163 @@
+//! Agent runs started over HTTP (`POST /v1/runs`): each is one prompt to a
+//! new agent session of the calling user, run in the background. Its events
+//! (the same JSON as `boram run --json`) are kept in order and fanned out
+//! live, so `GET /v1/runs/{id}/events` replays what happened so far and
+//! then follows along, ending with a `done` event.
+
+use super::tenants::Tenant;
+use crate::agent::{Agent, AgentEvent, EventSink};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+/// Builds a fresh agent (new session) for a user.
+pub type AgentFactory = Arc<dyn Fn(&Tenant) -> anyhow::Result<Agent> + Send + Sync>;
+
+/// One run, as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub id: String,
+    pub session: String,
+    pub prompt: String,
+    pub started: String,
+    /// `running`, or how it stopped (`answered`, `max_rounds`, `error`, …).
+    pub status: String,
+    pub answer: Option<String>,
+    pub error: Option<String>,
+}
+
+pub struct Run {
+    pub user: String,
+    summary: Mutex<RunSummary>,
+    events: Mutex<Vec<Value>>,
+    live: broadcast::Sender<Value>,
+}
+
+impl Run {
+    pub fn summary(&self) -> RunSummary {
+        self.summary.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Events so far, and a receiver for those after them (taken under one
+    /// lock, so none is missed or repeated).
+    pub fn follow(&self) -> (Vec<Value>, broadcast::Receiver<Value>, bool) {
+        let events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        let done = events.last().is_some_and(|e| e["type"] == "done");
+        (events.clone(), self.live.subscribe(), done)
+    }
+
+    fn push(&self, event: Value) {
+        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        events.push(event.clone());
+        let _ = self.live.send(event);
+    }
+}
+
+#[derive(Default)]
+pub struct Runs {
+    runs: Mutex<HashMap<String, Arc<Run>>>,
+    /// Runs still going, for graceful shutdown.
+    tasks: tokio_util::task::TaskTracker,
+    cancel: CancellationToken,
+}
+
+impl Runs {
+    /// Starts `prompt` on a new agent of `tenant`; returns the run.
+    pub fn start(
+        &self,
+        tenant: &Tenant,
+        factory: &AgentFactory,
+        prompt: String,
+        on_finish: Arc<dyn Fn(&str) + Send + Sync>,
+    ) -> anyhow::Result<Arc<Run>> {
+        let mut agent = factory(tenant)?;
+        let id = agent.session().id().to_string();
+        let (live, _) = broadcast::channel(1024);
+        let run = Arc::new(Run {
+            user: tenant.name.clone(),
+            summary: Mutex::new(RunSummary {
+                id: id.clone(),
+                session: id.clone(),
+                prompt: prompt.clone(),
+                started: crate::audit::now(),
+                status: "running".into(),
+                answer: None,
+                error: None,
+            }),
+            events: Mutex::default(),
+            live,
+        });
+        self.runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, run.clone());
+        let sink: EventSink = {
+            let run = run.clone();
+            Arc::new(move |event: &AgentEvent| {
+                run.push(serde_json::to_value(event).unwrap_or_else(|_| json!({"type": "unknown"})));
+            })
+        };
+        let cancel = self.cancel.child_token();
+        let task_run = run.clone();
+        self.tasks.spawn(async move {
+            let result = agent.turn(&prompt, &sink, &cancel).await;
+            let stop = serde_json::to_value(result.stop)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            {
+                let mut summary = task_run.summary.lock().unwrap_or_else(|e| e.into_inner());
+                summary.status = stop.clone();
+                summary.answer = (!result.text.is_empty()).then(|| result.text.clone());
+                summary.error = result.error.clone();
+            }
+            task_run.push(json!({
+                "type": "done",
+                "stop": stop,
+                "rounds": result.rounds,
+                "text": result.text,
+                "error": result.error,
+                "cost_usd": agent.spent_usd(),
+            }));
+            on_finish(&stop);
+        });
+        Ok(run)
+    }
+
+    /// The run `id` if it belongs to `user`: another user's run is "not found".
+    pub fn get(&self, user: &str, id: &str) -> Option<Arc<Run>> {
+        self.runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .filter(|r| r.user == user)
+            .cloned()
+    }
+
+    /// `user`'s runs, newest first.
+    pub fn list(&self, user: &str) -> Vec<RunSummary> {
+        let mut runs: Vec<RunSummary> = self
+            .runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|r| r.user == user)
+            .map(|r| r.summary())
+            .collect();
+        runs.sort_by(|a, b| b.started.cmp(&a.started));
+        runs
+    }
+
+    /// Waits up to `grace` for running runs to finish, then cancels the rest.
+    pub async fn shutdown(&self, grace: std::time::Duration) {
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+            tracing::warn!("cancelling runs still going after the grace period");
+            self.cancel.cancel();
+            self.tasks.wait().await;
+        }
+    }
+}
