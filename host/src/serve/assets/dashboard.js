@@ -65,21 +65,21 @@ async function refresh() {
 
 function drawUsage(usage) {
   const el = document.getElementById("usage-chart");
-  const series = [
-    usage.map((u) => u.minute),
-    usage.map((u) => u.input_tokens),
-    usage.map((u) => u.output_tokens),
-    usage.map((u) => u.cost_usd),
-  ];
   if (!usage.length) {
     el.textContent = "no model calls yet";
     chart = null;
     return;
   }
+  // The last 60 minutes, one point per minute, zero where nothing happened.
+  const byMinute = new Map(usage.map((u) => [u.minute, u]));
+  const last = usage[usage.length - 1].minute;
+  const minutes = Array.from({ length: 61 }, (_, i) => last - (60 - i) * 60);
+  const pick = (key) => minutes.map((m) => (byMinute.get(m) || {})[key] || 0);
+  const series = [minutes, pick("input_tokens"), pick("output_tokens"), pick("cost_usd")];
   if (chart) return chart.setData(series);
   el.textContent = "";
   chart = new uPlot({
-    width: Math.max(el.clientWidth, 400), height: 220,
+    width: Math.max(el.clientWidth - 20, 300), height: 220,
     series: [{}, { label: "input tokens", stroke: "#2f6fdf" }, { label: "output tokens", stroke: "#12a150" },
       { label: "cost $", stroke: "#c2410c", scale: "usd" }],
     axes: [{}, {}, { scale: "usd", side: 1, grid: { show: false } }],

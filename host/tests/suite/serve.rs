@@ -1,0 +1,579 @@
+//! `boram serve` as a child process on 127.0.0.1, used over real HTTP:
+//! health, metrics, tools and calls (with every error status), an agent
+//! run against a scripted model followed over SSE, per-user isolation of
+//! files and runs, refusing an open non-loopback bind, graceful shutdown
+//! with a call in flight, and the dashboard in headless Chromium.
+
+use super::{hostile_wasm, tools_dir};
+use scripted_llm::ScriptedServer;
+use scripted_llm::anthropic::AnthropicReply;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running `boram serve`; killed when dropped.
+struct Service {
+    child: Child,
+    url: String,
+    stderr: std::path::PathBuf,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Service {
+    /// Starts `boram serve` in `dir` (which holds `tools/`, `policy.toml` and
+    /// maybe `config.toml`) and waits for its "listening on" line.
+    fn start(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Service {
+        let stderr = dir.join(format!("serve-{}.log", fastrand::u32(..)));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_boram"));
+        cmd.args(["serve", "--addr", "127.0.0.1:0", "--policy"])
+            .arg(dir.join("policy.toml"))
+            .arg("--tools-dir")
+            .arg(dir.join("tools"))
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args(extra)
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("BORAM_SERVE_TOKEN")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).expect("log"));
+        if dir.join("config.toml").exists() {
+            cmd.arg("--config").arg(dir.join("config.toml"));
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn boram serve");
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+            if let Some(rest) = log.split("listening on ").nth(1) {
+                let url = rest.split_whitespace().next().expect("address").to_string();
+                return Service { child, url, stderr };
+            }
+            let exited = child.try_wait().expect("wait").is_some();
+            assert!(
+                !exited && std::time::Instant::now() < deadline,
+                "serve did not start:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+fn setup(policy: &str, tools: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("tools")).expect("tools");
+    for tool in tools {
+        let from = if *tool == "hostile" {
+            hostile_wasm()
+        } else {
+            tools_dir().join(format!("{tool}.wasm"))
+        };
+        std::fs::copy(from, dir.path().join("tools").join(format!("{tool}.wasm"))).expect("copy");
+    }
+    std::fs::write(dir.path().join("policy.toml"), policy).expect("policy");
+    dir
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().expect("client")
+}
+
+const POLICY: &str = r#"version = 1
+[defaults]
+approval = "allow"
+[tools.read_file]
+fs = [{ host = "ws", guest = "/workspace", access = "ro" }]
+[tools.write_file]
+approval = "prompt"
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_metrics_tools_calls_and_a_run_over_sse() {
+    let dir = setup(POLICY, &["read_file", "write_file", "text_stats"]);
+    std::fs::create_dir_all(dir.path().join("ws")).expect("ws");
+    std::fs::write(dir.path().join("ws/notes.txt"), "Meeting moved to Thursday.\n").expect("notes");
+    std::fs::write(dir.path().join("config.toml"), "[serve]\nbody_limit_kb = 1\n").expect("config");
+    let model = ScriptedServer::start(vec![
+        AnthropicReply::new()
+            .tool_use("toolu_1", "read_file", json!({"path": "/workspace/notes.txt"}))
+            .usage(100, 10)
+            .build(),
+        AnthropicReply::new()
+            .text("It moved to Thursday.")
+            .usage(150, 8)
+            .build(),
+    ])
+    .await;
+    let service = Service::start(
+        dir.path(),
+        &[
+            "--provider",
+            "anthropic",
+            "--base-url",
+            &model.url(),
+            "--model",
+            "claude-sonnet-4-5",
+        ],
+        &[("ANTHROPIC_API_KEY", "test-key")],
+    );
+    let http = client();
+    let url = |path: &str| format!("{}{path}", service.url);
+
+    let health: Value = http
+        .get(url("/health"))
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["tools"], 3);
+
+    let tools: Value = http
+        .get(url("/v1/tools"))
+        .send()
+        .await
+        .expect("tools")
+        .json()
+        .await
+        .expect("json");
+    let names: Vec<&str> = tools["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"text_stats") && names.contains(&"read_file"),
+        "{names:?}"
+    );
+
+    // A call: 200 with the report, and a request id on the response (kept when sent).
+    let response = http
+        .post(url("/v1/tools/text_stats/call"))
+        .header("x-request-id", "test-42")
+        .body(r#"{"text": "one two two"}"#)
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-request-id"], "test-42");
+    let report: Value = response.json().await.expect("json");
+    assert_eq!(report["outcome"], "ok");
+    assert_eq!(report["output"]["words"], 3);
+    let generated = http.get(url("/health")).send().await.expect("health");
+    assert!(!generated.headers()["x-request-id"].is_empty());
+    // Error statuses.
+    let status = |path: &str, body: &str| {
+        let request = http.post(url(path)).body(body.to_string());
+        async move { request.send().await.expect("send").status().as_u16() }
+    };
+    assert_eq!(status("/v1/tools/nope/call", "{}").await, 404);
+    assert_eq!(status("/v1/tools/text_stats/call", "not json").await, 400);
+    assert_eq!(status("/v1/tools/text_stats/call", "[1]").await, 400);
+    assert_eq!(
+        status("/v1/tools/write_file/call", r#"{"path":"/x","content":"y"}"#).await,
+        403
+    );
+    let big = json!({"text": "x".repeat(4096)}).to_string();
+    assert_eq!(status("/v1/tools/text_stats/call", &big).await, 413);
+
+    // A run: 202, then its events over SSE until `done`.
+    let started = http
+        .post(url("/v1/runs"))
+        .body(r#"{"prompt": "When is the meeting?"}"#)
+        .send()
+        .await
+        .expect("run");
+    assert_eq!(started.status(), 202);
+    let started: Value = started.json().await.expect("json");
+    let events = read_sse(&http, &url(started["events"].as_str().expect("events url"))).await;
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert!(
+        kinds.contains(&"tool_call") && kinds.contains(&"tool_result"),
+        "{kinds:?}"
+    );
+    let done = events.last().expect("events");
+    assert_eq!(
+        (done["type"].as_str(), done["stop"].as_str()),
+        (Some("done"), Some("answered")),
+        "{done}"
+    );
+    assert_eq!(done["text"], "It moved to Thursday.");
+    let result = events.iter().find(|e| e["type"] == "tool_result").expect("tool_result");
+    assert!(
+        result["content"].as_str().is_some_and(|c| c.contains("Thursday")),
+        "{result}"
+    );
+    let run: Value = http
+        .get(url(&format!("/v1/runs/{}", started["id"].as_str().expect("id"))))
+        .send()
+        .await
+        .expect("run")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(run["status"], "answered");
+
+    // Metrics: tool calls by tool and outcome, latency, denials, model usage, runs.
+    let metrics = http
+        .get(url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        "boram_tool_calls_total{tool=\"text_stats\",outcome=\"ok\"} 1",
+        "boram_tool_calls_total{tool=\"read_file\",outcome=\"ok\"} 1",
+        "boram_denials_total{kind=\"approval\"} 1",
+        "boram_model_calls_total{model=\"claude-sonnet-4-5\"} 2",
+        "boram_model_tokens_total{model=\"claude-sonnet-4-5\",kind=\"input\"} 250",
+        "boram_runs_total{kind=\"answered\"} 1",
+    ] {
+        assert!(metrics.contains(line), "missing {line}:\n{metrics}");
+    }
+    assert!(metrics.contains("boram_tool_call_duration_seconds_bucket"), "{metrics}");
+    assert!(metrics.contains("boram_model_cost_usd_total"), "{metrics}");
+}
+
+/// Reads server-sent events until a `done` event (or 60 s).
+async fn read_sse(http: &reqwest::Client, url: &str) -> Vec<Value> {
+    use futures::StreamExt as _;
+    let response = http.get(url).send().await.expect("events");
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/event-stream")
+    );
+    let mut stream = response.bytes_stream();
+    let mut buffer = String::new();
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while let Ok(Some(chunk)) = tokio::time::timeout_at(deadline, stream.next()).await {
+        buffer.push_str(&String::from_utf8_lossy(&chunk.expect("chunk")));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let data: String = block
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(str::trim)
+                .collect();
+            if data.is_empty() {
+                continue;
+            }
+            let event: Value = serde_json::from_str(&data).expect("event JSON");
+            let done = event["type"] == "done";
+            events.push(event);
+            if done {
+                return events;
+            }
+        }
+    }
+    panic!("no done event; got {events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn users_see_only_their_own_workspace_and_runs() {
+    let policy = "version = 1\n[defaults]\napproval = \"allow\"\n[tools.read_file]\n\
+                  fs = [{ host = \"${workspace}\", guest = \"/workspace\", access = \"ro\" }]\n";
+    let dir = setup(policy, &["read_file"]);
+    let (alice_ws, bob_ws) = (dir.path().join("alice"), dir.path().join("bob"));
+    std::fs::create_dir_all(&alice_ws).expect("ws");
+    std::fs::write(alice_ws.join("diary.txt"), "alice's secret").expect("diary");
+    let bob_hash = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(b"bob-token"))
+    };
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!(
+            "[[serve.users]]\nname = \"alice\"\ntoken_env = \"ALICE_TOKEN\"\nworkspace = \"{}\"\n\n\
+             [[serve.users]]\nname = \"bob\"\ntoken_sha256 = \"{bob_hash}\"\nworkspace = \"{}\"\n",
+            alice_ws.display(),
+            bob_ws.display()
+        ),
+    )
+    .expect("config");
+    let model = ScriptedServer::start(vec![AnthropicReply::new().text("Hello Alice.").build()]).await;
+    let service = Service::start(
+        dir.path(),
+        &["--provider", "anthropic", "--base-url", &model.url()],
+        &[("ALICE_TOKEN", "alice-token"), ("ANTHROPIC_API_KEY", "k")],
+    );
+    let http = client();
+    let url = |path: &str| format!("{}{path}", service.url);
+    let read = |token: &str| {
+        http.post(url("/v1/tools/read_file/call"))
+            .bearer_auth(token)
+            .body(r#"{"path": "/workspace/diary.txt"}"#)
+            .send()
+    };
+    let alice: Value = read("alice-token").await.expect("call").json().await.expect("json");
+    assert_eq!(alice["output"]["content"], "alice's secret", "{alice}");
+    let bob: Value = read("bob-token").await.expect("call").json().await.expect("json");
+    assert_eq!(bob["outcome"], "failed", "{bob}");
+    assert!(bob.to_string().contains("No such file"), "{bob}");
+
+    // No token, a wrong token: 401. /health stays open.
+    assert_eq!(http.get(url("/v1/tools")).send().await.expect("send").status(), 401);
+    assert_eq!(
+        http.get(url("/v1/tools"))
+            .bearer_auth("nope")
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        401
+    );
+    assert_eq!(http.get(url("/metrics")).send().await.expect("send").status(), 401);
+    assert_eq!(http.get(url("/health")).send().await.expect("send").status(), 200);
+
+    // Alice's run is invisible to Bob.
+    let started: Value = http
+        .post(url("/v1/runs"))
+        .bearer_auth("alice-token")
+        .body(r#"{"prompt": "hi"}"#)
+        .send()
+        .await
+        .expect("run")
+        .json()
+        .await
+        .expect("json");
+    let id = started["id"].as_str().expect("id");
+    let events_url = url(started["events"].as_str().expect("events"));
+    let events = read_sse_as(&http, &events_url, "alice-token").await;
+    assert_eq!(events.last().expect("done")["stop"], "answered");
+    for path in [format!("/v1/runs/{id}"), format!("/v1/runs/{id}/events")] {
+        let status = http
+            .get(url(&path))
+            .bearer_auth("bob-token")
+            .send()
+            .await
+            .expect("send")
+            .status();
+        assert_eq!(status, 404, "{path}");
+    }
+    let bob_runs: Value = http
+        .get(url("/v1/runs"))
+        .bearer_auth("bob-token")
+        .send()
+        .await
+        .expect("runs")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(bob_runs["runs"], json!([]));
+    // Sessions are kept per user.
+    assert!(
+        dir.path()
+            .join(format!("data/users/alice/sessions/{id}.jsonl"))
+            .exists()
+    );
+    assert!(!dir.path().join(format!("data/users/bob/sessions/{id}.jsonl")).exists());
+    drop(service);
+}
+
+async fn read_sse_as(http: &reqwest::Client, url: &str, token: &str) -> Vec<Value> {
+    use futures::StreamExt as _;
+    let response = http.get(url).bearer_auth(token).send().await.expect("events");
+    assert_eq!(response.status(), 200);
+    let body = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut stream = response.bytes_stream();
+        let mut text = String::new();
+        while let Some(chunk) = stream.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.expect("chunk")));
+            if text.contains("event: done") && text.ends_with("\n\n") {
+                break;
+            }
+        }
+        text
+    })
+    .await
+    .expect("events in time");
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str(d.trim()).ok())
+        .collect()
+}
+
+#[test]
+fn an_open_service_refuses_a_public_address() {
+    let dir = setup("version = 1\n", &["text_stats"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_boram"))
+        .args(["serve", "--addr", "0.0.0.0:0", "--policy"])
+        .arg(dir.path().join("policy.toml"))
+        .arg("--tools-dir")
+        .arg(dir.path().join("tools"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env_remove("BORAM_SERVE_TOKEN")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0 without authentication"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_lets_a_call_in_flight_finish() {
+    let dir = setup("version = 1\n[defaults]\napproval = \"allow\"\n", &["hostile"]);
+    let mut service = Service::start(dir.path(), &[], &[]);
+    let http = client();
+    let call = tokio::spawn(
+        http.post(format!("{}/v1/tools/sleep/call", service.url))
+            .body(r#"{"ms": 1500}"#)
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = service.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let response = call.await.expect("join").expect("the call in flight is answered");
+    assert_eq!(response.status(), 200);
+    let report: Value = response.json().await.expect("json");
+    assert_eq!(report["output"], 1500, "{report}");
+    let status = tokio::task::spawn_blocking(move || {
+        let status = service.child.wait().expect("exit");
+        (status, service.log())
+    })
+    .await
+    .expect("join");
+    assert!(status.0.success(), "{}", status.1);
+    assert!(status.1.contains("stopped"), "{}", status.1);
+}
+
+/// The dashboard in headless Chromium (Debian's `chromium`, installed by
+/// `.ci/run`): the page loads, shows the tool calls made through the API
+/// and by an agent run, the run and the usage chart, and a screenshot is
+/// saved as `target/artifacts/dashboard.png`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_shows_a_tool_call_in_headless_chromium() {
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("Chromium is needed for this test: `apt-get install chromium` (.ci/run installs it)");
+    let dir = setup(POLICY, &["text_stats"]);
+    std::fs::create_dir_all(dir.path().join("ws")).expect("ws");
+    let model = ScriptedServer::start(vec![
+        AnthropicReply::new()
+            .tool_use("toolu_1", "text_stats", json!({"text": "from the agent"}))
+            .usage(1200, 40)
+            .build(),
+        AnthropicReply::new().text("Three words.").usage(1300, 12).build(),
+    ])
+    .await;
+    let service = Service::start(
+        dir.path(),
+        &[
+            "--provider",
+            "anthropic",
+            "--base-url",
+            &model.url(),
+            "--model",
+            "claude-sonnet-4-5",
+        ],
+        &[("ANTHROPIC_API_KEY", "k")],
+    );
+    let http = client();
+    // One agent run, so usage, cost, runs and sessions have something to show.
+    let started: Value = http
+        .post(format!("{}/v1/runs", service.url))
+        .body(r#"{"prompt": "Count the words of 'from the agent'."}"#)
+        .send()
+        .await
+        .expect("run")
+        .json()
+        .await
+        .expect("json");
+    read_sse(
+        &http,
+        &format!("{}{}", service.url, started["events"].as_str().expect("events")),
+    )
+    .await;
+    for text in ["one", "two words", "three more words"] {
+        let response = http
+            .post(format!("{}/v1/tools/text_stats/call", service.url))
+            .body(json!({"text": text}).to_string())
+            .send()
+            .await
+            .expect("call");
+        assert_eq!(response.status(), 200);
+    }
+    let artifacts = super::workspace_dir().join("target/artifacts");
+    std::fs::create_dir_all(&artifacts).expect("artifacts dir");
+    let screenshot = artifacts.join("dashboard.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let run_chromium = |mode: &str| {
+        let profile = dir.path().join(format!("chromium-{}", fastrand::u32(..)));
+        let output = Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--window-size=1280,1400",
+                // Let the page's fetches finish before the DOM or the picture is taken.
+                "--virtual-time-budget=5000",
+                "--timeout=5000",
+                "--run-all-compositor-stages-before-draw",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(mode)
+            .arg(format!("{}/", service.url))
+            .output()
+            .expect("run chromium");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    // The page fills its tables from the API after loading; a slow first
+    // start of Chromium can take the DOM before that, so look up to 3 times.
+    let mut dom = String::new();
+    for _ in 0..3 {
+        dom = run_chromium("--dump-dom");
+        if dom.contains("<td>text_stats</td>") {
+            break;
+        }
+    }
+    let row = dom
+        .lines()
+        .find(|l| l.contains("<td>text_stats</td>"))
+        .unwrap_or_else(|| panic!("no text_stats row in the dashboard:\n{dom}"));
+    // Three calls through the API and one by the agent's run.
+    assert!(row.contains("<td class=\"num\">4</td>"), "{row}");
+    assert!(dom.contains("4 tool calls"), "{dom}");
+    assert!(dom.contains("Count the words"), "the run is listed:\n{dom}");
+    assert!(dom.contains("class=\"uplot"), "the usage chart is drawn:\n{dom}");
+    run_chromium(&format!("--screenshot={}", screenshot.display()));
+    let png = std::fs::read(&screenshot).expect("screenshot written");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
+}
