@@ -2,6 +2,7 @@
 
 use super::context::GlobalArgs;
 use crate::policy::{Policy, explain};
+use crate::serve::tenants::{WORKSPACE_VAR, policy_for};
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -42,7 +43,19 @@ impl PolicyCommand {
 }
 
 async fn check(file: &Path, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let policy = Policy::load(file)?;
+    let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let policy = if text.contains(WORKSPACE_VAR) {
+        // `${workspace}` is each user's directory under `boram serve`;
+        // check the rest with a stand-in.
+        let stand_in = tempfile::tempdir()?;
+        let policy = policy_for(file, &text, Some(stand_in.path())).map_err(crate::cli::UsageError)?;
+        eprintln!(
+            "note: {WORKSPACE_VAR} is each user's workspace under `boram serve`; checked with a temporary directory"
+        );
+        policy
+    } else {
+        Policy::load(file)?
+    };
     let names: Vec<&str> = policy.tools.keys().map(String::as_str).collect();
     println!(
         "{}: ok (version 1; {} tool table{}{})",

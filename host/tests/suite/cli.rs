@@ -209,3 +209,22 @@ fn tool_new_joins_a_tools_workspace() {
     let manifest = std::fs::read_to_string(dir.path().join("c_tool/Cargo.toml")).expect("manifest");
     assert!(manifest.contains("boram-tool-sdk = { workspace = true }"), "{manifest}");
 }
+
+/// The shipped multi-user policy checks out, `${workspace}` standing in
+/// for each user's directory.
+#[test]
+fn policy_check_accepts_the_multi_user_example() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let out = boram(&["policy", "check", "policies/prod.example.toml"], data.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("policies/prod.example.toml: ok"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("${workspace} is each user's workspace"),
+        "{}",
+        stderr(&out)
+    );
+}
