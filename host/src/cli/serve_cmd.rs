@@ -102,17 +102,20 @@ impl ServeCommand {
 
         // Hot swap, for every user's tool host; each reload is counted and shown.
         let mut watchers = Vec::new();
-        for tenant in &tenants {
-            let metrics = metrics.clone();
+        for (i, tenant) in tenants.iter().enumerate() {
+            // Every user's host reloads the same file: count it once.
+            let metrics = (i == 0).then(|| metrics.clone());
             watchers.push(
                 watch::watch(
                     tenant.host.clone(),
                     &tools_dir,
                     None,
                     Arc::new(move |event: &ReloadEvent| {
-                        let mut line = serde_json::to_value(event).unwrap_or_default();
-                        line["time"] = serde_json::json!(crate::audit::now());
-                        metrics.reload(&line);
+                        if let Some(metrics) = &metrics {
+                            let mut line = serde_json::to_value(event).unwrap_or_default();
+                            line["time"] = serde_json::json!(crate::audit::now());
+                            metrics.reload(&line);
+                        }
                     }),
                 )
                 .context("cannot watch the tools directory")?,
