@@ -113,6 +113,7 @@ async fn run() {
         context_tokens: 200_000,
         limits: host.policy().agent,
         selection: None,
+        tools: None,
     };
     let sink: EventSink = Arc::new(|_: &AgentEvent| {});
     let mut turns = Vec::with_capacity(TURNS);

@@ -6,6 +6,8 @@
 //! not in a sandbox: they touch only the memory database, the tool list
 //! and, for `create_tool`, the created crates and the tools directory.
 
+use super::delegate::{DELEGATE, Delegator};
+use super::events::EventSink;
 use super::select::Selector;
 use crate::authoring::factory::{CreateError, CreateRequest, ToolFactory};
 use crate::llm::ToolDef;
@@ -23,7 +25,7 @@ pub const LIST_TOOLS: &str = "list_tools";
 pub const CREATE_TOOL: &str = "create_tool";
 
 /// Every built-in's name: no sandboxed tool may take one.
-pub const BUILTIN_NAMES: &[&str] = &[MEMORY_SAVE, MEMORY_SEARCH, LIST_TOOLS, CREATE_TOOL];
+pub const BUILTIN_NAMES: &[&str] = &[MEMORY_SAVE, MEMORY_SEARCH, LIST_TOOLS, CREATE_TOOL, DELEGATE];
 
 /// The approval that applies to built-in `name`: the policy's, except that
 /// `create_tool` asks first unless its own `[tools.create_tool]` table says
@@ -51,6 +53,7 @@ pub struct Builtins {
     /// Tools the model asked for through `list_tools` or created.
     loaded: Mutex<BTreeSet<String>>,
     factory: Option<Arc<ToolFactory>>,
+    delegator: Option<Arc<Delegator>>,
 }
 
 impl Builtins {
@@ -61,7 +64,14 @@ impl Builtins {
             selector,
             loaded: Mutex::default(),
             factory: None,
+            delegator: None,
         }
+    }
+
+    /// These built-ins plus `delegate`, starting sub-agents with `delegator`.
+    pub fn with_delegator(mut self, delegator: Option<Arc<Delegator>>) -> Self {
+        self.delegator = delegator;
+        self
     }
 
     pub fn memory(&self) -> Option<Arc<MemoryStore>> {
@@ -87,6 +97,7 @@ impl Builtins {
             selector,
             loaded: Mutex::new(self.loaded()),
             factory: self.factory.clone(),
+            delegator: self.delegator.clone(),
         }
     }
 
@@ -94,6 +105,7 @@ impl Builtins {
         (self.memory.is_some() && (name == MEMORY_SAVE || name == MEMORY_SEARCH))
             || (self.selector.is_some() && name == LIST_TOOLS)
             || (self.factory.is_some() && name == CREATE_TOOL)
+            || (self.delegator.is_some() && name == DELEGATE)
     }
 
     /// Tools loaded through `list_tools` so far.
@@ -171,12 +183,32 @@ impl Builtins {
                                    "description": "The complete src/lib.rs, written against boram_tool_sdk."}}}),
             });
         }
+        if let Some(delegator) = &self.delegator {
+            let profiles: Vec<&str> = delegator.profiles.names().collect();
+            defs.push(ToolDef {
+                name: DELEGATE.into(),
+                description: delegator.description(),
+                input_schema: json!({"type": "object", "additionalProperties": false,
+                    "required": ["profile", "task"],
+                    "properties": {
+                        "profile": {"type": "string", "enum": profiles, "description": "Which specialised agent."},
+                        "task": {"type": "string",
+                                 "description": "The whole sub-task, with every detail it needs."}}}),
+            });
+        }
         defs
     }
 
     /// Runs built-in `name`; `Ok` is the JSON result for the model.
-    pub async fn call(&self, host: &ToolHost, name: &str, input: &Value) -> Result<String, BuiltinError> {
+    pub async fn call(
+        &self,
+        host: &ToolHost,
+        name: &str,
+        input: &Value,
+        events: &EventSink,
+    ) -> Result<String, BuiltinError> {
         match name {
+            DELEGATE => self.delegate(input, events).await,
             MEMORY_SAVE => self.memory_save(input),
             MEMORY_SEARCH => self.memory_search(input),
             LIST_TOOLS => self.list_tools(input),
@@ -264,6 +296,46 @@ impl Builtins {
 }
 
 impl Builtins {
+    async fn delegate(&self, input: &Value, events: &EventSink) -> Result<String, BuiltinError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Delegate {
+            profile: String,
+            task: String,
+        }
+        let delegator = self
+            .delegator
+            .as_ref()
+            .ok_or_else(|| BuiltinError::Failed("delegation is not available here".into()))?;
+        let request: Delegate = parse(input, "{\"profile\": string, \"task\": string}")?;
+        if request.task.trim().is_empty() {
+            return Err(BuiltinError::InvalidInput("`task` is empty".into()));
+        }
+        if delegator.profiles.get(&request.profile).is_none() {
+            return Err(BuiltinError::InvalidInput(
+                delegator.profiles.require(&request.profile).err().unwrap_or_default(),
+            ));
+        }
+        let done = Box::pin(delegator.run(&request.profile, &request.task, events))
+            .await
+            .map_err(BuiltinError::Failed)?;
+        let result = json!({
+            "profile": done.profile,
+            "answer": done.answer,
+            "stop": done.stop,
+            "rounds": done.rounds,
+            "cost_usd": done.cost_usd,
+            "session": done.session,
+        });
+        if done.stop == "answered" {
+            Ok(result.to_string())
+        } else {
+            Err(BuiltinError::Failed(format!(
+                "the sub-agent stopped without an answer: {result}"
+            )))
+        }
+    }
+
     async fn create_tool(&self, host: &ToolHost, input: &Value) -> Result<String, BuiltinError> {
         let factory = self
             .factory

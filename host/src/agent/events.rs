@@ -101,6 +101,11 @@ pub enum AgentEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// An event of a sub-agent started with `delegate`.
+    Delegated {
+        profile: String,
+        event: Box<AgentEvent>,
+    },
 }
 
 /// Receives every event, in order, from the task running the turn.

@@ -12,8 +12,10 @@ pub mod approval;
 pub mod builtin;
 mod compact;
 pub mod conversation;
+pub mod delegate;
 pub mod events;
 mod offer;
+pub mod profiles;
 pub mod select;
 mod tools;
 
@@ -54,6 +56,9 @@ pub struct AgentOptions {
     pub limits: AgentLimits,
     /// Offer only relevant tools (`None`: every tool on every request).
     pub selection: Option<SelectionOptions>,
+    /// The only tools (and built-ins) this agent may use, e.g. a profile's;
+    /// `None`: every tool the policy allows.
+    pub tools: Option<BTreeSet<String>>,
 }
 
 /// How a turn ended.
@@ -85,6 +90,7 @@ pub struct Agent {
     used: BTreeSet<String>,
     /// The tool host's generation the selector and built-ins were built for.
     generation: u64,
+    delegator: Option<Arc<delegate::Delegator>>,
 }
 
 impl Agent {
@@ -95,9 +101,10 @@ impl Agent {
         options: AgentOptions,
         session: Session,
     ) -> Self {
-        let catalogue = tool_defs(&host);
+        let catalogue = offer::allowed_defs(&host, options.tools.as_ref());
         let selector = offer::selector_for(options.selection.as_ref(), &catalogue);
         Self {
+            delegator: None,
             builtins: Arc::new(Builtins::new(None, catalogue, selector.clone())),
             selector,
             failures: None,
@@ -121,8 +128,9 @@ impl Agent {
     /// and the failure store.
     pub fn with_memory(mut self, memory: Arc<MemoryStore>, failures: Arc<FailureStore>) -> Self {
         self.builtins = Arc::new(
-            Builtins::new(Some(memory), tool_defs(&self.host), self.selector.clone())
-                .with_factory(self.builtins.factory()),
+            Builtins::new(Some(memory), self.catalogue(), self.selector.clone())
+                .with_factory(self.builtins.factory())
+                .with_delegator(self.delegator.clone()),
         );
         self.failures = Some(failures);
         self
@@ -130,9 +138,30 @@ impl Agent {
 
     /// Lets the model write tools (`create_tool`), built by `factory`.
     pub fn with_tool_factory(mut self, factory: Arc<ToolFactory>) -> Self {
-        let builtins = Builtins::new(self.builtins.memory(), tool_defs(&self.host), self.selector.clone());
-        self.builtins = Arc::new(builtins.with_factory(Some(factory)));
+        let builtins = Builtins::new(self.builtins.memory(), self.catalogue(), self.selector.clone());
+        self.builtins = Arc::new(
+            builtins
+                .with_factory(Some(factory))
+                .with_delegator(self.delegator.clone()),
+        );
         self
+    }
+
+    /// Lets the model hand sub-tasks to profiles (`delegate`).
+    pub fn with_delegator(mut self, delegator: Arc<delegate::Delegator>) -> Self {
+        self.delegator = Some(delegator.clone());
+        let builtins = Builtins::new(self.builtins.memory(), self.catalogue(), self.selector.clone());
+        self.builtins = Arc::new(
+            builtins
+                .with_factory(self.builtins.factory())
+                .with_delegator(Some(delegator)),
+        );
+        self
+    }
+
+    /// The sandboxed tools this agent may use, as the model sees them.
+    fn catalogue(&self) -> Vec<ToolDef> {
+        offer::allowed_defs(&self.host, self.options.tools.as_ref())
     }
 
     /// Continues a session from its transcript: the working conversation,
@@ -147,6 +176,7 @@ impl Agent {
                     self.spent_usd += cost_usd.unwrap_or(0.0);
                     self.usage.add(usage);
                 }
+                Record::Delegation { cost_usd, .. } => self.spent_usd += cost_usd,
                 Record::Message { message, .. } => {
                     for (_, name, input) in message.tool_uses() {
                         self.guard.admit(name, input, u32::MAX);
@@ -205,9 +235,18 @@ impl Agent {
 
     /// Every tool the model may call: the sandboxed ones and the built-ins.
     pub fn tool_defs(&self) -> Vec<ToolDef> {
-        let mut defs = tool_defs(&self.host);
-        defs.extend(self.builtins.defs());
+        let mut defs = self.catalogue();
+        defs.extend(self.builtins_offered());
         defs
+    }
+
+    /// The built-ins this agent may use.
+    fn builtins_offered(&self) -> Vec<ToolDef> {
+        self.builtins
+            .defs()
+            .into_iter()
+            .filter(|d| delegate::permits(self.options.tools.as_ref(), &d.name))
+            .collect()
     }
 
     /// Runs one user prompt to its end. Never panics on model or tool
@@ -263,6 +302,7 @@ impl Agent {
                 _ = tokio::time::sleep_until(deadline) => (interrupted_results(&ids, "stopped: the turn's time limit passed"), Some(Stop::TimeLimit)),
             };
             self.add_message(results);
+            self.account_delegations();
             if let Some(stop) = stopped {
                 break stop;
             }
@@ -383,6 +423,22 @@ impl Agent {
         });
     }
 
+    /// Adds the cost of sub-agents that finished to this session's spend and
+    /// links their transcripts.
+    fn account_delegations(&mut self) {
+        let Some(delegator) = &self.delegator else { return };
+        for done in delegator.take_finished() {
+            self.spent_usd += done.cost_usd;
+            self.record(Record::Delegation {
+                time: crate::audit::now(),
+                profile: done.profile,
+                session: done.session,
+                stop: done.stop,
+                cost_usd: done.cost_usd,
+            });
+        }
+    }
+
     /// What running one reply's tool calls needs from this agent.
     fn tool_round<'a>(&'a self, events: &'a EventSink) -> ToolRound<'a> {
         ToolRound {
@@ -394,6 +450,7 @@ impl Agent {
             same_call_limit: self.options.limits.same_call_limit,
             session: &self.session,
             events,
+            allowed: self.options.tools.as_ref(),
         }
     }
 

@@ -18,7 +18,7 @@ impl Agent {
             return;
         }
         self.generation = generation;
-        let catalogue = tool_defs(&self.host);
+        let catalogue = self.catalogue();
         let selector = selector_for(self.options.selection.as_ref(), &catalogue);
         self.builtins = Arc::new(self.builtins.with_catalogue(catalogue, selector.clone()));
         self.selector = selector;
@@ -34,7 +34,7 @@ impl Agent {
         sticky.extend(self.builtins.loaded());
         let selection = selector.select(&self.selection_query(), &sticky);
         let registry = self.host.registry();
-        let builtins = self.builtins.defs();
+        let builtins = self.builtins_offered();
         let total = registry.names().count() + builtins.len();
         let mut defs: Vec<ToolDef> = registry
             .tools()
@@ -79,7 +79,16 @@ impl Agent {
 
 /// Every tool `host` has loaded, in the shape the model is given.
 pub fn tool_defs(host: &ToolHost) -> Vec<ToolDef> {
-    host.registry().tools().map(|(spec, _)| tool_def(spec)).collect()
+    allowed_defs(host, None)
+}
+
+/// The loaded tools within `allowed` (`None`: all).
+pub(super) fn allowed_defs(host: &ToolHost, allowed: Option<&std::collections::BTreeSet<String>>) -> Vec<ToolDef> {
+    host.registry()
+        .tools()
+        .filter(|(spec, _)| super::delegate::permits(allowed, &spec.name))
+        .map(|(spec, _)| tool_def(spec))
+        .collect()
 }
 
 fn tool_def(spec: &crate::runtime::ToolSpec) -> ToolDef {

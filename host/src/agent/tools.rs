@@ -47,6 +47,8 @@ pub struct ToolRound<'a> {
     pub same_call_limit: u32,
     pub session: &'a Session,
     pub events: &'a EventSink,
+    /// The tools this agent may use (a profile's); `None`: all.
+    pub allowed: Option<&'a std::collections::BTreeSet<String>>,
 }
 
 /// The result of one call, before it becomes a block.
@@ -131,6 +133,13 @@ impl ToolRound<'_> {
 
     /// Repeat guard, approval, then the built-in or the sandboxed tool.
     async fn run_checked(&self, id: &str, name: &str, input: &serde_json::Value) -> (String, String, bool) {
+        if !super::delegate::permits(self.allowed, name) {
+            return (
+                "unknown_tool".into(),
+                format!("`{name}` is not available to this agent; use one of the tools you were given"),
+                true,
+            );
+        }
         let registry = self.host.registry();
         let hash = if self.builtins.is_builtin(name) {
             format!("builtin:{name}")
@@ -175,7 +184,7 @@ impl ToolRound<'_> {
             name: name.to_string(),
         });
         if self.builtins.is_builtin(name) {
-            return match self.builtins.call(self.host, name, input).await {
+            return match self.builtins.call(self.host, name, input, self.events).await {
                 Ok(output) => ("ok".into(), output, false),
                 Err(BuiltinError::InvalidInput(m)) => ("invalid_input".into(), format!("invalid_input: {m}"), true),
                 Err(BuiltinError::Failed(m)) => ("failed".into(), format!("failed: {m}"), true),

@@ -38,6 +38,9 @@ pub struct ConfigToml {
     pub selection: SelectionToml,
     #[serde(default)]
     pub serve: super::serve::ServeToml,
+    /// `[profiles.NAME]`: agent profiles for `--profile` and `delegate`.
+    #[serde(default)]
+    pub profiles: BTreeMap<String, crate::agent::profiles::ProfileToml>,
 }
 
 /// `[selection]`: which tools each request offers.

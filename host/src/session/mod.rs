@@ -54,6 +54,15 @@ pub enum Record {
         time: String,
         notes: usize,
     },
+    /// A sub-agent ran (`delegate`): its transcript is session `session`;
+    /// its cost counts towards this session's.
+    Delegation {
+        time: String,
+        profile: String,
+        session: String,
+        stop: String,
+        cost_usd: f64,
+    },
 }
 
 /// An open transcript, appended to as the session runs.
@@ -190,6 +199,7 @@ fn summarize(path: &Path, id: String) -> std::io::Result<SessionSummary> {
                 summary.prompts += 1;
             }
             Record::Usage { cost_usd, .. } => summary.cost_usd += cost_usd.unwrap_or(0.0),
+            Record::Delegation { cost_usd, .. } => summary.cost_usd += cost_usd,
             _ => {}
         }
     }

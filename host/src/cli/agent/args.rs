@@ -4,6 +4,8 @@
 //! gateway with its usage log and recorder, and the approval mode.
 
 use crate::agent::approval::LinePrompter;
+use crate::agent::delegate::Delegator;
+use crate::agent::profiles::{Profile, Profiles};
 use crate::agent::{Agent, AgentOptions, Approvals, DEFAULT_SYSTEM_PROMPT, PromptMode};
 use crate::audit::JsonlFile;
 use crate::cli::UsageError;
@@ -53,6 +55,11 @@ pub struct AgentArgs {
     /// Approve tools whose policy says `prompt` without asking.
     #[arg(short = 'y', long)]
     pub yes: bool,
+
+    /// Run as this agent profile: its system prompt, model, tools and limits
+    /// (`general`, `research`, `ops`, `builder`, or `[profiles.NAME]` in the config).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
 }
 
 impl AgentArgs {
@@ -85,10 +92,17 @@ impl AgentArgs {
     /// The model this command talks to, ready to build agents with.
     pub fn kit(&self, data_dir: &std::path::Path) -> anyhow::Result<AgentKit> {
         let (provider, model, settings) = self.model(data_dir)?;
+        let profiles = Profiles::new(&self.config_file()?.profiles);
+        let profile = match &self.profile {
+            Some(name) => Some(profiles.require(name).map_err(UsageError)?.clone()),
+            None => None,
+        };
         Ok(AgentKit {
             provider,
             model,
             settings,
+            profiles,
+            profile,
         })
     }
 
@@ -156,6 +170,9 @@ pub struct AgentKit {
     provider: Arc<dyn Provider>,
     model: String,
     settings: model_config::ModelConfig,
+    profiles: Profiles,
+    /// `--profile`: the top-level agent runs as this profile.
+    profile: Option<Profile>,
 }
 
 impl AgentKit {
@@ -184,7 +201,7 @@ impl AgentKit {
             gateway = gateway.with_usage_observer(observer);
         }
         let approvals = Arc::new(Approvals::new(mode, data_dir));
-        let options = AgentOptions {
+        let mut options = AgentOptions {
             system_prompt: settings
                 .system_prompt
                 .clone()
@@ -194,23 +211,46 @@ impl AgentKit {
             context_tokens: settings.context_tokens,
             limits: host.policy().agent,
             selection: settings.selection.clone(),
+            tools: None,
         };
+        if let Some(profile) = &self.profile {
+            if let Some(prompt) = &profile.system_prompt {
+                options.system_prompt = prompt.clone();
+            }
+            if let Some(model) = &profile.model {
+                options.model = model.clone();
+            }
+            options.tools = profile.narrow(None);
+            options.limits = profile.limits(options.limits);
+        }
         let sessions = config::sessions_dir(data_dir);
         let gateway = Arc::new(gateway);
         let provider_name = gateway.provider_kind().to_string();
+        let options_for_children = options.clone();
+        let agent_host = host.clone();
+        let agent_approvals = approvals.clone();
         let agent = match resume {
             None => {
                 let session = Session::create(&sessions, &provider_name, &self.model)
                     .with_context(|| format!("cannot create a session in {}", sessions.display()))?;
-                Agent::new(gateway, host, approvals, options, session)
+                Agent::new(gateway.clone(), agent_host, agent_approvals, options, session)
             }
             Some(wanted) => {
                 let id = crate::session::resolve_id(&sessions, wanted).map_err(|e| UsageError(e.to_string()))?;
                 let (session, records) = Session::open(&sessions, &id).map_err(|e| UsageError(e.to_string()))?;
-                Agent::new(gateway, host, approvals, options, session).resume(&records)
+                Agent::new(gateway.clone(), agent_host, agent_approvals, options, session).resume(&records)
             }
         };
-        let agent = with_tool_factory(agent, tools_dir, data_dir);
+        let delegator = Delegator::new(
+            gateway.clone(),
+            host.clone(),
+            approvals.clone(),
+            options_for_children,
+            self.profiles.clone(),
+            sessions.clone(),
+            0,
+        );
+        let agent = with_tool_factory(agent.with_delegator(Arc::new(delegator)), tools_dir, data_dir);
         Ok(with_memory(agent, data_dir))
     }
 }

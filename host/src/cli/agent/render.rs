@@ -123,6 +123,25 @@ fn render(screen: &mut Screen, event: &AgentEvent) {
                 eprintln!("{message}");
             }
         }
+        // A sub-agent's tool lines, indented under its `delegate` call; its
+        // text is the delegate result, not the answer.
+        AgentEvent::Delegated { profile, event } => match event.as_ref() {
+            AgentEvent::ToolCall { name, input, .. } => {
+                screen.stop_spinner();
+                screen.end_text();
+                eprintln!("    [{profile}] ⏺ {name} {}", shorten(&input.to_string(), 90));
+            }
+            AgentEvent::ToolResult {
+                name,
+                outcome,
+                is_error,
+                ..
+            } => {
+                let mark = if *is_error { "✗" } else { "✓" };
+                eprintln!("    [{profile}] {mark} {name} {outcome}");
+            }
+            _ => {}
+        },
     }
 }
 

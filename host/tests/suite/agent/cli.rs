@@ -354,3 +354,52 @@ async fn memory_and_failures_from_the_command_line() {
         text(&failures.stderr)
     );
 }
+
+/// `boram run --profile research`: the profile's prompt and only its tools
+/// (here the ones the test tools dir has: read_file, list_dir, grep,
+/// text_stats, http_get, arxiv_search), plus `delegate`; an unknown
+/// profile is a usage error naming the profiles.
+#[tokio::test(flavor = "multi_thread")]
+async fn run_with_a_profile_uses_its_prompt_and_tools() {
+    let server = ScriptedServer::start(vec![AnthropicReply::new().text("Done.").build()]).await;
+    let env = Env::new();
+    let model = env.model_args(&server);
+    let out = env
+        .run(
+            &args(&model, &["run", "--profile", "research", "find papers on sandboxes"]),
+            "",
+        )
+        .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let body = &server.requests()[0].body;
+    assert!(
+        body["system"][0]["text"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("You are a research assistant")),
+        "{body}"
+    );
+    let mut tools: Vec<&str> = body["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    tools.sort();
+    assert_eq!(
+        tools,
+        [
+            "arxiv_search",
+            "delegate",
+            "grep",
+            "http_get",
+            "list_dir",
+            "memory_search",
+            "read_file",
+            "text_stats"
+        ]
+    );
+
+    let out = env.run(&args(&model, &["run", "--profile", "nope", "x"]), "").await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no profile `nope`; profiles: builder, general, ops, research"));
+}

@@ -4,12 +4,15 @@
 
 mod approvals;
 mod cli;
+mod delegation;
 mod failures;
 mod flow;
 mod memory;
 mod sessions;
 
 use super::{host_with_audit, tools_dir};
+use boram_host::agent::delegate::Delegator;
+use boram_host::agent::profiles::Profiles;
 use boram_host::agent::select::SelectionOptions;
 use boram_host::agent::{Agent, AgentEvent, AgentOptions, Approvals, EventSink, PromptMode, TurnResult};
 use boram_host::audit::AuditLog;
@@ -72,6 +75,8 @@ pub struct Setup {
     pub memory_dir: Option<PathBuf>,
     /// Offer `create_tool`, placing created tools in `<test dir>/tools`.
     pub tool_factory: bool,
+    /// Offer `delegate` with these profiles.
+    pub profiles: Option<Profiles>,
 }
 
 impl Default for Setup {
@@ -92,6 +97,7 @@ impl Default for Setup {
             selection: None,
             memory_dir: None,
             tool_factory: false,
+            profiles: None,
         }
     }
 }
@@ -132,9 +138,22 @@ impl Harness {
             context_tokens: setup.context_tokens,
             limits,
             selection: setup.selection,
+            tools: None,
         };
-        let session = Session::create(&dir.path().join("sessions"), "test", &setup.model).expect("session");
-        let mut agent = Agent::new(Arc::new(gateway), Arc::new(host), Arc::new(approvals), options, session);
+        let sessions = dir.path().join("sessions");
+        let session = Session::create(&sessions, "test", &setup.model).expect("session");
+        let (gateway, host, approvals) = (Arc::new(gateway), Arc::new(host), Arc::new(approvals));
+        let mut agent = Agent::new(
+            gateway.clone(),
+            host.clone(),
+            approvals.clone(),
+            options.clone(),
+            session,
+        );
+        if let Some(profiles) = setup.profiles {
+            let delegator = Delegator::new(gateway, host, approvals, options, profiles, sessions, 0);
+            agent = agent.with_delegator(Arc::new(delegator));
+        }
         if let Some(memory) = &setup.memory_dir {
             agent = agent.with_memory(
                 Arc::new(MemoryStore::open(memory).expect("memory")),
