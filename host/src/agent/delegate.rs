@@ -29,6 +29,7 @@ pub struct Delegated {
     pub stop: String,
     pub answer: String,
     pub cost_usd: f64,
+    pub usage: crate::llm::Usage,
     pub rounds: u32,
 }
 
@@ -152,6 +153,7 @@ impl Delegator {
             stop: turn.stop.as_str().to_string(),
             answer: turn.text,
             cost_usd: agent.spent_usd(),
+            usage: agent.usage(),
             rounds: turn.rounds,
         };
         self.finished

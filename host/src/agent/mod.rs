@@ -159,6 +159,23 @@ impl Agent {
         self
     }
 
+    /// Runs `task` on a sub-agent of `profile` now (`/delegate` in chat);
+    /// its cost is added to this session and its transcript linked.
+    pub async fn delegate(
+        &mut self,
+        profile: &str,
+        task: &str,
+        events: &EventSink,
+    ) -> Result<delegate::Delegated, String> {
+        let delegator = self
+            .delegator
+            .clone()
+            .ok_or_else(|| "delegation is not available in this session".to_string())?;
+        let done = delegator.run(profile, task, events).await;
+        self.account_delegations();
+        done
+    }
+
     /// The sandboxed tools this agent may use, as the model sees them.
     fn catalogue(&self) -> Vec<ToolDef> {
         offer::allowed_defs(&self.host, self.options.tools.as_ref())
@@ -176,7 +193,10 @@ impl Agent {
                     self.spent_usd += cost_usd.unwrap_or(0.0);
                     self.usage.add(usage);
                 }
-                Record::Delegation { cost_usd, .. } => self.spent_usd += cost_usd,
+                Record::Delegation { cost_usd, usage, .. } => {
+                    self.spent_usd += cost_usd;
+                    self.usage.add(usage);
+                }
                 Record::Message { message, .. } => {
                     for (_, name, input) in message.tool_uses() {
                         self.guard.admit(name, input, u32::MAX);
@@ -429,11 +449,13 @@ impl Agent {
         let Some(delegator) = &self.delegator else { return };
         for done in delegator.take_finished() {
             self.spent_usd += done.cost_usd;
+            self.usage.add(&done.usage);
             self.record(Record::Delegation {
                 time: crate::audit::now(),
                 profile: done.profile,
                 session: done.session,
                 stop: done.stop,
+                usage: done.usage,
                 cost_usd: done.cost_usd,
             });
         }

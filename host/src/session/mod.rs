@@ -61,6 +61,8 @@ pub enum Record {
         profile: String,
         session: String,
         stop: String,
+        #[serde(default)]
+        usage: Usage,
         cost_usd: f64,
     },
 }

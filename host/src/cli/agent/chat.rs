@@ -34,11 +34,20 @@ const HELP: &str = "\
   /cost      tokens and cost of this session
   /compact   summarise the conversation so far to free context
   /memory save TEXT [#tag …] | search WORDS | latest [N]   long-term notes
+  /delegate PROFILE TASK   hand TASK to a profile's agent (research, ops, builder, general, …)
   /new       start a new session
   /quit      leave (Ctrl-D works too)";
 
 const COMMANDS: &[&str] = &[
-    "/tools", "/cost", "/compact", "/memory", "/new", "/help", "/quit", "/exit",
+    "/tools",
+    "/cost",
+    "/compact",
+    "/memory",
+    "/delegate",
+    "/new",
+    "/help",
+    "/quit",
+    "/exit",
 ];
 
 impl ChatCommand {
@@ -120,6 +129,29 @@ impl ChatCommand {
                 Err(e) => eprintln!("  compaction failed: {e}"),
             },
             "/memory" => memory(line, global),
+            "/delegate" => {
+                let mut words = line
+                    .trim_start_matches("/delegate")
+                    .trim()
+                    .splitn(2, char::is_whitespace);
+                match (words.next().filter(|w| !w.is_empty()), words.next().map(str::trim)) {
+                    (Some(profile), Some(task)) if !task.is_empty() => {
+                        match agent.delegate(profile, task, events).await {
+                            Ok(done) => {
+                                println!("{}", done.answer);
+                                eprintln!(
+                                    "  [{}] {} in {} rounds, ${:.4}; transcript {}",
+                                    done.profile, done.stop, done.rounds, done.cost_usd, done.session
+                                );
+                            }
+                            Err(e) => eprintln!("  {e}"),
+                        }
+                    }
+                    _ => eprintln!(
+                        "  usage: /delegate PROFILE TASK, e.g. /delegate research find papers on WASI sandboxes"
+                    ),
+                }
+            }
             "/new" => {
                 *agent = self.agent.agent(global, None).await?;
                 greet(agent, false);

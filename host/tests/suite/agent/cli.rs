@@ -403,3 +403,45 @@ async fn run_with_a_profile_uses_its_prompt_and_tools() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("no profile `nope`; profiles: builder, general, ops, research"));
 }
+
+/// `/delegate PROFILE TASK` in chat runs the profile's agent at once: its
+/// answer is printed, its cost joins the session's.
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_delegate_runs_a_profile_agent() {
+    let server = ScriptedServer::start(vec![
+        AnthropicReply::new()
+            .tool_use("t1", "read_file", json!({"path": "/workspace/notes.txt"}))
+            .usage(100, 10)
+            .build(),
+        AnthropicReply::new()
+            .text("The notes say Thursday.")
+            .usage(200, 5)
+            .build(),
+    ])
+    .await;
+    let env = Env::new();
+    let model = env.model_args(&server);
+    let out = env
+        .run(
+            &args(&model, &["chat"]),
+            "/delegate\n/delegate ops what do the notes say?\n/cost\n/quit\n",
+        )
+        .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(stdout.contains("The notes say Thursday."), "{stdout}");
+    assert!(stderr.contains("usage: /delegate PROFILE TASK"), "{stderr}");
+    assert!(
+        stderr.contains("[ops] ⏺ read_file") && stderr.contains("[ops] answered in 2 rounds"),
+        "{stderr}"
+    );
+    // Tokens and cost of the sub-agent count in this session's /cost.
+    assert!(stderr.contains("300 input + 15 output tokens"), "{stderr}");
+    // The ops profile's prompt, not the default one.
+    let body = &server.requests()[0].body;
+    assert!(
+        body["system"][0]["text"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("You are an operations assistant"))
+    );
+}
