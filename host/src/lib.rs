@@ -25,6 +25,7 @@ pub mod memory;
 pub mod policy;
 pub mod registry;
 pub mod runtime;
+pub mod schedule;
 pub mod serve;
 pub mod session;
 mod suggest;
