@@ -7,6 +7,7 @@ mod context;
 mod mcp_cmd;
 mod memory_cmd;
 mod policy_cmd;
+mod schedule_cmd;
 mod serve_cmd;
 mod tool;
 
@@ -53,6 +54,8 @@ enum Command {
     Mcp(mcp_cmd::McpCommand),
     /// Serve the tools, agent runs, metrics and a dashboard over HTTP.
     Serve(serve_cmd::ServeCommand),
+    /// Scheduled agent runs (run by `boram serve`).
+    Schedule(schedule_cmd::ScheduleArgs),
 }
 
 /// Exit code for a command that ran but whose result was not a success
@@ -89,6 +92,7 @@ pub fn main() -> ExitCode {
             Command::Policy(cmd) => cmd.run(&cli.global).await,
             Command::Mcp(cmd) => cmd.run(&cli.global).await,
             Command::Serve(cmd) => cmd.run(&cli.global).await,
+            Command::Schedule(cmd) => cmd.run(&cli.global).await,
         }
     });
     match result {

@@ -6,6 +6,7 @@ use crate::agent::PromptMode;
 use crate::cli::UsageError;
 use crate::cli::context::GlobalArgs;
 use crate::registry::watch::{self, ReloadEvent};
+use crate::schedule::{Finished, Schedule, ScheduleStore, Scheduler, Starter, SystemClock};
 use crate::serve::metrics::Metrics;
 use crate::serve::runs::{AgentFactory, Runs};
 use crate::serve::tenants::{Tenant, UserSpec, hash_token};
@@ -81,7 +82,7 @@ impl ServeCommand {
                 let kit = Arc::new(kit);
                 let metrics = metrics.clone();
                 let tools_dir = tools_dir.clone();
-                Some(Arc::new(move |tenant: &Tenant| {
+                Some(Arc::new(move |tenant: &Tenant, profile: Option<&str>| {
                     let metrics = metrics.clone();
                     let observer: crate::llm::UsageObserver =
                         Arc::new(move |model, usage, cost| metrics.model_call(model, usage, cost));
@@ -91,7 +92,7 @@ impl ServeCommand {
                         tools_dir: &tools_dir,
                     };
                     let mode = PromptMode::Unattended { yes: approve_prompt };
-                    kit.agent(place, mode, None, None, Some(observer))
+                    kit.agent_as(profile, place, mode, Some(observer))
                 }))
             }
             Err(e) => {
@@ -131,6 +132,7 @@ impl ServeCommand {
             approve_prompt,
             shutdown: Default::default(),
         });
+        let _schedulers = start_schedulers(&state);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| UsageError(format!("cannot listen on {addr}: {e}")))?;
@@ -183,6 +185,62 @@ fn users(configured: &[crate::config::serve::UserToml], workspace: Option<PathBu
         token_sha256: token.as_deref().map(hash_token),
         workspace,
     }])
+}
+
+/// How often the schedulers look for due schedules.
+const SCHEDULE_TICK: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// One scheduler per user, ticking until the service stops; each due
+/// schedule becomes a run like `POST /v1/runs` (same session, events, metrics).
+fn start_schedulers(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
+    let Some(factory) = state.agents.clone() else {
+        return Vec::new();
+    };
+    state
+        .tenants
+        .iter()
+        .map(|tenant| {
+            let store = Arc::new(ScheduleStore::open(&tenant.data_dir));
+            let start: Starter = {
+                let (state, tenant, factory) = (state.clone(), tenant.clone(), factory.clone());
+                Arc::new(move |schedule: &Schedule, finished: Finished| {
+                    let metrics = state.metrics.clone();
+                    let run = state.runs.start(
+                        &tenant,
+                        &factory,
+                        schedule.profile.as_deref(),
+                        schedule.task.clone(),
+                        Box::new(move |stop: &str| {
+                            metrics.run_finished(stop);
+                            finished(stop.to_string());
+                        }),
+                    )?;
+                    Ok(run.summary().id)
+                })
+            };
+            let scheduler = Scheduler::new(store, Arc::new(SystemClock), start);
+            let (name, shutdown) = (tenant.name.clone(), state.shutdown.clone());
+            tokio::spawn(async move {
+                loop {
+                    match scheduler.tick() {
+                        Ok(report) => {
+                            for (schedule, slots) in &report.started {
+                                tracing::info!(user = %name, schedule, slots, "scheduled run started");
+                            }
+                            for schedule in &report.skipped {
+                                tracing::warn!(user = %name, schedule, "scheduled run skipped: the previous one is still going");
+                            }
+                        }
+                        Err(e) => tracing::error!(user = %name, error = %e, "cannot read the schedules"),
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(SCHEDULE_TICK) => {}
+                        _ = shutdown.cancelled() => return,
+                    }
+                }
+            })
+        })
+        .collect()
 }
 
 /// Ctrl-C or SIGTERM.

@@ -179,12 +179,19 @@ impl Scheduler {
         let schedules = self.store.list()?;
         for schedule in schedules {
             let since = schedule.last_run.unwrap_or(schedule.created);
-            let Some(next) = schedule.next_after(since) else { continue };
+            let Some(next) = schedule.next_after(since) else {
+                continue;
+            };
             if next > now {
                 continue;
             }
             let slots = missed_slots(&schedule, since, now);
-            if self.running.lock().unwrap_or_else(|e| e.into_inner()).contains(&schedule.name) {
+            if self
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&schedule.name)
+            {
                 report.skipped.push(schedule.name.clone());
                 // The slot passes: the next one is due after now.
                 self.store.update(|list| {
@@ -296,7 +303,12 @@ mod tests {
     /// A scheduler whose runs last until the test ends them.
     fn setup(
         schedules: &[Schedule],
-    ) -> (tempfile::TempDir, Arc<FixedClock>, Scheduler, Arc<Mutex<Vec<(String, Finished)>>>) {
+    ) -> (
+        tempfile::TempDir,
+        Arc<FixedClock>,
+        Scheduler,
+        Arc<Mutex<Vec<(String, Finished)>>>,
+    ) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(ScheduleStore::open(dir.path()));
         for s in schedules {
@@ -345,8 +357,15 @@ mod tests {
         assert_eq!(scheduler.tick().expect("tick").started.len(), 1);
         clock.set(at(8, 2));
         let report = scheduler.tick().expect("tick");
-        assert_eq!((report.started.len(), report.skipped), (0, vec!["minutely".to_string()]));
-        assert_eq!(runs.lock().expect("runs").len(), 1, "no second run while the first goes on");
+        assert_eq!(
+            (report.started.len(), report.skipped),
+            (0, vec!["minutely".to_string()])
+        );
+        assert_eq!(
+            runs.lock().expect("runs").len(),
+            1,
+            "no second run while the first goes on"
+        );
         finish_all(&runs);
         clock.set(at(8, 3));
         assert_eq!(scheduler.tick().expect("tick").started.len(), 1);

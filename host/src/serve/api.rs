@@ -115,6 +115,8 @@ pub async fn call_tool(
 #[serde(deny_unknown_fields)]
 pub struct RunRequest {
     prompt: String,
+    /// Run as this agent profile.
+    profile: Option<String>,
 }
 
 /// `POST /v1/runs {"prompt": "…"}`: starts an agent run; 202 with its id.
@@ -140,8 +142,9 @@ pub async fn start_run(
         .start(
             &tenant,
             factory,
+            request.profile.as_deref(),
             request.prompt,
-            Arc::new(move |stop| metrics.run_finished(stop)),
+            Box::new(move |stop| metrics.run_finished(stop)),
         )
         .map_err(|e| {
             error(

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-/// Builds a fresh agent (new session) for a user.
-pub type AgentFactory = Arc<dyn Fn(&Tenant) -> anyhow::Result<Agent> + Send + Sync>;
+/// Builds a fresh agent (new session) for a user, as a profile (`None`: the default).
+pub type AgentFactory = Arc<dyn Fn(&Tenant, Option<&str>) -> anyhow::Result<Agent> + Send + Sync>;
 
 /// One run, as listed.
 #[derive(Debug, Clone, Serialize)]
@@ -70,10 +70,11 @@ impl Runs {
         &self,
         tenant: &Tenant,
         factory: &AgentFactory,
+        profile: Option<&str>,
         prompt: String,
-        on_finish: Arc<dyn Fn(&str) + Send + Sync>,
+        on_finish: Box<dyn FnOnce(&str) + Send>,
     ) -> anyhow::Result<Arc<Run>> {
-        let mut agent = factory(tenant)?;
+        let mut agent = factory(tenant, profile)?;
         let id = agent.session().id().to_string();
         let (live, _) = broadcast::channel(1024);
         let run = Arc::new(Run {

@@ -9,6 +9,7 @@ mod egress;
 mod mcp;
 mod policy_golden;
 mod sandbox;
+mod schedule;
 mod serve;
 mod swap;
 mod tools;

@@ -186,6 +186,34 @@ impl AgentKit {
         recorder: Option<Recorder>,
         observer: Option<UsageObserver>,
     ) -> anyhow::Result<Agent> {
+        self.build(self.profile.as_ref(), place, mode, resume, recorder, observer)
+    }
+
+    /// A new agent running as profile `name` (`None`: this kit's own),
+    /// e.g. for a scheduled run.
+    pub fn agent_as(
+        &self,
+        name: Option<&str>,
+        place: AgentPlace<'_>,
+        mode: PromptMode,
+        observer: Option<UsageObserver>,
+    ) -> anyhow::Result<Agent> {
+        let profile = match name {
+            Some(name) => Some(self.profiles.require(name).map_err(UsageError)?),
+            None => self.profile.as_ref(),
+        };
+        self.build(profile, place, mode, None, None, observer)
+    }
+
+    fn build(
+        &self,
+        profile: Option<&Profile>,
+        place: AgentPlace<'_>,
+        mode: PromptMode,
+        resume: Option<&str>,
+        recorder: Option<Recorder>,
+        observer: Option<UsageObserver>,
+    ) -> anyhow::Result<Agent> {
         let AgentPlace {
             host,
             data_dir,
@@ -213,7 +241,7 @@ impl AgentKit {
             selection: settings.selection.clone(),
             tools: None,
         };
-        if let Some(profile) = &self.profile {
+        if let Some(profile) = profile {
             if let Some(prompt) = &profile.system_prompt {
                 options.system_prompt = prompt.clone();
             }

@@ -12,6 +12,11 @@ pub use chat::ChatCommand;
 pub use run::RunCommand;
 pub use sessions::SessionsCommand;
 
+/// The human-readable event printer of `boram run`.
+pub fn render_sink() -> crate::agent::EventSink {
+    render::human_sink()
+}
+
 /// Cancels `cancel` on every Ctrl-C until the returned guard is dropped.
 /// The first Ctrl-C cancels the current turn; the process keeps running.
 fn cancel_on_ctrl_c(cancel: tokio_util::sync::CancellationToken) -> tokio::task::JoinHandle<()> {
