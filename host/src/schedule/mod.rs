@@ -300,22 +300,18 @@ mod tests {
         }
     }
 
+    /// Runs started and not yet finished by the test.
+    type Pending = Arc<Mutex<Vec<(String, Finished)>>>;
+
     /// A scheduler whose runs last until the test ends them.
-    fn setup(
-        schedules: &[Schedule],
-    ) -> (
-        tempfile::TempDir,
-        Arc<FixedClock>,
-        Scheduler,
-        Arc<Mutex<Vec<(String, Finished)>>>,
-    ) {
+    fn setup(schedules: &[Schedule]) -> (tempfile::TempDir, Arc<FixedClock>, Scheduler, Pending) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(ScheduleStore::open(dir.path()));
         for s in schedules {
             store.add(s.clone()).expect("add");
         }
         let clock = Arc::new(FixedClock(Mutex::new(at(8, 0))));
-        let runs: Arc<Mutex<Vec<(String, Finished)>>> = Arc::default();
+        let runs: Pending = Arc::default();
         let start: Starter = {
             let runs = runs.clone();
             let started = std::sync::atomic::AtomicUsize::new(0);
