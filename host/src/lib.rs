@@ -29,3 +29,4 @@ pub mod schedule;
 pub mod serve;
 pub mod session;
 mod suggest;
+pub mod supervise;

@@ -33,6 +33,23 @@ pub struct ServeCommand {
     /// not configured: `${workspace}` in the policy.
     #[arg(long, value_name = "DIR")]
     workspace: Option<PathBuf>,
+    /// Check everything the service needs (data directory, policy, tools,
+    /// port), print what is wrong and how to fix it, and exit.
+    #[arg(long)]
+    check: bool,
+    /// Run under a supervisor that restarts the service when it exits or
+    /// stops answering /health, with exponential backoff (see README).
+    #[arg(long)]
+    supervise: bool,
+    /// Supervisor: how often to call /health.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    health_interval_ms: u64,
+    /// Supervisor: first restart delay, doubled per consecutive failure (capped at 60 s).
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    backoff_ms: u64,
+    /// Supervisor: consecutive failures before giving up.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    restart_limit: u32,
     /// The model for `POST /v1/runs` (same options as `boram run`; without
     /// one, runs are refused and tools still work).
     #[command(flatten)]
@@ -41,6 +58,9 @@ pub struct ServeCommand {
 
 impl ServeCommand {
     pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+        if self.supervise {
+            return self.supervise(global).await;
+        }
         let config = self.agent.config_file()?;
         let serve = &config.serve;
         let data_dir = global.data_dir();
@@ -56,26 +76,87 @@ impl ServeCommand {
         let approve_prompt = serve.approve_prompt.unwrap_or(false) || self.agent.yes;
 
         let users = users(&serve.users, self.workspace.clone())?;
+        let mut problems = Vec::new();
         let policy = match &global.policy {
-            Some(path) => Some((
-                path.clone(),
-                std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
-            )),
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) => Some((path.clone(), text)),
+                Err(e) => {
+                    problems.push(format!(
+                        "cannot read the policy {} ({e}); check --policy",
+                        path.display()
+                    ));
+                    None
+                }
+            },
             None => None,
         };
-        let registry = global.registry().await?;
+        if let Err(e) = check_writable(&data_dir) {
+            problems.push(e);
+        }
+        let registry = match global.registry().await {
+            Ok(registry) => Some(registry),
+            Err(e) => {
+                problems.push(format!("{e:#}"));
+                None
+            }
+        };
+        if let Some(registry) = &registry {
+            for problem in registry.problems() {
+                problems.push(format!(
+                    "{} does not load: {}; fix the tool or remove the file",
+                    problem.path.display(),
+                    problem.error
+                ));
+            }
+            if registry.names().count() == 0 {
+                problems.push(format!(
+                    "no tools in {}; build them (`cargo build`, `boram tool build`) or pass --tools-dir",
+                    tools_dir.display()
+                ));
+            }
+        }
         let metrics = Arc::new(Metrics::new());
         let mut tenants = Vec::new();
-        for spec in &users {
+        let ready = registry.is_some() && (global.policy.is_none() || policy.is_some());
+        for spec in ready.then_some(&users).into_iter().flatten() {
             let observer = {
                 let metrics = metrics.clone();
                 Arc::new(move |report: &crate::runtime::CallReport| metrics.tool_call(report))
             };
             let policy = policy.as_ref().map(|(p, t)| (p.as_path(), t.as_str()));
-            let tenant = Tenant::build(spec, &registry, policy, &data_dir, observer).map_err(UsageError)?;
-            tenants.push(Arc::new(tenant));
+            let registry = registry.as_ref().expect("checked by the loop");
+            match Tenant::build(spec, registry, policy, &data_dir, observer) {
+                Ok(tenant) => tenants.push(Arc::new(tenant)),
+                Err(e) => problems.push(e),
+            }
         }
-        check_exposure(&addr, &tenants).map_err(UsageError)?;
+        if let Err(e) = check_exposure(&addr, &tenants) {
+            problems.push(e);
+        }
+        let listener = match bind(addr, serve.next_free_port.unwrap_or(false)).await {
+            Ok(listener) => Some(listener),
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        };
+        if !problems.is_empty() {
+            let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
+            return Err(UsageError(format!("the service cannot start:\n{}", list.join("\n"))).into());
+        }
+        let (Some(listener), Some(registry)) = (listener, registry) else {
+            unreachable!("a missing listener or registry is a problem reported above")
+        };
+        if self.check {
+            println!(
+                "ok: data directory {} writable, {} tools load, policy valid for {} user(s), {} free",
+                data_dir.display(),
+                registry.names().count(),
+                tenants.len(),
+                listener.local_addr()?
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
 
         let agents: Option<AgentFactory> = match self.agent.kit(&data_dir) {
             Ok(kit) => {
@@ -133,9 +214,6 @@ impl ServeCommand {
             shutdown: Default::default(),
         });
         let _schedulers = start_schedulers(&state);
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| UsageError(format!("cannot listen on {addr}: {e}")))?;
         let local = listener.local_addr()?;
         eprintln!(
             "listening on http://{local} ({} tools; users: {})",
@@ -185,6 +263,57 @@ fn users(configured: &[crate::config::serve::UserToml], workspace: Option<PathBu
         token_sha256: token.as_deref().map(hash_token),
         workspace,
     }])
+}
+
+impl ServeCommand {
+    /// Re-runs this command without `--supervise` under the supervisor.
+    async fn supervise(&self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+        let program = std::env::current_exe()?;
+        let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--supervise").collect();
+        let mut options = crate::supervise::SuperviseOptions::new(program, args);
+        options.health_interval = std::time::Duration::from_millis(self.health_interval_ms.max(50));
+        options.backoff_base = std::time::Duration::from_millis(self.backoff_ms);
+        options.max_restarts = self.restart_limit;
+        let audit = crate::audit::AuditLog::open(&global.data_dir()).ok();
+        crate::supervise::supervise(&options, audit.as_ref()).await?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Fails with the fix when `dir` cannot be created or written.
+fn check_writable(dir: &std::path::Path) -> Result<(), String> {
+    let probe = dir.join(".write-test");
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&probe, b"ok"))
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| {
+            format!(
+                "the data directory {} is not writable ({e}); fix its permissions or pass --data-dir",
+                dir.display()
+            )
+        })
+}
+
+/// Binds `addr`; when the port is taken and `next_free` is set, the next
+/// free one of the following 20.
+async fn bind(addr: SocketAddr, next_free: bool) -> Result<tokio::net::TcpListener, String> {
+    let taken = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => return Ok(listener),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => e,
+        Err(e) => return Err(format!("cannot listen on {addr}: {e}")),
+    };
+    if next_free && addr.port() != 0 {
+        for port in addr.port().saturating_add(1)..=addr.port().saturating_add(20) {
+            if let Ok(listener) = tokio::net::TcpListener::bind(SocketAddr::new(addr.ip(), port)).await {
+                eprintln!("note: port {} is in use; using {port}", addr.port());
+                return Ok(listener);
+            }
+        }
+    }
+    Err(format!(
+        "cannot listen on {addr}: {taken} (another `boram serve`?); stop it, pick another --addr, or set \
+         [serve] next_free_port = true"
+    ))
 }
 
 /// How often the schedulers look for due schedules.

@@ -20,6 +20,8 @@ pub struct ServeToml {
     /// `approve_prompt = false`: run `prompt` tools without asking (there
     /// is nobody to ask); by default they are refused.
     pub approve_prompt: Option<bool>,
+    /// `next_free_port = true`: when the port is taken, use the next free one.
+    pub next_free_port: Option<bool>,
     #[serde(default)]
     pub users: Vec<UserToml>,
 }

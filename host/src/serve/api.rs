@@ -30,6 +30,7 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
         "tools": tools,
         "uptime_s": state.started.elapsed().as_secs(),
         "version": env!("CARGO_PKG_VERSION"),
+        "pid": std::process::id(),
     }))
 }
 

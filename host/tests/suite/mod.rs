@@ -11,6 +11,7 @@ mod policy_golden;
 mod sandbox;
 mod schedule;
 mod serve;
+mod supervise;
 mod swap;
 mod tools;
 

@@ -1,0 +1,220 @@
+//! `boram serve --supervise`: keeps the service alive. The supervisor runs
+//! the service as a child process, forwards its output, and restarts it
+//! when it exits or when `GET /health` fails `health_failures` times in a
+//! row (a hung process is killed first). Restarts back off exponentially
+//! (capped); the backoff resets once the child has stayed healthy for a
+//! while; after `max_restarts` consecutive failed starts it gives up.
+//! Every restart is written to the audit log with its reason.
+
+use crate::audit::AuditLog;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+
+#[derive(Debug, Clone)]
+pub struct SuperviseOptions {
+    /// The program and arguments of the service (without `--supervise`).
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub health_interval: Duration,
+    /// Consecutive failed health checks that count as a hang.
+    pub health_failures: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Consecutive restarts without a healthy spell before giving up.
+    pub max_restarts: u32,
+    /// Healthy this long and the backoff starts over.
+    pub stable_after: Duration,
+}
+
+impl SuperviseOptions {
+    pub fn new(program: PathBuf, args: Vec<String>) -> Self {
+        Self {
+            program,
+            args,
+            health_interval: Duration::from_secs(5),
+            health_failures: 3,
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            max_restarts: 10,
+            stable_after: Duration::from_secs(60),
+        }
+    }
+
+    /// Delay before restart number `attempt` (1-based): base · 2^(attempt-1), capped.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+        self.backoff_base.saturating_mul(factor).min(self.backoff_max)
+    }
+}
+
+/// Why the child stopped serving.
+#[derive(Debug, Clone, PartialEq)]
+enum Ended {
+    Exited(String),
+    Unhealthy(u32),
+}
+
+/// Runs the service under supervision until it exits cleanly (status 0:
+/// a requested shutdown) or the restart limit is reached (an error).
+pub async fn supervise(options: &SuperviseOptions, audit: Option<&AuditLog>) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(options.health_interval.min(Duration::from_secs(2)))
+        .build()?;
+    let mut failures = 0u32;
+    loop {
+        let started = Instant::now();
+        let mut child = spawn(options)?;
+        let address = forward_output(&mut child);
+        let ended = watch(options, &client, &mut child, &address).await;
+        let reason = match &ended {
+            Ok(()) => {
+                eprintln!("supervisor: the service stopped; not restarting");
+                return Ok(());
+            }
+            Err(Ended::Exited(status)) => format!("exited: {status}"),
+            Err(Ended::Unhealthy(n)) => format!("/health failed {n} times in a row; killed"),
+        };
+        if started.elapsed() >= options.stable_after {
+            failures = 0;
+        }
+        failures += 1;
+        if failures > options.max_restarts {
+            record(audit, &reason, failures, None);
+            anyhow::bail!(
+                "the service failed {failures} times in a row (last: {reason}); giving up — see its output above"
+            );
+        }
+        let delay = options.backoff(failures);
+        eprintln!(
+            "supervisor: service {reason}; restart {failures} in {:.1} s",
+            delay.as_secs_f64()
+        );
+        record(audit, &reason, failures, Some(delay));
+        tokio::time::sleep(delay).await;
+    }
+}
+
+fn record(audit: Option<&AuditLog>, reason: &str, attempt: u32, delay: Option<Duration>) {
+    if let Some(audit) = audit {
+        audit.event(&json!({
+            "time": crate::audit::now(),
+            "event": if delay.is_some() { "supervisor_restart" } else { "supervisor_gave_up" },
+            "reason": reason,
+            "attempt": attempt,
+            "backoff_ms": delay.map(|d| d.as_millis() as u64),
+        }));
+    }
+}
+
+fn spawn(options: &SuperviseOptions) -> anyhow::Result<Child> {
+    Command::new(&options.program)
+        .args(&options.args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", options.program.display()))
+}
+
+/// Copies the child's stderr to ours, picking up its "listening on" address.
+fn forward_output(child: &mut Child) -> Arc<Mutex<Option<String>>> {
+    let address = Arc::new(Mutex::new(None));
+    if let Some(stderr) = child.stderr.take() {
+        let address = address.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(rest) = line.split("listening on ").nth(1)
+                    && let Some(url) = rest.split_whitespace().next()
+                {
+                    *address.lock().unwrap_or_else(|e| e.into_inner()) = Some(url.to_string());
+                }
+                eprintln!("{line}");
+            }
+        });
+    }
+    address
+}
+
+/// Ctrl-C or SIGTERM to the supervisor.
+async fn stop_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Polls the child until it exits or stops answering `/health`.
+async fn watch(
+    options: &SuperviseOptions,
+    client: &reqwest::Client,
+    child: &mut Child,
+    address: &Mutex<Option<String>>,
+) -> Result<(), Ended> {
+    let mut failed = 0;
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            // Stopping the supervisor stops the service the same way, and waits for it.
+            _ = &mut stop => {
+                if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+                }
+                let _ = child.wait().await;
+                return Ok(());
+            }
+            status = child.wait() => {
+                return match status {
+                    Ok(status) if status.success() => Ok(()),
+                    Ok(status) => Err(Ended::Exited(status.to_string())),
+                    Err(e) => Err(Ended::Exited(format!("cannot wait for it: {e}"))),
+                };
+            }
+            _ = tokio::time::sleep(options.health_interval) => {}
+        }
+        let Some(url) = address.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+            continue;
+        };
+        let healthy = client
+            .get(format!("{url}/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if healthy {
+            failed = 0;
+            continue;
+        }
+        failed += 1;
+        if failed >= options.health_failures {
+            let _ = child.kill().await;
+            return Err(Ended::Unhealthy(failed));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let mut options = SuperviseOptions::new("x".into(), Vec::new());
+        options.backoff_base = Duration::from_millis(100);
+        options.backoff_max = Duration::from_millis(1000);
+        let delays: Vec<u128> = (1..=6).map(|n| options.backoff(n).as_millis()).collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(options.backoff(100), Duration::from_millis(1000));
+    }
+}

@@ -1,0 +1,308 @@
+//! Production: `boram serve --check` (preflight) names each problem and
+//! its fix; `boram serve --supervise` restarts a killed service, kills and
+//! restarts a hung one, and backs off (then gives up) on repeated crashes —
+//! each restart audited with its reason.
+
+use super::tools_dir;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn serve(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_boram"));
+    cmd.arg("serve")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("OPENAI_API_KEY")
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn tools_copy(dir: &Path) -> std::path::PathBuf {
+    let tools = dir.join("tools");
+    std::fs::create_dir_all(&tools).expect("tools");
+    std::fs::copy(tools_dir().join("text_stats.wasm"), tools.join("text_stats.wasm")).expect("copy");
+    tools
+}
+
+#[test]
+fn preflight_names_each_problem_and_its_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tools = tools_copy(dir.path());
+    std::fs::write(dir.path().join("policy.toml"), "version = 1\n").expect("policy");
+    let tools_arg = tools.display().to_string();
+    let policy_arg = dir.path().join("policy.toml").display().to_string();
+    let ok = serve(
+        dir.path(),
+        &[
+            "--check",
+            "--addr",
+            "127.0.0.1:0",
+            "--tools-dir",
+            &tools_arg,
+            "--policy",
+            &policy_arg,
+        ],
+    )
+    .output()
+    .expect("run");
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(text(&ok).contains("1 tools load"), "{}", text(&ok));
+
+    // A broken tool, a taken port, an invalid policy — all reported at once.
+    std::fs::write(tools.join("broken.wasm"), b"not a component").expect("broken");
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "version = 1\n[defaults]\napproval = \"sometimes\"\n",
+    )
+    .expect("bad");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").to_string();
+    let bad_policy = dir.path().join("bad.toml").display().to_string();
+    let out = serve(
+        dir.path(),
+        &[
+            "--check",
+            "--addr",
+            &port,
+            "--tools-dir",
+            &tools_arg,
+            "--policy",
+            &bad_policy,
+        ],
+    )
+    .output()
+    .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let message = text(&out);
+    for expected in [
+        "the service cannot start",
+        "broken.wasm does not load",
+        "fix the tool or remove the file",
+        "bad.toml:3",
+        &format!("cannot listen on {port}"),
+        "next_free_port = true",
+    ] {
+        assert!(message.contains(expected), "missing {expected:?} in:\n{message}");
+    }
+
+    // An unwritable data directory (a file where the directory should be).
+    std::fs::remove_file(tools.join("broken.wasm")).expect("rm");
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").expect("file");
+    let out = Command::new(env!("CARGO_BIN_EXE_boram"))
+        .args([
+            "serve",
+            "--check",
+            "--addr",
+            "127.0.0.1:0",
+            "--tools-dir",
+            &tools_arg,
+            "--policy",
+            &policy_arg,
+        ])
+        .arg("--data-dir")
+        .arg(&file)
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("pass --data-dir"), "{}", text(&out));
+
+    // With next_free_port the taken port is stepped over.
+    std::fs::create_dir_all(dir.path().join("config/boram")).expect("config dir");
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "[serve]\nnext_free_port = true\n").expect("config");
+    let out = serve(
+        dir.path(),
+        &[
+            "--check",
+            "--addr",
+            &port,
+            "--tools-dir",
+            &tools_arg,
+            "--policy",
+            &policy_arg,
+            "--config",
+            &config.display().to_string(),
+        ],
+    )
+    .output()
+    .expect("run");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("is in use; using"), "{}", text(&out));
+    drop(taken);
+}
+
+/// A supervised service and its log file.
+struct Supervised {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Supervised {
+    fn start(dir: &Path, extra: &[&str]) -> Self {
+        let tools = tools_copy(dir);
+        std::fs::write(dir.join("policy.toml"), "version = 1\n").expect("policy");
+        let log = dir.join("supervisor.log");
+        let child = serve(
+            dir,
+            &["--supervise", "--health-interval-ms", "200", "--backoff-ms", "100"],
+        )
+        .args(extra)
+        .arg("--tools-dir")
+        .arg(&tools)
+        .arg("--policy")
+        .arg(dir.join("policy.toml"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawn");
+        Self { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log has `n` "listening on" lines; returns the last address.
+    fn wait_listening(&self, n: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let log = self.log();
+            let found: Vec<&str> = log
+                .lines()
+                .filter_map(|l| l.split("listening on ").nth(1))
+                .filter_map(|r| r.split_whitespace().next())
+                .collect();
+            if found.len() >= n {
+                return found[n - 1].to_string();
+            }
+            assert!(Instant::now() < deadline, "no listening line #{n}:\n{log}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn health(url: &str) -> Value {
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    use std::io::{Read as _, Write as _};
+    write!(
+        stream,
+        "GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let body = response.split("\r\n\r\n").nth(1).expect("body");
+    serde_json::from_str(body).expect("json")
+}
+
+fn audit_events(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("data/audit.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"].as_str().is_some_and(|k| k.starts_with("supervisor_")))
+        .collect()
+}
+
+fn signal(pid: u64, sig: &str) {
+    assert!(
+        Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("kill")
+            .success()
+    );
+}
+
+#[test]
+fn a_killed_service_is_restarted_and_a_hung_one_replaced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let supervised = Supervised::start(dir.path(), &["--addr", "127.0.0.1:0"]);
+    let first = supervised.wait_listening(1);
+    let pid = health(&first)["pid"].as_u64().expect("pid");
+
+    signal(pid, "-KILL");
+    let second = supervised.wait_listening(2);
+    let new_pid = health(&second)["pid"].as_u64().expect("pid");
+    assert_ne!(pid, new_pid);
+
+    // Hung (stopped): /health fails three times in a row → killed, restarted.
+    signal(new_pid, "-STOP");
+    let third = supervised.wait_listening(3);
+    assert_ne!(health(&third)["pid"].as_u64(), Some(new_pid));
+
+    let events = audit_events(dir.path());
+    let reasons: Vec<&str> = events.iter().filter_map(|e| e["reason"].as_str()).collect();
+    assert_eq!(reasons.len(), 2, "{events:?}");
+    assert!(reasons[0].contains("signal: 9"), "{reasons:?}");
+    assert!(reasons[1].contains("/health failed 3 times"), "{reasons:?}");
+    assert!(
+        supervised.log().contains("supervisor: service exited"),
+        "{}",
+        supervised.log()
+    );
+
+    // SIGTERM to the supervisor stops the service too, cleanly.
+    let last_pid = health(&third)["pid"].as_u64().expect("pid");
+    let mut supervised = supervised;
+    signal(u64::from(supervised.child.id()), "-TERM");
+    let status = supervised.child.wait().expect("wait");
+    assert!(status.success(), "{}", supervised.log());
+    assert!(
+        supervised.log().contains("the service stopped; not restarting"),
+        "{}",
+        supervised.log()
+    );
+    let alive = Command::new("kill")
+        .args(["-0", &last_pid.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .expect("kill -0");
+    assert!(!alive.success(), "the service must not outlive its supervisor");
+}
+
+#[test]
+fn repeated_crashes_back_off_then_give_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The port is taken, so every start fails at once.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").to_string();
+    let mut supervised = Supervised::start(dir.path(), &["--addr", &port, "--restart-limit", "3"]);
+    let status = supervised.child.wait().expect("wait");
+    assert_eq!(status.code(), Some(1), "{}", supervised.log());
+    assert!(supervised.log().contains("giving up"), "{}", supervised.log());
+    let events = audit_events(dir.path());
+    let backoffs: Vec<Option<u64>> = events.iter().map(|e| e["backoff_ms"].as_u64()).collect();
+    assert_eq!(backoffs, [Some(100), Some(200), Some(400), None], "{events:?}");
+    assert_eq!(events.last().expect("last")["event"], "supervisor_gave_up");
+    assert!(
+        events[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("exit status: 2")),
+        "{events:?}"
+    );
+    drop(taken);
+}
