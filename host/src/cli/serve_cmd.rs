@@ -274,6 +274,19 @@ impl ServeCommand {
         options.health_interval = std::time::Duration::from_millis(self.health_interval_ms.max(50));
         options.backoff_base = std::time::Duration::from_millis(self.backoff_ms);
         options.max_restarts = self.restart_limit;
+        let config = self.agent.config_file()?;
+        if config.serve.recovery.unwrap_or(false) {
+            let kit = self
+                .agent
+                .kit(&global.data_dir())
+                .context("[serve] recovery = true needs a model")?;
+            options.recovery = Some(crate::supervise::recovery::Recovery {
+                gateway: Arc::new(kit.gateway()),
+                model: kit.model_name().to_string(),
+                after: config.serve.recovery_after.unwrap_or(3).max(1),
+                data_dir: global.data_dir(),
+            });
+        }
         let audit = crate::audit::AuditLog::open(&global.data_dir()).ok();
         crate::supervise::supervise(&options, audit.as_ref()).await?;
         Ok(ExitCode::SUCCESS)

@@ -20,6 +20,11 @@ pub struct ServeToml {
     /// `approve_prompt = false`: run `prompt` tools without asking (there
     /// is nobody to ask); by default they are refused.
     pub approve_prompt: Option<bool>,
+    /// `recovery = true`: under `--supervise`, after repeated crashes let the
+    /// model pick one action from a fixed, safe list (see README).
+    pub recovery: Option<bool>,
+    /// `recovery_after = 3`: consecutive crashes before the model is asked.
+    pub recovery_after: Option<u32>,
     /// `next_free_port = true`: when the port is taken, use the next free one.
     pub next_free_port: Option<bool>,
     #[serde(default)]

@@ -161,6 +161,10 @@ impl Drop for Supervised {
 
 impl Supervised {
     fn start(dir: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(dir, extra, &[])
+    }
+
+    fn start_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let tools = tools_copy(dir);
         std::fs::write(dir.join("policy.toml"), "version = 1\n").expect("policy");
         let log = dir.join("supervisor.log");
@@ -186,20 +190,25 @@ impl Supervised {
 
     /// Waits until the log has `n` "listening on" lines; returns the last address.
     fn wait_listening(&self, n: usize) -> String {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let log = self.log();
-            let found: Vec<&str> = log
-                .lines()
-                .filter_map(|l| l.split("listening on ").nth(1))
-                .filter_map(|r| r.split_whitespace().next())
-                .collect();
-            if found.len() >= n {
-                return found[n - 1].to_string();
-            }
-            assert!(Instant::now() < deadline, "no listening line #{n}:\n{log}");
-            std::thread::sleep(Duration::from_millis(50));
+        wait_listening(&self.log, n)
+    }
+}
+
+/// Waits until `log` has `n` "listening on" lines; returns the `n`-th address.
+fn wait_listening(log: &Path, n: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let found: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.split("listening on ").nth(1))
+            .filter_map(|r| r.split_whitespace().next())
+            .collect();
+        if found.len() >= n {
+            return found[n - 1].to_string();
         }
+        assert!(Instant::now() < deadline, "no listening line #{n}:\n{text}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -305,4 +314,86 @@ fn repeated_crashes_back_off_then_give_up() {
         "{events:?}"
     );
     drop(taken);
+}
+
+/// `[serve] recovery = true`: after two crashes (the port is taken) the
+/// supervisor asks the model, which picks `use_free_port` from the fixed
+/// list; the next start comes up on a free port. A choice outside the list
+/// is refused and audited.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_model_picks_a_safe_recovery_action() {
+    use scripted_llm::ScriptedServer;
+    use scripted_llm::anthropic::AnthropicReply;
+    for (choice, recovers) in [("use_free_port", true), ("run_shell", false)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = taken.local_addr().expect("addr").to_string();
+        let model = ScriptedServer::start(vec![
+            AnthropicReply::new()
+                .tool_use("r1", choice, serde_json::json!({"command": "rm -rf /tmp/x"}))
+                .build(),
+        ])
+        .await;
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, "[serve]\nrecovery = true\nrecovery_after = 2\n").expect("config");
+        let (config_arg, url) = (config.display().to_string(), model.url());
+        let mut supervised = Supervised::start_with_env(
+            dir.path(),
+            &[
+                "--addr",
+                &port,
+                "--restart-limit",
+                "4",
+                "--config",
+                &config_arg,
+                "--provider",
+                "anthropic",
+                "--base-url",
+                &url,
+            ],
+            &[("ANTHROPIC_API_KEY", "k")],
+        );
+        if recovers {
+            let log = supervised.log.clone();
+            let address = tokio::task::spawn_blocking(move || wait_listening(&log, 1))
+                .await
+                .expect("join");
+            assert_ne!(address, format!("http://{port}"));
+            assert_eq!(health(&address)["status"], "ok");
+        } else {
+            let status = tokio::task::spawn_blocking(move || {
+                let status = supervised.child.wait().expect("wait");
+                (status, supervised)
+            })
+            .await
+            .expect("join");
+            assert_eq!(status.0.code(), Some(1), "{}", status.1.log());
+            supervised = status.1;
+        }
+        let events: Vec<Value> = std::fs::read_to_string(dir.path().join("data/audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|e: &Value| e["event"].as_str().is_some_and(|k| k.starts_with("recovery_")))
+            .collect();
+        if recovers {
+            assert_eq!(events.len(), 1, "{events:?}");
+            assert_eq!(
+                (events[0]["event"].as_str(), events[0]["ok"].as_bool()),
+                (Some("recovery_action"), Some(true))
+            );
+        } else {
+            assert_eq!(events[0]["event"], "recovery_rejected", "{events:?}");
+            assert!(
+                events[0]["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("not one of the allowed"))
+            );
+        }
+        // The model was shown the service's own error.
+        let request = model.requests()[0].body.to_string();
+        assert!(request.contains("Address already in use"), "{request}");
+        drop(supervised);
+        drop(taken);
+    }
 }

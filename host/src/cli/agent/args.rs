@@ -176,6 +176,19 @@ pub struct AgentKit {
 }
 
 impl AgentKit {
+    /// A gateway to this kit's model (for calls outside an agent).
+    pub fn gateway(&self) -> Gateway {
+        Gateway::new(
+            self.provider.clone(),
+            self.settings.gateway.clone(),
+            self.settings.prices.clone(),
+        )
+    }
+
+    pub fn model_name(&self) -> &str {
+        &self.model
+    }
+
     /// An agent over `place` with a new session (or `resume`d), its usage
     /// logged to the place's `usage.jsonl` and reported to `observer`.
     pub fn agent(

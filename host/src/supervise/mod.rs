@@ -4,10 +4,16 @@
 //! row (a hung process is killed first). Restarts back off exponentially
 //! (capped); the backoff resets once the child has stayed healthy for a
 //! while; after `max_restarts` consecutive failed starts it gives up.
-//! Every restart is written to the audit log with its reason.
+//! Every restart is written to the audit log with its reason. With
+//! [`recovery`] on, repeated crashes also ask the model to pick one action
+//! from a fixed, safe list.
+
+pub mod recovery;
 
 use crate::audit::AuditLog;
+use recovery::Recovery;
 use serde_json::json;
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -15,7 +21,6 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
-#[derive(Debug, Clone)]
 pub struct SuperviseOptions {
     /// The program and arguments of the service (without `--supervise`).
     pub program: PathBuf,
@@ -29,7 +34,12 @@ pub struct SuperviseOptions {
     pub max_restarts: u32,
     /// Healthy this long and the backoff starts over.
     pub stable_after: Duration,
+    /// Ask the model for a recovery action after repeated crashes.
+    pub recovery: Option<Recovery>,
 }
+
+/// Log lines of the service kept for recovery.
+const LOG_TAIL: usize = 40;
 
 impl SuperviseOptions {
     pub fn new(program: PathBuf, args: Vec<String>) -> Self {
@@ -42,6 +52,7 @@ impl SuperviseOptions {
             backoff_max: Duration::from_secs(60),
             max_restarts: 10,
             stable_after: Duration::from_secs(60),
+            recovery: None,
         }
     }
 
@@ -66,12 +77,14 @@ pub async fn supervise(options: &SuperviseOptions, audit: Option<&AuditLog>) -> 
         .no_proxy()
         .timeout(options.health_interval.min(Duration::from_secs(2)))
         .build()?;
+    // Recovery may change the next start's arguments (port, policy).
+    let mut args = options.args.clone();
     let mut failures = 0u32;
     loop {
         let started = Instant::now();
-        let mut child = spawn(options)?;
-        let address = forward_output(&mut child);
-        let ended = watch(options, &client, &mut child, &address).await;
+        let mut child = spawn(options, &args)?;
+        let output = forward_output(&mut child);
+        let ended = watch(options, &client, &mut child, &output, &args).await;
         let reason = match &ended {
             Ok(()) => {
                 eprintln!("supervisor: the service stopped; not restarting");
@@ -96,6 +109,20 @@ pub async fn supervise(options: &SuperviseOptions, audit: Option<&AuditLog>) -> 
             delay.as_secs_f64()
         );
         record(audit, &reason, failures, Some(delay));
+        if let Some(recovery) = &options.recovery
+            && failures >= recovery.after
+        {
+            // Let the reader thread catch the child's last lines.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let tail: Vec<String> = output
+                .log
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned()
+                .collect();
+            recovery.recover(&tail, failures, &mut args, audit).await;
+        }
         tokio::time::sleep(delay).await;
     }
 }
@@ -112,9 +139,9 @@ fn record(audit: Option<&AuditLog>, reason: &str, attempt: u32, delay: Option<Du
     }
 }
 
-fn spawn(options: &SuperviseOptions) -> anyhow::Result<Child> {
+fn spawn(options: &SuperviseOptions, args: &[String]) -> anyhow::Result<Child> {
     Command::new(&options.program)
-        .args(&options.args)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::inherit())
         .stderr(Stdio::piped())
@@ -123,11 +150,23 @@ fn spawn(options: &SuperviseOptions) -> anyhow::Result<Child> {
         .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", options.program.display()))
 }
 
-/// Copies the child's stderr to ours, picking up its "listening on" address.
-fn forward_output(child: &mut Child) -> Arc<Mutex<Option<String>>> {
-    let address = Arc::new(Mutex::new(None));
+/// What the supervisor reads from the child's stderr.
+struct ChildOutput {
+    /// The "listening on" address, once printed.
+    address: Arc<Mutex<Option<String>>>,
+    /// The last [`LOG_TAIL`] lines.
+    log: Arc<Mutex<VecDeque<String>>>,
+}
+
+/// Copies the child's stderr to ours, picking up its "listening on" address
+/// and keeping its last lines.
+fn forward_output(child: &mut Child) -> ChildOutput {
+    let output = ChildOutput {
+        address: Arc::default(),
+        log: Arc::default(),
+    };
     if let Some(stderr) = child.stderr.take() {
-        let address = address.clone();
+        let (address, log) = (output.address.clone(), output.log.clone());
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
@@ -137,10 +176,32 @@ fn forward_output(child: &mut Child) -> Arc<Mutex<Option<String>>> {
                     *address.lock().unwrap_or_else(|e| e.into_inner()) = Some(url.to_string());
                 }
                 eprintln!("{line}");
+                let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+                log.push_back(line);
+                if log.len() > LOG_TAIL {
+                    log.pop_front();
+                }
             }
         });
     }
-    address
+    output
+}
+
+/// Keeps a copy of the policy the service just started healthy with, for
+/// the `fall_back_to_last_good_policy` recovery action.
+fn keep_last_good_policy(args: &[String]) {
+    let Some(i) = args.iter().position(|a| a == "--policy") else {
+        return;
+    };
+    let Some(policy) = args.get(i + 1).map(std::path::Path::new) else {
+        return;
+    };
+    let copy = recovery::last_good_policy(policy);
+    if policy != copy
+        && let Err(e) = std::fs::copy(policy, &copy)
+    {
+        tracing::warn!(error = %e, "cannot keep a copy of the last good policy");
+    }
 }
 
 /// Ctrl-C or SIGTERM to the supervisor.
@@ -160,9 +221,11 @@ async fn watch(
     options: &SuperviseOptions,
     client: &reqwest::Client,
     child: &mut Child,
-    address: &Mutex<Option<String>>,
+    output: &ChildOutput,
+    args: &[String],
 ) -> Result<(), Ended> {
     let mut failed = 0;
+    let mut was_healthy = false;
     let stop = stop_signal();
     tokio::pin!(stop);
     loop {
@@ -184,7 +247,7 @@ async fn watch(
             }
             _ = tokio::time::sleep(options.health_interval) => {}
         }
-        let Some(url) = address.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+        let Some(url) = output.address.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
             continue;
         };
         let healthy = client
@@ -194,6 +257,10 @@ async fn watch(
             .is_ok_and(|r| r.status().is_success());
         if healthy {
             failed = 0;
+            if !was_healthy {
+                was_healthy = true;
+                keep_last_good_policy(args);
+            }
             continue;
         }
         failed += 1;
