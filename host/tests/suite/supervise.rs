@@ -179,6 +179,7 @@ impl Supervised {
         .arg(dir.join("policy.toml"))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log"))
+        .envs(env.iter().copied())
         .spawn()
         .expect("spawn");
         Self { child, log }
