@@ -306,3 +306,15 @@ mod tests {
         assert!(err.contains("ANTHROPIC_API_KEY"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod example_config {
+    /// The example config in the repository stays valid.
+    #[test]
+    fn the_shipped_example_parses() {
+        let path = std::path::Path::new(env!("BORAM_WORKSPACE_DIR")).join("examples/config.example.toml");
+        let config = super::ConfigToml::load(&path).expect("examples/config.example.toml is valid");
+        assert_eq!(config.serve.users.len(), 2);
+        assert!(config.profiles.contains_key("translator"));
+    }
+}
