@@ -204,6 +204,14 @@ impl ServeCommand {
             );
         }
 
+        // An edited policy applies to the next call, for every user.
+        let _policy_watch = match &global.policy {
+            Some(path) => Some(
+                crate::serve::policy_watch::watch(path, tenants.clone(), metrics.clone())
+                    .context("cannot watch the policy file")?,
+            ),
+            None => None,
+        };
         let state = Arc::new(AppState {
             started: std::time::Instant::now(),
             tenants: tenants.clone(),

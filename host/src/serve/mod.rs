@@ -15,6 +15,7 @@
 pub mod api;
 mod dashboard;
 pub mod metrics;
+pub mod policy_watch;
 pub mod runs;
 pub mod tenants;
 

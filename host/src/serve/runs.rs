@@ -13,6 +13,9 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+/// Finished runs kept in memory (their sessions stay on disk); older ones are dropped.
+const KEPT_RUNS: usize = 500;
+
 /// Builds a fresh agent (new session) for a user, as a profile (`None`: the default).
 pub type AgentFactory = Arc<dyn Fn(&Tenant, Option<&str>) -> anyhow::Result<Agent> + Send + Sync>;
 
@@ -91,10 +94,23 @@ impl Runs {
             events: Mutex::default(),
             live,
         });
-        self.runs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, run.clone());
+        {
+            let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+            if runs.len() >= KEPT_RUNS {
+                // Forget the oldest finished runs; running ones stay.
+                let mut finished: Vec<(String, String)> = runs
+                    .iter()
+                    .map(|(id, r)| (id.clone(), r.summary()))
+                    .filter(|(_, s)| s.status != "running")
+                    .map(|(id, s)| (s.started, id))
+                    .collect();
+                finished.sort();
+                for (_, id) in finished.iter().take(runs.len() + 1 - KEPT_RUNS) {
+                    runs.remove(id);
+                }
+            }
+            runs.insert(id, run.clone());
+        }
         let sink: EventSink = {
             let run = run.clone();
             Arc::new(move |event: &AgentEvent| {

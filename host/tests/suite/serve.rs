@@ -577,3 +577,75 @@ async fn the_dashboard_shows_a_tool_call_in_headless_chromium() {
     let png = std::fs::read(&screenshot).expect("screenshot written");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
 }
+
+/// An edited policy applies to the next call; an invalid edit is rejected
+/// and the previous one stays; both are counted in the metrics.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_policy_edit_applies_to_the_next_call() {
+    let dir = setup(POLICY, &["read_file"]);
+    std::fs::create_dir_all(dir.path().join("ws")).expect("ws");
+    std::fs::write(dir.path().join("ws/notes.txt"), "hello").expect("notes");
+    let service = Service::start(dir.path(), &[], &[]);
+    let http = client();
+    let call = || {
+        http.post(format!("{}/v1/tools/read_file/call", service.url))
+            .body(r#"{"path": "/workspace/notes.txt"}"#)
+            .send()
+    };
+    let outcome = |v: Value| v["outcome"].as_str().unwrap_or_default().to_string();
+    assert_eq!(outcome(call().await.expect("call").json().await.expect("json")), "ok");
+
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        POLICY.replace("approval = \"allow\"", "approval = \"deny\""),
+    )
+    .expect("edit");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if outcome(call().await.expect("call").json().await.expect("json")) == "denied" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the edit did not apply:\n{}",
+            service.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        "version = 1\n[defaults]\napproval = \"sometimes\"\n",
+    )
+    .expect("bad edit");
+    let metrics_url = format!("{}/metrics", service.url);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = http
+            .get(&metrics_url)
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        if metrics.contains("boram_reloads_total{event=\"policy_rejected\"} 1") {
+            assert!(
+                metrics.contains("boram_reloads_total{event=\"policy_reloaded\"} 1"),
+                "{metrics}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no rejection:\n{metrics}\n{}",
+            service.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The rejected edit changed nothing: still denied.
+    assert_eq!(
+        outcome(call().await.expect("call").json().await.expect("json")),
+        "denied"
+    );
+}

@@ -1,0 +1,91 @@
+//! Hot reload of the policy under `boram serve`: when the file changes,
+//! each user's policy is rebuilt from it (with that user's `${workspace}`)
+//! and applied to the next call; an invalid edit is rejected for everyone
+//! and the previous policy stays. Outcomes go to the log, the metrics
+//! (`boram_reloads_total`) and every user's audit log.
+
+use super::metrics::Metrics;
+use super::tenants::{Tenant, policy_for};
+use notify::Watcher as _;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Quiet time after the last event before the file is read.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// Keeps watching while alive.
+pub struct PolicyWatch {
+    _watcher: notify::RecommendedWatcher,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PolicyWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub fn watch(policy: &Path, tenants: Vec<Arc<Tenant>>, metrics: Arc<Metrics>) -> notify::Result<PolicyWatch> {
+    let policy = std::path::absolute(policy).unwrap_or_else(|_| policy.to_path_buf());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            for path in event.paths {
+                let _ = tx.send(path);
+            }
+        }
+    })?;
+    // The directory, not the file: editors replace files by renaming.
+    if let Some(dir) = policy.parent() {
+        watcher.watch(dir, notify::RecursiveMode::NonRecursive)?;
+    }
+    let task = tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut touched = first == policy;
+            while let Ok(Some(path)) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {
+                touched |= path == policy;
+            }
+            if touched {
+                apply(&policy, &tenants, &metrics);
+            }
+        }
+    });
+    Ok(PolicyWatch {
+        _watcher: watcher,
+        task,
+    })
+}
+
+/// Rebuilds every user's policy from the file; all or nothing.
+fn apply(path: &Path, tenants: &[Arc<Tenant>], metrics: &Metrics) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    let built: Result<Vec<_>, String> = tenants
+        .iter()
+        .map(|t| policy_for(path, &text, t.workspace.as_deref()))
+        .collect();
+    let event = match built {
+        Ok(policies) => {
+            for (tenant, policy) in tenants.iter().zip(policies) {
+                tenant.host.set_policy(policy);
+            }
+            tracing::info!(path = %path.display(), "policy reloaded");
+            json!({"event": "policy_reloaded", "path": path})
+        }
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "policy edit rejected; the previous policy stays");
+            json!({"event": "policy_rejected", "path": path, "error": error})
+        }
+    };
+    let mut line = event;
+    line["time"] = json!(crate::audit::now());
+    metrics.reload(&line);
+    for tenant in tenants {
+        if let Some(audit) = tenant.host.audit() {
+            audit.event(&line);
+        }
+    }
+}
