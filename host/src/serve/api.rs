@@ -244,3 +244,77 @@ pub async fn stats(State(state): State<Arc<AppState>>, Extension(tenant): Extens
         "uptime_s": state.started.elapsed().as_secs(),
     }))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSchedule {
+    name: String,
+    cron: String,
+    profile: Option<String>,
+    task: String,
+}
+
+/// `GET /v1/schedules`: the user's schedules, each with its next run.
+pub async fn list_schedules(Extension(tenant): Extension<Arc<Tenant>>) -> Result<Json<Value>, Error> {
+    let store = crate::schedule::ScheduleStore::open(&tenant.data_dir);
+    let now = chrono::Utc::now();
+    let schedules = store
+        .list()
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?
+        .into_iter()
+        .map(|s| {
+            let next = s.next_after(s.last_run.unwrap_or(s.created).max(now));
+            let mut value = serde_json::to_value(&s).unwrap_or_default();
+            value["next_run"] = json!(next);
+            value
+        })
+        .collect::<Vec<_>>();
+    Ok(Json(json!({ "schedules": schedules })))
+}
+
+/// `POST /v1/schedules {"name", "cron", "profile"?, "task"}`: 201, or 400
+/// with the reason (bad cron, bad or taken name).
+pub async fn add_schedule(Extension(tenant): Extension<Arc<Tenant>>, body: Bytes) -> Result<Response, Error> {
+    let new: NewSchedule = serde_json::from_slice(&body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("{e}; expected {{\"name\", \"cron\", \"profile\"?, \"task\"}}"),
+        )
+    })?;
+    if new.task.trim().is_empty() {
+        return Err(error(StatusCode::BAD_REQUEST, "`task` is empty"));
+    }
+    let schedule = crate::schedule::Schedule {
+        name: new.name,
+        cron: new.cron,
+        profile: new.profile,
+        task: new.task,
+        created: chrono::Utc::now(),
+        last_run: None,
+        last_session: None,
+        last_status: None,
+        skipped: 0,
+    };
+    let next = schedule.next_after(schedule.created);
+    crate::schedule::ScheduleStore::open(&tenant.data_dir)
+        .add(schedule.clone())
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("{e:#}")))?;
+    let mut value = serde_json::to_value(&schedule).unwrap_or_default();
+    value["next_run"] = json!(next);
+    Ok((StatusCode::CREATED, Json(value)).into_response())
+}
+
+/// `DELETE /v1/schedules/{name}`: 204, or 404.
+pub async fn remove_schedule(
+    Extension(tenant): Extension<Arc<Tenant>>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, Error> {
+    let removed = crate::schedule::ScheduleStore::open(&tenant.data_dir)
+        .remove(&name)
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+    if removed {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(error(StatusCode::NOT_FOUND, format!("no schedule named `{name}`")))
+    }
+}

@@ -2,7 +2,8 @@
 //!
 //! - `GET /health` (open), `GET /metrics` (Prometheus), `GET /v1/tools`,
 //!   `POST /v1/tools/{name}/call`, `POST /v1/runs` + `GET /v1/runs/{id}/events`
-//!   (SSE), `GET /v1/runs`, `GET /v1/stats`, and the dashboard at `/`.
+//!   (SSE), `GET /v1/runs`, `GET /v1/stats`, `/v1/schedules` (list, add,
+//!   remove), and the dashboard at `/`.
 //! - Bearer tokens map to users ([`tenants`]); each user has its own tool
 //!   host (its workspace as `${workspace}` in the policy) and data
 //!   directory. Without configured users the service is open, which it
@@ -73,7 +74,9 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .route("/runs", post(api::start_run).get(api::list_runs))
         .route("/runs/{id}", get(api::get_run))
         .route("/runs/{id}/events", get(api::run_events))
-        .route("/stats", get(api::stats));
+        .route("/stats", get(api::stats))
+        .route("/schedules", get(api::list_schedules).post(api::add_schedule))
+        .route("/schedules/{name}", axum::routing::delete(api::remove_schedule));
     let authenticated = Router::new()
         .nest("/v1", v1)
         .route("/metrics", get(api::metrics))

@@ -649,3 +649,61 @@ async fn a_policy_edit_applies_to_the_next_call() {
         "denied"
     );
 }
+
+/// Schedules over HTTP: add (201, with the next run), refused input (400
+/// with the reason), list, remove (204, then 404); kept in the user's data
+/// directory, where the scheduler reads them.
+#[tokio::test(flavor = "multi_thread")]
+async fn schedules_over_http() {
+    let dir = setup(POLICY, &["text_stats"]);
+    std::fs::create_dir_all(dir.path().join("ws")).expect("ws");
+    let service = Service::start(dir.path(), &[], &[]);
+    let http = client();
+    let url = |path: &str| format!("{}{path}", service.url);
+    let add = |body: Value| http.post(url("/v1/schedules")).body(body.to_string()).send();
+
+    let created = add(json!({"name": "daily_notes", "cron": "0 7 * * *", "profile": "ops", "task": "check the notes"}))
+        .await
+        .expect("add");
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.expect("json");
+    assert!(
+        created["next_run"].as_str().is_some_and(|t| t.contains("T07:00:00")),
+        "{created}"
+    );
+
+    let bad = add(json!({"name": "x", "cron": "0 7 * *", "task": "t"}))
+        .await
+        .expect("add");
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.expect("text").contains("five-field"));
+    let taken = add(json!({"name": "daily_notes", "cron": "* * * * *", "task": "t"}))
+        .await
+        .expect("add");
+    assert_eq!(taken.status(), 400);
+
+    let listed: Value = http
+        .get(url("/v1/schedules"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["schedules"][0]["name"], "daily_notes");
+    assert_eq!(listed["schedules"][0]["profile"], "ops");
+    assert!(dir.path().join("data/users/local/schedules.json").exists());
+
+    let removed = http
+        .delete(url("/v1/schedules/daily_notes"))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(removed.status(), 204);
+    let again = http
+        .delete(url("/v1/schedules/daily_notes"))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(again.status(), 404);
+}

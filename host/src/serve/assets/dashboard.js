@@ -61,6 +61,12 @@ async function refresh() {
   fill("sessions-table", data.sessions.map((x) => [cell(x.started.slice(0, 19).replace("T", " ")), cell(x.model), cell(x.title),
     cell("$" + x.cost_usd.toFixed(4), "num")]));
   drawUsage(s.usage);
+  const schedules = await (await fetch("/v1/schedules", { headers: headers() })).json();
+  fill("schedules-table", schedules.schedules.length
+    ? schedules.schedules.map((x) => [cell(x.name), cell(x.cron), cell(x.profile || "general"),
+      cell("next " + (x.next_run || "-").slice(0, 16).replace("T", " ")), cell(x.last_status || "never run"),
+      cell(x.task.slice(0, 60))])
+    : [[cell("none — boram schedule add NAME --cron \"0 8 * * 1\" TASK", "muted")]]);
 }
 
 function drawUsage(usage) {
