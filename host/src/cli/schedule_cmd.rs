@@ -8,7 +8,6 @@ use crate::cli::UsageError;
 use crate::cli::context::GlobalArgs;
 use crate::schedule::{Schedule, ScheduleStore};
 use clap::{Args, Subcommand};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -54,7 +53,7 @@ enum ScheduleCommand {
 
 impl ScheduleArgs {
     pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-        let data_dir = user_dir(&global.data_dir(), &self.user);
+        let data_dir = crate::config::user_data_dir(&global.data_dir(), &self.user);
         let store = ScheduleStore::open(&data_dir);
         match self.command {
             ScheduleCommand::Add {
@@ -159,9 +158,4 @@ impl ScheduleArgs {
         }
         Ok(ExitCode::SUCCESS)
     }
-}
-
-/// A user's data directory under the service's.
-pub fn user_dir(data_dir: &std::path::Path, user: &str) -> PathBuf {
-    data_dir.join("users").join(user)
 }

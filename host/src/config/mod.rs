@@ -43,6 +43,12 @@ fn has_components(dir: &std::path::Path) -> bool {
         .unwrap_or(false)
 }
 
+/// A service user's own data directory (sessions, memory, usage, audit,
+/// schedules) inside the service's.
+pub fn user_data_dir(data_dir: &std::path::Path, user: &str) -> PathBuf {
+    data_dir.join("users").join(user)
+}
+
 /// The compile cache inside a data directory.
 pub fn cache_dir(data_dir: &std::path::Path) -> PathBuf {
     data_dir.join("cache")

@@ -74,29 +74,15 @@ pub fn watch(
     policy: Option<&Path>,
     on_event: Arc<dyn Fn(&ReloadEvent) + Send + Sync>,
 ) -> notify::Result<Watching> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
-            for path in event.paths {
-                let _ = tx.send(path);
-            }
-        }
-    })?;
-    watcher.watch(tools_dir, RecursiveMode::NonRecursive)?;
     // Watch the policy's directory: editors replace files by renaming, which
     // a watch on the file itself would lose.
     let policy = policy.map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
-    if let Some(dir) = policy.as_deref().and_then(Path::parent) {
-        watcher.watch(dir, RecursiveMode::NonRecursive)?;
-    }
+    let mut dirs = vec![tools_dir.to_path_buf()];
+    dirs.extend(policy.as_deref().and_then(Path::parent).map(Path::to_path_buf));
     let tools_dir = std::path::absolute(tools_dir).unwrap_or_else(|_| tools_dir.to_path_buf());
-    let task = tokio::spawn(async move {
-        while let Some(first) = rx.recv().await {
-            let mut changed = BTreeSet::from([first]);
-            // Debounce: wait until the files stop changing.
-            while let Ok(Some(path)) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {
-                changed.insert(path);
-            }
+    watch_dirs(&dirs, DEBOUNCE, move |changed| {
+        let (host, policy, tools_dir, on_event) = (host.clone(), policy.clone(), tools_dir.clone(), on_event.clone());
+        async move {
             for path in changed {
                 let event = if Some(&path) == policy.as_ref() {
                     reload_policy(&host, &path)
@@ -110,6 +96,36 @@ pub fn watch(
                     on_event(&event);
                 }
             }
+        }
+    })
+}
+
+/// Watches `dirs` (not recursively) and calls `on_change` with the paths
+/// that changed, once they have been quiet for `debounce` (a build or an
+/// editor writes a file in several steps). Stops when the result is dropped.
+pub fn watch_dirs<F, Fut>(dirs: &[PathBuf], debounce: Duration, mut on_change: F) -> notify::Result<Watching>
+where
+    F: FnMut(BTreeSet<PathBuf>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            for path in event.paths {
+                let _ = tx.send(path);
+            }
+        }
+    })?;
+    for dir in dirs {
+        watcher.watch(dir, RecursiveMode::NonRecursive)?;
+    }
+    let task = tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut changed = BTreeSet::from([first]);
+            while let Ok(Some(path)) = tokio::time::timeout(debounce, rx.recv()).await {
+                changed.insert(path);
+            }
+            on_change(changed).await;
         }
     });
     Ok(Watching {

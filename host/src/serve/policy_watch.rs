@@ -6,7 +6,7 @@
 
 use super::metrics::Metrics;
 use super::tenants::{Tenant, policy_for};
-use notify::Watcher as _;
+use crate::registry::watch::{Watching, watch_dirs};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,46 +15,15 @@ use std::time::Duration;
 /// Quiet time after the last event before the file is read.
 const DEBOUNCE: Duration = Duration::from_millis(200);
 
-/// Keeps watching while alive.
-pub struct PolicyWatch {
-    _watcher: notify::RecommendedWatcher,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for PolicyWatch {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-pub fn watch(policy: &Path, tenants: Vec<Arc<Tenant>>, metrics: Arc<Metrics>) -> notify::Result<PolicyWatch> {
+pub fn watch(policy: &Path, tenants: Vec<Arc<Tenant>>, metrics: Arc<Metrics>) -> notify::Result<Watching> {
     let policy = std::path::absolute(policy).unwrap_or_else(|_| policy.to_path_buf());
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
-            for path in event.paths {
-                let _ = tx.send(path);
-            }
-        }
-    })?;
     // The directory, not the file: editors replace files by renaming.
-    if let Some(dir) = policy.parent() {
-        watcher.watch(dir, notify::RecursiveMode::NonRecursive)?;
-    }
-    let task = tokio::spawn(async move {
-        while let Some(first) = rx.recv().await {
-            let mut touched = first == policy;
-            while let Ok(Some(path)) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {
-                touched |= path == policy;
-            }
-            if touched {
-                apply(&policy, &tenants, &metrics);
-            }
+    let dirs: Vec<PathBuf> = policy.parent().map(Path::to_path_buf).into_iter().collect();
+    watch_dirs(&dirs, DEBOUNCE, move |changed| {
+        if changed.contains(&policy) {
+            apply(&policy, &tenants, &metrics);
         }
-    });
-    Ok(PolicyWatch {
-        _watcher: watcher,
-        task,
+        std::future::ready(())
     })
 }
 

@@ -99,7 +99,7 @@ impl Tenant {
         data_root: &Path,
         observer: CallObserver,
     ) -> Result<Self, String> {
-        let data_dir = data_root.join("users").join(&spec.name);
+        let data_dir = crate::config::user_data_dir(data_root, &spec.name);
         std::fs::create_dir_all(&data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
         let policy = match policy {
             Some((path, text)) => policy_for(path, text, spec.workspace.as_deref())?,

@@ -5,7 +5,8 @@
 //! error returned, the fixed source built, loaded and called in the same
 //! session with no capabilities.
 
-use super::agent::{Harness, Setup, policy};
+use super::agent::{Harness, Setup, offered, policy};
+use super::output_text;
 use boram_host::agent::{PromptMode, Stop};
 use scripted_llm::ScriptedServer;
 use scripted_llm::anthropic::AnthropicReply;
@@ -25,16 +26,17 @@ fn boram(args: &[&str], data_dir: &Path, tools_dir: &Path) -> Output {
         .expect("run boram")
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+/// A tool crate scaffolded by `boram tool new NAME --dir <root>/crates`,
+/// with a data dir and a tools dir beside it.
+struct Scaffolded {
+    root: tempfile::TempDir,
+    data: std::path::PathBuf,
+    crates: std::path::PathBuf,
+    tools: std::path::PathBuf,
+    crates_arg: String,
 }
 
-#[test]
-fn new_build_test_and_a_failed_build_keeps_the_last_good_component() {
+fn scaffold(name: &str) -> Scaffolded {
     let root = tempfile::tempdir().expect("tempdir");
     let (data, crates, tools) = (
         root.path().join("data"),
@@ -42,20 +44,42 @@ fn new_build_test_and_a_failed_build_keeps_the_last_good_component() {
         root.path().join("tools"),
     );
     let crates_arg = crates.display().to_string();
-    let out = boram(&["tool", "new", "count_chars", "--dir", &crates_arg], &data, &tools);
-    assert!(out.status.success(), "{}", text(&out));
+    let out = boram(&["tool", "new", name, "--dir", &crates_arg], &data, &tools);
+    assert!(out.status.success(), "{}", output_text(&out));
+    Scaffolded {
+        root,
+        data,
+        crates,
+        tools,
+        crates_arg,
+    }
+}
+
+#[test]
+fn new_build_test_and_a_failed_build_keeps_the_last_good_component() {
+    let Scaffolded {
+        root: _root,
+        data,
+        crates,
+        tools,
+        crates_arg,
+    } = scaffold("count_chars");
     assert!(crates.join("count_chars/examples.toml").exists());
 
     let out = boram(&["tool", "build", "count_chars", "--dir", &crates_arg], &data, &tools);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("count_chars.wasm"), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(output_text(&out).contains("count_chars.wasm"), "{}", output_text(&out));
     let wasm = tools.join("count_chars.wasm");
     let good = std::fs::read(&wasm).expect("component placed in the tools dir");
 
     // The scaffolded examples pass in the sandbox.
     let out = boram(&["tool", "test", "count_chars", "--dir", &crates_arg], &data, &tools);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("2 passed, 0 failed"), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains("2 passed, 0 failed"),
+        "{}",
+        output_text(&out)
+    );
 
     // A wrong expectation fails with what differed.
     let examples = crates.join("count_chars/examples.toml");
@@ -64,11 +88,12 @@ fn new_build_test_and_a_failed_build_keeps_the_last_good_component() {
         .replace("length = 5", "length = 6");
     std::fs::write(&examples, edited).expect("write");
     let out = boram(&["tool", "test", "count_chars", "--dir", &crates_arg], &data, &tools);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     assert!(
-        text(&out).contains("FAIL  counts characters: expected output {\"length\":6}, got output {\"length\":5}"),
+        output_text(&out)
+            .contains("FAIL  counts characters: expected output {\"length\":6}, got output {\"length\":5}"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
 
     // A compile error: exit 1, the error with its line, the old component untouched.
@@ -78,34 +103,40 @@ fn new_build_test_and_a_failed_build_keeps_the_last_good_component() {
         .replace("input.text.chars().count()", "input.txt.chars().count()");
     std::fs::write(&lib, broken).expect("write");
     let out = boram(&["tool", "build", "count_chars", "--dir", &crates_arg], &data, &tools);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     assert!(
-        text(&out).contains("no field `txt`") && text(&out).contains("src/lib.rs:"),
+        output_text(&out).contains("no field `txt`") && output_text(&out).contains("src/lib.rs:"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     assert_eq!(std::fs::read(&wasm).expect("still there"), good);
     // `tool test` notices the sources are newer than the component.
     let out = boram(&["tool", "test", "count_chars", "--dir", &crates_arg], &data, &tools);
-    assert!(text(&out).contains("sources changed after"), "{}", text(&out));
+    assert!(
+        output_text(&out).contains("sources changed after"),
+        "{}",
+        output_text(&out)
+    );
 
     // No such crate: a usage error that says what to do.
     let out = boram(&["tool", "build", "nope", "--dir", &crates_arg], &data, &tools);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).contains("boram tool new nope"), "{}", text(&out));
+    assert!(
+        output_text(&out).contains("boram tool new nope"),
+        "{}",
+        output_text(&out)
+    );
 }
 
 #[test]
 fn build_watch_rebuilds_on_save() {
-    let root = tempfile::tempdir().expect("tempdir");
-    let (data, crates, tools) = (
-        root.path().join("data"),
-        root.path().join("crates"),
-        root.path().join("tools"),
-    );
-    let crates_arg = crates.display().to_string();
-    let out = boram(&["tool", "new", "watched", "--dir", &crates_arg], &data, &tools);
-    assert!(out.status.success(), "{}", text(&out));
+    let Scaffolded {
+        root,
+        data,
+        crates,
+        tools,
+        crates_arg,
+    } = scaffold("watched");
     let log = root.path().join("watch.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_boram"))
         .args([
@@ -149,7 +180,7 @@ fn build_watch_rebuilds_on_save() {
     let _ = child.wait();
 
     let out = boram(&["tool", "call", "watched", r#"{"text":"abc"}"#], &data, &tools);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let output: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(output, json!({"length": 6}));
     assert!(log_text().contains("change detected; rebuilding"), "{}", log_text());
@@ -278,15 +309,8 @@ async fn the_model_writes_a_tool_fixes_its_compile_error_and_calls_it() {
 
     // The model was offered the new tool from the request after it was created.
     let requests = server.requests();
-    let offered = |i: usize| -> Vec<String> {
-        requests[i].body["tools"]
-            .as_array()
-            .expect("tools")
-            .iter()
-            .filter_map(|t| t["name"].as_str().map(str::to_string))
-            .collect()
-    };
-    assert!(!offered(2).contains(&"reverse_words".to_string()));
+    let offered = |i: usize| offered(&requests[i].body);
+    assert!(!offered(2).is_empty() && !offered(2).contains(&"reverse_words".to_string()));
     assert!(offered(3).contains(&"reverse_words".to_string()), "{:?}", offered(3));
     assert!(offered(0).contains(&"create_tool".to_string()));
 
@@ -348,7 +372,7 @@ async fn a_python_tool_runs_unchanged_under_the_same_policy() {
         .arg(&wasm)
         .output()
         .expect("run build.sh");
-    assert!(built.status.success(), "{}", text(&built));
+    assert!(built.status.success(), "{}", output_text(&built));
 
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("ws")).expect("ws");

@@ -111,3 +111,13 @@ pub fn output(report: &CallReport) -> serde_json::Value {
     );
     serde_json::from_str(report.output.as_deref().expect("output")).expect("output is JSON")
 }
+
+/// A finished command's stdout and stderr together, for assertions and
+/// failure messages.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}

@@ -3,6 +3,7 @@
 //! down runs once at start, as a normal run with a session (the
 //! scheduler's rules themselves are unit-tested with an injected clock).
 
+use super::output_text;
 use scripted_llm::ScriptedServer;
 use scripted_llm::anthropic::AnthropicReply;
 use serde_json::{Value, json};
@@ -24,14 +25,6 @@ fn boram(dir: &Path, args: &[&str]) -> Output {
         .expect("run boram")
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn add_list_run_now_and_remove() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -50,11 +43,11 @@ async fn add_list_run_now_and_remove() {
             "week",
         ],
     );
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("next run"), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(output_text(&out).contains("next run"), "{}", output_text(&out));
     let bad = boram(dir.path(), &["schedule", "add", "x", "--cron", "0 8 * *", "task"]);
     assert_eq!(bad.status.code(), Some(2));
-    assert!(text(&bad).contains("five-field"), "{}", text(&bad));
+    assert!(output_text(&bad).contains("five-field"), "{}", output_text(&bad));
     let dup = boram(
         dir.path(),
         &["schedule", "add", "weekly_digest", "--cron", "* * * * *", "task"],
@@ -89,11 +82,11 @@ async fn add_list_run_now_and_remove() {
     })
     .await
     .expect("join");
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("Digest ready."),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     // It ran as the research profile, with the schedule's task.
     let body = &server.requests()[0].body;

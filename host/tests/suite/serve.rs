@@ -67,6 +67,23 @@ impl Service {
         }
     }
 
+    /// [`Service::start`] with `model` (a scripted Anthropic server) as
+    /// the model for runs.
+    fn with_model(dir: &Path, model: &ScriptedServer, env: &[(&str, &str)]) -> Service {
+        let url = model.url();
+        let mut env = env.to_vec();
+        env.push(("ANTHROPIC_API_KEY", "test-key"));
+        let flags = [
+            "--provider",
+            "anthropic",
+            "--base-url",
+            &url,
+            "--model",
+            "claude-sonnet-4-5",
+        ];
+        Service::start(dir, &flags, &env)
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
@@ -117,18 +134,7 @@ async fn health_metrics_tools_calls_and_a_run_over_sse() {
             .build(),
     ])
     .await;
-    let service = Service::start(
-        dir.path(),
-        &[
-            "--provider",
-            "anthropic",
-            "--base-url",
-            &model.url(),
-            "--model",
-            "claude-sonnet-4-5",
-        ],
-        &[("ANTHROPIC_API_KEY", "test-key")],
-    );
+    let service = Service::with_model(dir.path(), &model, &[]);
     let http = client();
     let url = |path: &str| format!("{}{path}", service.url);
 
@@ -201,7 +207,7 @@ async fn health_metrics_tools_calls_and_a_run_over_sse() {
         .expect("run");
     assert_eq!(started.status(), 202);
     let started: Value = started.json().await.expect("json");
-    let events = read_sse(&http, &url(started["events"].as_str().expect("events url"))).await;
+    let events = read_sse(&http, &url(started["events"].as_str().expect("events url")), None).await;
     let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
     assert!(
         kinds.contains(&"tool_call") && kinds.contains(&"tool_result"),
@@ -252,10 +258,15 @@ async fn health_metrics_tools_calls_and_a_run_over_sse() {
     assert!(metrics.contains("boram_model_cost_usd_total"), "{metrics}");
 }
 
-/// Reads server-sent events until a `done` event (or 60 s).
-async fn read_sse(http: &reqwest::Client, url: &str) -> Vec<Value> {
+/// Reads server-sent events (as the user of `token`, if given) until a
+/// `done` event (or 60 s).
+async fn read_sse(http: &reqwest::Client, url: &str, token: Option<&str>) -> Vec<Value> {
     use futures::StreamExt as _;
-    let response = http.get(url).send().await.expect("events");
+    let mut request = http.get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("events");
     assert_eq!(response.status(), 200);
     assert!(
         response.headers()["content-type"]
@@ -313,11 +324,7 @@ async fn users_see_only_their_own_workspace_and_runs() {
     )
     .expect("config");
     let model = ScriptedServer::start(vec![AnthropicReply::new().text("Hello Alice.").build()]).await;
-    let service = Service::start(
-        dir.path(),
-        &["--provider", "anthropic", "--base-url", &model.url()],
-        &[("ALICE_TOKEN", "alice-token"), ("ANTHROPIC_API_KEY", "k")],
-    );
+    let service = Service::with_model(dir.path(), &model, &[("ALICE_TOKEN", "alice-token")]);
     let http = client();
     let url = |path: &str| format!("{}{path}", service.url);
     let read = |token: &str| {
@@ -359,7 +366,7 @@ async fn users_see_only_their_own_workspace_and_runs() {
         .expect("json");
     let id = started["id"].as_str().expect("id");
     let events_url = url(started["events"].as_str().expect("events"));
-    let events = read_sse_as(&http, &events_url, "alice-token").await;
+    let events = read_sse(&http, &events_url, Some("alice-token")).await;
     assert_eq!(events.last().expect("done")["stop"], "answered");
     for path in [format!("/v1/runs/{id}"), format!("/v1/runs/{id}/events")] {
         let status = http
@@ -389,29 +396,6 @@ async fn users_see_only_their_own_workspace_and_runs() {
     );
     assert!(!dir.path().join(format!("data/users/bob/sessions/{id}.jsonl")).exists());
     drop(service);
-}
-
-async fn read_sse_as(http: &reqwest::Client, url: &str, token: &str) -> Vec<Value> {
-    use futures::StreamExt as _;
-    let response = http.get(url).bearer_auth(token).send().await.expect("events");
-    assert_eq!(response.status(), 200);
-    let body = tokio::time::timeout(Duration::from_secs(60), async {
-        let mut stream = response.bytes_stream();
-        let mut text = String::new();
-        while let Some(chunk) = stream.next().await {
-            text.push_str(&String::from_utf8_lossy(&chunk.expect("chunk")));
-            if text.contains("event: done") && text.ends_with("\n\n") {
-                break;
-            }
-        }
-        text
-    })
-    .await
-    .expect("events in time");
-    body.lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .filter_map(|d| serde_json::from_str(d.trim()).ok())
-        .collect()
 }
 
 #[test]
@@ -488,18 +472,7 @@ async fn the_dashboard_shows_a_tool_call_in_headless_chromium() {
         AnthropicReply::new().text("Three words.").usage(1300, 12).build(),
     ])
     .await;
-    let service = Service::start(
-        dir.path(),
-        &[
-            "--provider",
-            "anthropic",
-            "--base-url",
-            &model.url(),
-            "--model",
-            "claude-sonnet-4-5",
-        ],
-        &[("ANTHROPIC_API_KEY", "k")],
-    );
+    let service = Service::with_model(dir.path(), &model, &[]);
     let http = client();
     // One agent run, so usage, cost, runs and sessions have something to show.
     let started: Value = http
@@ -514,6 +487,7 @@ async fn the_dashboard_shows_a_tool_call_in_headless_chromium() {
     read_sse(
         &http,
         &format!("{}{}", service.url, started["events"].as_str().expect("events")),
+        None,
     )
     .await;
     for text in ["one", "two words", "three more words"] {

@@ -3,10 +3,10 @@
 //! restarts a hung one, and backs off (then gives up) on repeated crashes —
 //! each restart audited with its reason.
 
-use super::tools_dir;
+use super::{output_text, tools_dir};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn serve(dir: &Path, args: &[&str]) -> Command {
@@ -20,14 +20,6 @@ fn serve(dir: &Path, args: &[&str]) -> Command {
         .env("XDG_CONFIG_HOME", dir.join("config"))
         .stdin(Stdio::null());
     cmd
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn tools_copy(dir: &Path) -> std::path::PathBuf {
@@ -58,8 +50,8 @@ fn preflight_names_each_problem_and_its_fix() {
     )
     .output()
     .expect("run");
-    assert!(ok.status.success(), "{}", text(&ok));
-    assert!(text(&ok).contains("1 tools load"), "{}", text(&ok));
+    assert!(ok.status.success(), "{}", output_text(&ok));
+    assert!(output_text(&ok).contains("1 tools load"), "{}", output_text(&ok));
 
     // A broken tool, a taken port, an invalid policy — all reported at once.
     std::fs::write(tools.join("broken.wasm"), b"not a component").expect("broken");
@@ -85,8 +77,8 @@ fn preflight_names_each_problem_and_its_fix() {
     )
     .output()
     .expect("run");
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let message = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    let message = output_text(&out);
     for expected in [
         "the service cannot start",
         "broken.wasm does not load",
@@ -118,8 +110,8 @@ fn preflight_names_each_problem_and_its_fix() {
         .env("XDG_CONFIG_HOME", dir.path().join("config"))
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("pass --data-dir"), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    assert!(output_text(&out).contains("pass --data-dir"), "{}", output_text(&out));
 
     // With next_free_port the taken port is stepped over.
     std::fs::create_dir_all(dir.path().join("config/boram")).expect("config dir");
@@ -141,8 +133,8 @@ fn preflight_names_each_problem_and_its_fix() {
     )
     .output()
     .expect("run");
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("is in use; using"), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(output_text(&out).contains("is in use; using"), "{}", output_text(&out));
     drop(taken);
 }
 

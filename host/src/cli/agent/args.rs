@@ -91,8 +91,9 @@ impl AgentArgs {
 
     /// The model this command talks to, ready to build agents with.
     pub fn kit(&self, data_dir: &std::path::Path) -> anyhow::Result<AgentKit> {
-        let (provider, model, settings) = self.model(data_dir)?;
-        let profiles = Profiles::new(&self.config_file()?.profiles);
+        let mut file = self.config_file()?;
+        let profiles = Profiles::new(&std::mem::take(&mut file.profiles));
+        let (provider, model, settings) = self.model(file, data_dir)?;
         let profile = match &self.profile {
             Some(name) => Some(profiles.require(name).map_err(UsageError)?.clone()),
             None => None,
@@ -121,9 +122,9 @@ impl AgentArgs {
     /// The provider, the model name, and the rest of the model settings.
     fn model(
         &self,
+        file: model_config::ConfigToml,
         data_dir: &std::path::Path,
     ) -> anyhow::Result<(Arc<dyn Provider>, String, model_config::ModelConfig)> {
-        let file = self.config_file()?;
         if let Some(path) = &self.replay {
             let replay = Replay::open(path).map_err(|e| UsageError(e.to_string()))?;
             let settings = model_config::ModelConfig {

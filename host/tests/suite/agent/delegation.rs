@@ -11,17 +11,6 @@ use scripted_llm::anthropic::AnthropicReply;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-fn offered(body: &Value) -> Vec<String> {
-    body["tools"]
-        .as_array()
-        .map(|t| {
-            t.iter()
-                .filter_map(|t| t["name"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn reader_profiles() -> Profiles {
     let mut config = BTreeMap::new();
     config.insert(

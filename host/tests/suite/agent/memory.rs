@@ -18,18 +18,6 @@ fn dataset(file: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&path).expect("dataset")).expect("dataset JSON")
 }
 
-/// Names of the tools offered in a recorded request.
-fn offered(body: &Value) -> Vec<String> {
-    body["tools"]
-        .as_array()
-        .map(|t| {
-            t.iter()
-                .filter_map(|t| t["name"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// The labeled set's test split. Lexical ranking cannot bridge every
 /// vocabulary gap ("do I need an umbrella?" shares no word with
 /// `weather_forecast`), so this guards the share it gets right, lists the

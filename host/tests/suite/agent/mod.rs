@@ -203,6 +203,18 @@ impl Harness {
     }
 }
 
+/// Names of the tools offered in a recorded request body.
+pub fn offered(body: &serde_json::Value) -> Vec<String> {
+    body["tools"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter_map(|t| t["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The `tool_result` blocks of the last message of an Anthropic request body.
 pub fn last_tool_results(body: &serde_json::Value) -> Vec<serde_json::Value> {
     body["messages"]
