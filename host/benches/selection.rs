@@ -2,12 +2,14 @@
 //! `host/benches/data/selection/` (tool specs and prompts, each with the
 //! tools it needs), how many schema characters selection saves and how
 //! often every needed tool is offered (recall), for the default settings
-//! and a few others. `cargo bench -p boram-host --bench selection`.
+//! and a few others — by words alone (BM25) and by words and meaning (with
+//! the all-MiniLM-L6-v2 embedding model, installed into `target/models` on
+//! the first run). `cargo bench -p boram-host --bench selection`.
 //!
 //! Schema characters are the JSON of the tool definitions in a request;
 //! "sent" includes the built-in `list_tools`, which selection always adds.
 
-use boram_host::agent::select::{SelectionOptions, Selector, schema_chars};
+use boram_host::agent::select::{MeaningModel, SelectionOptions, Selector, schema_chars};
 use boram_host::llm::ToolDef;
 use serde::Deserialize;
 use serde_json::json;
@@ -21,8 +23,19 @@ struct Item {
     split: String,
 }
 
-fn main() {
+#[tokio::main]
+async fn main() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/data/selection");
+    let model_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/models/all-MiniLM-L6-v2");
+    if !model_dir.exists() {
+        eprintln!("installing the embedding model into {}", model_dir.display());
+        boram_host::embed::fetch::fetch(&model_dir, None, &mut |_, _| {})
+            .await
+            .expect("model fetch");
+    }
+    let started = Instant::now();
+    let meaning = fresh(&model_dir);
+    let load_ms = started.elapsed().as_millis();
     let tools: Vec<ToolDef> =
         serde_json::from_str(&std::fs::read_to_string(dir.join("tools.json")).expect("tools.json"))
             .expect("tool specs");
@@ -43,38 +56,49 @@ fn main() {
         items.iter().filter(|i| i.needs.len() > 1).count(),
         tools.iter().map(schema_chars).sum::<usize>()
     );
-    println!(
-        "| max_tools | min_share | schema chars saved | recall (all needed tools offered) | needed tools offered | µs/selection |"
+    let started = Instant::now();
+    Selector::new(
+        &tools,
+        SelectionOptions {
+            meaning: Some(meaning.clone()),
+            ..SelectionOptions::default()
+        },
     );
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "embedding model: loads in {load_ms} ms, embeds the {} tool descriptions in {} ms\n",
+        tools.len(),
+        started.elapsed().as_millis()
+    );
+    println!(
+        "| ranking | max_tools | min_share | schema chars saved | recall (all needed tools offered) | needed tools offered | µs/selection |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     let defaults = SelectionOptions::default();
-    let mut settings = vec![(defaults.max_tools, defaults.min_share)];
-    settings.extend([
-        (1, 0.0),
-        (2, 0.0),
-        (3, 0.0),
-        (4, 0.0),
-        (5, 0.0),
-        (6, 0.0),
-        (8, 0.0),
-        (4, 0.5),
-        (5, 0.3),
-    ]);
-    for (max_tools, min_share) in settings {
+    let mut settings = vec![(None, defaults.max_tools, defaults.min_share)];
+    settings.extend([(None, 3, 0.0), (None, 3, 0.5), (None, 5, 0.0), (None, 8, 0.0)]);
+    for weight in [0.5, 0.6, 0.7] {
+        for (max_tools, min_share) in [(3, 0.0), (3, 0.3), (3, 0.5), (4, 0.5), (4, 0.6)] {
+            settings.push((Some(weight), max_tools, min_share));
+        }
+    }
+    for (weight, max_tools, min_share) in settings {
         let options = SelectionOptions {
             max_tools,
             min_share,
             min_tools: 0,
             always: Vec::new(),
+            // A fresh model per row: its memory of embedded prompts would
+            // make later rows look faster than a first sight of a prompt.
+            meaning: weight.map(|_| fresh(&model_dir)),
+            meaning_weight: weight.unwrap_or_default(),
         };
         let report = evaluate(&tools, &items, options, list_tools);
-        let marker = if (max_tools, min_share) == (defaults.max_tools, defaults.min_share) {
-            " (default)"
-        } else {
-            ""
-        };
+        let is_default = (max_tools, min_share) == (defaults.max_tools, defaults.min_share)
+            && weight.is_none_or(|w| w == defaults.meaning_weight);
+        let marker = if is_default { " (default)" } else { "" };
+        let ranking = weight.map_or("words".to_string(), |w| format!("meaning {w} + words"));
         println!(
-            "| {max_tools}{marker} | {min_share} | {:.1} % | {:.1} % ({}/{}) | {:.1} % | {:.1} |",
+            "| {ranking} | {max_tools}{marker} | {min_share} | {:.1} % | {:.1} % ({}/{}) | {:.1} % | {:.1} |",
             report.saved * 100.0,
             report.recall * 100.0,
             report.complete,
@@ -83,11 +107,12 @@ fn main() {
             report.micros
         );
     }
-    println!("\nmisses with the default settings:");
+    println!("\nmisses with the default settings, with the model:");
     let selector = Selector::new(
         &tools,
         SelectionOptions {
             min_tools: 0,
+            meaning: Some(meaning),
             ..SelectionOptions::default()
         },
     );
@@ -102,6 +127,12 @@ fn main() {
             );
         }
     }
+}
+
+fn fresh(model_dir: &std::path::Path) -> MeaningModel {
+    MeaningModel(std::sync::Arc::new(
+        boram_host::embed::Embedder::load(model_dir).expect("embedding model"),
+    ))
 }
 
 struct Report {

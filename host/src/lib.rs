@@ -19,6 +19,7 @@ pub mod audit;
 pub mod authoring;
 pub mod cli;
 pub mod config;
+pub mod embed;
 pub mod llm;
 pub mod mcp;
 pub mod memory;

@@ -48,6 +48,7 @@ impl Agent {
             schema_chars_sent = selection.schema_chars_sent,
             schema_chars_all = selection.schema_chars_all,
             cache_hit = selection.cache_hit,
+            by_meaning = selector.by_meaning(),
             "tool selection"
         );
         defs

@@ -1,24 +1,38 @@
 //! Tool selection: before each model call, offer only the tools relevant
-//! to the conversation instead of every schema. Tools are ranked with BM25
-//! over their name (counted twice), description and input-schema property
-//! names and descriptions, against the latest prompt plus the recently used
-//! tools' names. A tool is offered when it ranks in the top `max_tools` and
-//! scores at least `min_share` of the best score; tools listed as `always`,
-//! tools used earlier in the session and tools the model asked for through
-//! `list_tools` are always offered. Selections are cached by the prompt's
-//! word set, so similar prompts skip the ranking.
+//! to the conversation instead of every schema. Tools are ranked against
+//! the latest prompt plus the recently used tools' names by two measures:
+//! BM25 over their name (counted twice), description and input-schema
+//! property names and descriptions (shared words), and — when a sentence-
+//! embedding model is installed — the cosine similarity of the prompt's and
+//! the tool's embeddings (shared meaning: "umbrella" finds the weather
+//! tool). The score is `meaning_weight` × similarity + the rest × BM25
+//! relative to the best BM25 score (or to a solid match's score, when the
+//! best is weaker). A tool is offered when it ranks in the
+//! top `max_tools` and scores at least `min_share` of the best score; tools
+//! listed as `always`, tools used earlier in the session and tools the model
+//! asked for through `list_tools` are always offered. Selections are cached
+//! by the prompt's word set, so similar prompts skip the ranking.
 
+use crate::embed::{Embedder, similarity};
 use crate::llm::ToolDef;
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Most tools offered by ranking (sticky tools come on top).
 pub const DEFAULT_MAX_TOOLS: usize = 3;
 /// A ranked tool must score at least this share of the best score.
-pub const DEFAULT_MIN_SHARE: f64 = 0.5;
+pub const DEFAULT_MIN_SHARE: f64 = 0.3;
 /// Selection starts when more tools than this are loaded; below it every
 /// tool is offered (a handful of schemas is cheap, and the model sees all).
 pub const DEFAULT_MIN_TOOLS: usize = 10;
+/// Share of the score that comes from meaning when a model is loaded.
+pub const DEFAULT_MEANING_WEIGHT: f64 = 0.5;
+/// A BM25 score that means a solid match (about two rare words shared);
+/// blended with meaning, words scores are relative to the best score or
+/// this, whichever is higher.
+const SOLID_BM25: f64 = 6.0;
+/// What a near word (misspelling, prefix) counts for against the word itself.
+const NEAR_WORD_WEIGHT: f64 = 0.7;
 /// Selections remembered.
 const CACHE_SIZE: usize = 256;
 const K1: f64 = 1.2;
@@ -33,6 +47,10 @@ pub struct SelectionOptions {
     pub always: Vec<String>,
     /// Select only when more tools than this are loaded.
     pub min_tools: usize,
+    /// The sentence-embedding model; `None` ranks by words alone.
+    pub meaning: Option<MeaningModel>,
+    /// Share of the score from meaning (0 to 1) when `meaning` is set.
+    pub meaning_weight: f64,
 }
 
 impl Default for SelectionOptions {
@@ -42,7 +60,26 @@ impl Default for SelectionOptions {
             min_share: DEFAULT_MIN_SHARE,
             always: Vec::new(),
             min_tools: DEFAULT_MIN_TOOLS,
+            meaning: None,
+            meaning_weight: DEFAULT_MEANING_WEIGHT,
         }
+    }
+}
+
+/// A loaded embedding model in the options; two are equal when they are
+/// the same loaded model.
+#[derive(Clone)]
+pub struct MeaningModel(pub Arc<Embedder>);
+
+impl PartialEq for MeaningModel {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::fmt::Debug for MeaningModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MeaningModel({})", self.0.dir().display())
     }
 }
 
@@ -64,6 +101,8 @@ struct Doc {
 
 pub struct Selector {
     docs: Vec<Doc>,
+    /// The model and each doc's vector, in `docs` order.
+    meaning: Option<(Arc<Embedder>, Vec<Arc<[f32]>>)>,
     document_frequency: HashMap<String, f64>,
     average_len: f64,
     options: SelectionOptions,
@@ -83,8 +122,20 @@ impl Selector {
             }
         }
         let average_len = docs.iter().map(|d| d.len).sum::<f64>() / docs.len().max(1) as f64;
+        let meaning = options.meaning.as_ref().and_then(|model| {
+            let texts: Vec<String> = tools.iter().map(meaning_text).collect();
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+            match model.0.embed(&texts) {
+                Ok(vectors) => Some((model.0.clone(), vectors)),
+                Err(error) => {
+                    tracing::warn!(%error, "tool selection: cannot embed the tools; ranking by words only");
+                    None
+                }
+            }
+        });
         Self {
             docs,
+            meaning,
             document_frequency,
             average_len,
             options,
@@ -92,28 +143,87 @@ impl Selector {
         }
     }
 
-    /// Every tool, best match for `query` first, with its BM25 score.
+    /// Every tool, best match for `query` first, with its score: BM25
+    /// alone, or blended with meaning when a model is loaded.
     pub fn rank(&self, query: &str) -> Vec<(&str, f64)> {
-        let terms = tokens(query);
+        let words = self.bm25(query);
+        let scores: Vec<f64> = match self.similarities(query) {
+            Some(similarities) => {
+                // Relative to the best match, but a weak best (one common
+                // word) is not a full score: it must not drown meaning.
+                let scale = words.iter().copied().fold(SOLID_BM25, f64::max);
+                let weight = self.options.meaning_weight.clamp(0.0, 1.0);
+                words
+                    .iter()
+                    .zip(similarities)
+                    .map(|(w, s)| weight * s.max(0.0) + (1.0 - weight) * w / scale)
+                    .collect()
+            }
+            None => words,
+        };
+        let mut scored: Vec<(&str, f64)> = self.docs.iter().map(|d| d.name.as_str()).zip(scores).collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+        scored
+    }
+
+    /// Whether tools are also ranked by meaning.
+    pub fn by_meaning(&self) -> bool {
+        self.meaning.is_some()
+    }
+
+    /// Each doc's BM25 score for `query`, in `docs` order. A query word no
+    /// tool uses stands for the tool words it is a misspelling or a prefix
+    /// of ("calender" → calendar, "wiki" → wikipedia), at a discount.
+    fn bm25(&self, query: &str) -> Vec<f64> {
+        let terms: Vec<(String, f64)> = tokens(query).into_iter().flat_map(|t| self.expand(t)).collect();
         let n = self.docs.len() as f64;
-        let mut scored: Vec<(&str, f64)> = self
-            .docs
+        self.docs
             .iter()
             .map(|doc| {
-                let score = terms
+                terms
                     .iter()
-                    .filter_map(|t| {
+                    .filter_map(|(t, weight)| {
                         let tf = *doc.terms.get(t)?;
                         let df = self.document_frequency.get(t).copied().unwrap_or(0.0);
                         let idf = ((n - df + 0.5) / (df + 0.5) + 1.0).ln();
-                        Some(idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * doc.len / self.average_len)))
+                        Some(weight * idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * doc.len / self.average_len)))
                     })
-                    .sum();
-                (doc.name.as_str(), score)
+                    .sum()
             })
-            .collect();
-        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
-        scored
+            .collect()
+    }
+
+    /// `term` itself when some tool uses it; otherwise the tool words it
+    /// nearly spells (one edit, for words of 5+ letters) or begins (4+).
+    fn expand(&self, term: String) -> Vec<(String, f64)> {
+        if self.document_frequency.contains_key(&term) || term.starts_with("__") {
+            return vec![(term, 1.0)];
+        }
+        let len = term.chars().count();
+        self.document_frequency
+            .keys()
+            .filter(|known| {
+                (len >= 4 && known.starts_with(term.as_str()))
+                    || (len >= 5 && strsim::damerau_levenshtein(&term, known) == 1)
+            })
+            .map(|known| (known.clone(), NEAR_WORD_WEIGHT))
+            .collect()
+    }
+
+    /// Each doc's cosine similarity to `query`, or `None` without a model
+    /// (or when the model fails, which is logged: words still rank).
+    fn similarities(&self, query: &str) -> Option<Vec<f64>> {
+        let (embedder, vectors) = self.meaning.as_ref()?;
+        if query.trim().is_empty() {
+            return None;
+        }
+        match embedder.embed(&[query]) {
+            Ok(q) => Some(vectors.iter().map(|v| f64::from(similarity(&q[0], v))).collect()),
+            Err(error) => {
+                tracing::warn!(%error, "tool selection: cannot embed the prompt; ranking by words only");
+                None
+            }
+        }
     }
 
     /// The tools to offer for `query`, plus every name in `sticky`.
@@ -179,6 +289,13 @@ impl Selector {
             }
         }
     }
+}
+
+/// What a tool's embedding is made of: its name as words and its
+/// description (the schema adds little meaning and would crowd out the
+/// description within the model's token limit).
+fn meaning_text(tool: &ToolDef) -> String {
+    format!("{}: {}", tool.name.replace('_', " "), tool.description)
 }
 
 /// A tool as a bag of weighted terms.

@@ -6,6 +6,7 @@ mod agent;
 mod context;
 mod mcp_cmd;
 mod memory_cmd;
+mod model_cmd;
 mod policy_cmd;
 mod schedule_cmd;
 mod serve_cmd;
@@ -44,6 +45,9 @@ enum Command {
     Memory(memory_cmd::MemoryCommand),
     /// Failed tool calls and tasks, and what fixed them.
     Failures(memory_cmd::FailuresCommand),
+    /// Install or check the embedding model that picks tools by meaning.
+    #[command(subcommand)]
+    Model(model_cmd::ModelCommand),
     /// List, call and inspect tools.
     #[command(subcommand)]
     Tool(tool::ToolCommand),
@@ -88,6 +92,7 @@ pub fn main() -> ExitCode {
             Command::Sessions(cmd) => cmd.run(&cli.global).await,
             Command::Memory(cmd) => cmd.run(&cli.global).await,
             Command::Failures(cmd) => cmd.run(&cli.global).await,
+            Command::Model(cmd) => cmd.run(&cli.global).await,
             Command::Tool(cmd) => cmd.run(&cli.global).await,
             Command::Policy(cmd) => cmd.run(&cli.global).await,
             Command::Mcp(cmd) => cmd.run(&cli.global).await,

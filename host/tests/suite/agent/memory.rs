@@ -1,112 +1,11 @@
-//! Tool selection, long-term memory and the failure store, through the
-//! agent loop with a scripted model: the labeled set's test examples pick
-//! the right tool; a tool left out is loaded through `list_tools`; notes
-//! survive a restart and bad input is refused; notes are saved before a
-//! compaction; a repeated failure brings its earlier record and fix back.
+//! Long-term memory and the failure store, through the agent loop with a
+//! scripted model: notes survive a restart and bad input is refused; notes
+//! are saved before a compaction; a repeated failure brings its earlier
+//! record and fix back.
 
 use super::*;
-use boram_host::agent::Stop;
-use boram_host::agent::select::Selector;
-use boram_host::llm::ToolDef;
 use scripted_llm::anthropic::AnthropicReply;
-use serde_json::{Value, json};
-
-fn dataset(file: &str) -> Value {
-    let path = super::super::workspace_dir()
-        .join("host/benches/data/selection")
-        .join(file);
-    serde_json::from_str(&std::fs::read_to_string(&path).expect("dataset")).expect("dataset JSON")
-}
-
-/// The labeled set's test split. Lexical ranking cannot bridge every
-/// vocabulary gap ("do I need an umbrella?" shares no word with
-/// `weather_forecast`), so this guards the share it gets right, lists the
-/// misses in the message, and checks that what it offers stays small.
-#[test]
-fn selection_picks_the_needed_tools_for_the_labeled_test_examples() {
-    let tools: Vec<ToolDef> = serde_json::from_value(dataset("tools.json")).expect("tool specs");
-    let selector = Selector::new(&tools, SelectionOptions::default());
-    let prompts = dataset("prompts.json");
-    let tests: Vec<&Value> = prompts
-        .as_array()
-        .expect("prompts")
-        .iter()
-        .filter(|p| p["split"] == "test")
-        .collect();
-    assert!(tests.len() >= 5);
-    let mut misses = Vec::new();
-    for item in &tests {
-        let prompt = item["prompt"].as_str().expect("prompt");
-        let selection = selector.select(prompt, &Default::default());
-        let needs: Vec<&str> = item["needs"]
-            .as_array()
-            .expect("needs")
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
-        if !needs.iter().all(|n| selection.names.iter().any(|s| s == n)) {
-            misses.push(format!("{prompt:?} needs {needs:?}, got {:?}", selection.names));
-        }
-        assert!(
-            selection.schema_chars_sent * 5 < selection.schema_chars_all,
-            "{prompt:?} sent too much"
-        );
-    }
-    // 6 of the 8 when this was written; see BENCHMARKS.md for the whole set.
-    assert!(
-        misses.len() * 4 <= tests.len(),
-        "too many misses:\n{}",
-        misses.join("\n")
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_tool_left_out_by_selection_is_loaded_through_list_tools() {
-    let server = ScriptedServer::start(vec![
-        AnthropicReply::new()
-            .tool_use(
-                "l",
-                "list_tools",
-                json!({"query": "count words", "load": ["text_stats"]}),
-            )
-            .build(),
-        AnthropicReply::new().text("text_stats is available now").build(),
-    ])
-    .await;
-    let setup = Setup {
-        components: super::super::FIRST_PARTY_TOOLS
-            .iter()
-            .map(|t| super::super::tools_dir().join(format!("{t}.wasm")))
-            .collect(),
-        selection: Some(SelectionOptions {
-            min_tools: 0,
-            ..SelectionOptions::default()
-        }),
-        ..Setup::default()
-    };
-    let mut h = Harness::new(&server, setup).await;
-    assert_eq!(
-        h.turn("show me what is in /workspace/notes.txt").await.stop,
-        Stop::Answered
-    );
-
-    let requests = server.requests();
-    let first = offered(&requests[0].body);
-    assert!(first.contains(&"read_file".to_string()), "{first:?}");
-    assert!(first.contains(&"list_tools".to_string()), "{first:?}");
-    assert!(!first.contains(&"text_stats".to_string()), "{first:?}");
-    assert!(first.len() < super::super::FIRST_PARTY_TOOLS.len(), "{first:?}");
-    let listing = &last_tool_results(&requests[1].body)[0];
-    assert!(
-        listing["content"].as_str().expect("content").contains("text_stats"),
-        "{listing}"
-    );
-    let second = offered(&requests[1].body);
-    assert!(
-        second.contains(&"text_stats".to_string()),
-        "loaded for the next request: {second:?}"
-    );
-}
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn notes_survive_a_restart_and_bad_input_is_refused() {

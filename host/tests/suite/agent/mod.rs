@@ -8,6 +8,7 @@ mod delegation;
 mod failures;
 mod flow;
 mod memory;
+mod selection;
 mod sessions;
 
 use super::{host_with_audit, tools_dir};
