@@ -19,14 +19,14 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 /// Most tools offered by ranking (sticky tools come on top).
-pub const DEFAULT_MAX_TOOLS: usize = 3;
+pub const DEFAULT_MAX_TOOLS: usize = 4;
 /// A ranked tool must score at least this share of the best score.
-pub const DEFAULT_MIN_SHARE: f64 = 0.3;
+pub const DEFAULT_MIN_SHARE: f64 = 0.5;
 /// Selection starts when more tools than this are loaded; below it every
 /// tool is offered (a handful of schemas is cheap, and the model sees all).
 pub const DEFAULT_MIN_TOOLS: usize = 10;
 /// Share of the score that comes from meaning when a model is loaded.
-pub const DEFAULT_MEANING_WEIGHT: f64 = 0.5;
+pub const DEFAULT_MEANING_WEIGHT: f64 = 0.6;
 /// A BM25 score that means a solid match (about two rare words shared);
 /// blended with meaning, words scores are relative to the best score or
 /// this, whichever is higher.
