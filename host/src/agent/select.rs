@@ -7,11 +7,11 @@
 //! the tool's embeddings (shared meaning: "umbrella" finds the weather
 //! tool). The score is `meaning_weight` × similarity + the rest × BM25
 //! relative to the best BM25 score (or to a solid match's score, when the
-//! best is weaker). A tool is offered when it ranks in the
-//! top `max_tools` and scores at least `min_share` of the best score; tools
-//! listed as `always`, tools used earlier in the session and tools the model
-//! asked for through `list_tools` are always offered. Selections are cached
-//! by the prompt's word set, so similar prompts skip the ranking.
+//! best is weaker). A tool is offered when it ranks in the top `max_tools`
+//! and scores at least `min_share` of the best score; tools listed as
+//! `always`, tools used earlier in the session and tools the model asked
+//! for through `list_tools` are always offered. Selections are cached by
+//! the prompt's word set, so similar prompts skip the ranking.
 
 use crate::embed::{Embedder, similarity};
 use crate::llm::ToolDef;
@@ -101,13 +101,15 @@ struct Doc {
 
 pub struct Selector {
     docs: Vec<Doc>,
-    /// The model and each doc's vector, in `docs` order.
-    meaning: Option<(Arc<Embedder>, Vec<Arc<[f32]>>)>,
+    meaning: Option<ToolVectors>,
     document_frequency: HashMap<String, f64>,
     average_len: f64,
     options: SelectionOptions,
     cache: Mutex<SelectionCache>,
 }
+
+/// The embedding model and each tool's vector, in `docs` order.
+type ToolVectors = (Arc<Embedder>, Vec<Arc<[f32]>>);
 
 /// Remembered selections by prompt key, and the keys oldest first.
 type SelectionCache = (HashMap<String, Vec<String>>, VecDeque<String>);
@@ -436,6 +438,21 @@ mod tests {
         assert!(first.schema_chars_sent < first.schema_chars_all);
         let again = s.select("Tomorrow in Seoul: the weather?", &BTreeSet::new());
         assert!(again.cache_hit);
+    }
+
+    #[test]
+    fn a_misspelt_or_shortened_word_finds_the_tool_word_it_stands_for() {
+        let s = Selector::new(
+            &[
+                tool("calendar_list_events", "List the events on the user's calendar."),
+                tool("wikipedia_search", "Search Wikipedia articles."),
+                tool("send_email", "Send an email message."),
+            ],
+            SelectionOptions::default(),
+        );
+        assert_eq!(s.rank("what's in my calender")[0].0, "calendar_list_events");
+        assert_eq!(s.rank("check wiki for hangul")[0].0, "wikipedia_search");
+        assert_eq!(s.rank("check wi for hangul")[0].1, 0.0, "too short to stand for a word");
     }
 
     #[test]

@@ -49,9 +49,9 @@ pub struct ConfigToml {
 pub struct SelectionToml {
     /// `enabled = true`: offer only relevant tools (when more than `min_tools` are loaded).
     pub enabled: Option<bool>,
-    /// `max_tools = 3`: most tools picked by relevance.
+    /// `max_tools = 4`: most tools picked by relevance.
     pub max_tools: Option<usize>,
-    /// `min_share = 0.3`: a picked tool scores at least this share of the best.
+    /// `min_share = 0.5`: a picked tool scores at least this share of the best.
     pub min_share: Option<f64>,
     /// `always = ["read_file"]`: offered on every request.
     pub always: Option<Vec<String>>,
