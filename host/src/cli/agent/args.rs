@@ -95,8 +95,12 @@ impl AgentArgs {
         let profiles = Profiles::new(&std::mem::take(&mut file.profiles));
         let meaning_dir = file.selection.model_dir(data_dir);
         let (provider, model, mut settings) = self.model(file, data_dir)?;
-        if let (Some(selection), Some((dir, named))) = (&mut settings.selection, meaning_dir) {
-            selection.meaning = load_meaning(&dir, named)?;
+        match (&mut settings.selection, meaning_dir) {
+            (Some(selection), Some((dir, named))) => selection.meaning = load_meaning(&dir, named)?,
+            (Some(_), None) => {
+                tracing::info!("tool selection ranks by words only (`boram model fetch` adds ranking by meaning)")
+            }
+            (None, _) => {}
         }
         let profile = match &self.profile {
             Some(name) => Some(profiles.require(name).map_err(UsageError)?.clone()),

@@ -496,7 +496,7 @@ async fn selection_by_meaning_offers_a_tool_the_prompt_shares_no_word_with() {
         "no word in common, nothing ranked: {tools:?}"
     );
     assert!(tools.contains(&"list_tools".to_string()), "{tools:?}");
-    assert!(!log.contains("ranks by meaning"), "{log}");
+    assert!(log.contains("tool selection ranks by words only"), "{log}");
 
     config("model = \"/nonexistent/model\"");
     let out = env
