@@ -83,6 +83,17 @@ impl std::fmt::Debug for MeaningModel {
     }
 }
 
+/// One tool's place in a ranking and what made its score.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Ranked<'a> {
+    pub name: &'a str,
+    pub score: f64,
+    /// BM25 over the tool's words.
+    pub words: f64,
+    /// Cosine similarity of the prompt's and the tool's embeddings.
+    pub meaning: Option<f64>,
+}
+
 /// What one selection offered, for the log line and the benchmark.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Selection {
@@ -148,24 +159,38 @@ impl Selector {
     /// Every tool, best match for `query` first, with its score: BM25
     /// alone, or blended with meaning when a model is loaded.
     pub fn rank(&self, query: &str) -> Vec<(&str, f64)> {
+        self.explain(query).into_iter().map(|r| (r.name, r.score)).collect()
+    }
+
+    /// [`Self::rank`] with what made each score: the BM25 score and the
+    /// similarity (when ranking by meaning).
+    pub fn explain(&self, query: &str) -> Vec<Ranked<'_>> {
         let words = self.bm25(query);
-        let scores: Vec<f64> = match self.similarities(query) {
-            Some(similarities) => {
-                // Relative to the best match, but a weak best (one common
-                // word) is not a full score: it must not drown meaning.
-                let scale = words.iter().copied().fold(SOLID_BM25, f64::max);
-                let weight = self.options.meaning_weight.clamp(0.0, 1.0);
-                words
-                    .iter()
-                    .zip(similarities)
-                    .map(|(w, s)| weight * s.max(0.0) + (1.0 - weight) * w / scale)
-                    .collect()
-            }
-            None => words,
-        };
-        let mut scored: Vec<(&str, f64)> = self.docs.iter().map(|d| d.name.as_str()).zip(scores).collect();
-        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
-        scored
+        let similarities = self.similarities(query);
+        // Relative to the best match, but a weak best (one common word) is
+        // not a full score: it must not drown meaning.
+        let scale = words.iter().copied().fold(SOLID_BM25, f64::max);
+        let weight = self.options.meaning_weight.clamp(0.0, 1.0);
+        let mut ranked: Vec<Ranked<'_>> = self
+            .docs
+            .iter()
+            .enumerate()
+            .map(|(i, doc)| {
+                let meaning = similarities.as_ref().map(|s| s[i]);
+                let score = match meaning {
+                    Some(similarity) => weight * similarity.max(0.0) + (1.0 - weight) * words[i] / scale,
+                    None => words[i],
+                };
+                Ranked {
+                    name: &doc.name,
+                    score,
+                    words: words[i],
+                    meaning,
+                }
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.name.cmp(b.name)));
+        ranked
     }
 
     /// Whether tools are also ranked by meaning.
@@ -190,7 +215,8 @@ impl Selector {
                         let idf = ((n - df + 0.5) / (df + 0.5) + 1.0).ln();
                         Some(weight * idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * doc.len / self.average_len)))
                     })
-                    .sum()
+                    // Not `sum()`: an empty f64 sum is -0.0, shown as "-0.00".
+                    .fold(0.0, |total, score| total + score)
             })
             .collect()
     }

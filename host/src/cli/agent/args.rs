@@ -339,7 +339,10 @@ fn with_tool_factory(agent: Agent, tools_dir: &std::path::Path, data_dir: &std::
 /// The embedding model for tool selection. A model the config names must
 /// load; the default one, when broken, is skipped with a warning (ranking
 /// by words still works).
-fn load_meaning(dir: &std::path::Path, named: bool) -> anyhow::Result<Option<crate::agent::select::MeaningModel>> {
+pub(crate) fn load_meaning(
+    dir: &std::path::Path,
+    named: bool,
+) -> anyhow::Result<Option<crate::agent::select::MeaningModel>> {
     match crate::embed::shared(dir) {
         Ok(embedder) => {
             tracing::info!(model = %dir.display(), "tool selection ranks by meaning and words");

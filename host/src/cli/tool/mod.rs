@@ -6,6 +6,7 @@ mod call;
 mod inspect;
 mod list;
 mod new;
+mod rank;
 mod test;
 
 use super::context::GlobalArgs;
@@ -26,6 +27,8 @@ pub enum ToolCommand {
     Build(build::BuildCommand),
     /// Run a tool's examples.toml in its sandbox, under the policy.
     Test(test::TestCommand),
+    /// Show how tool selection ranks the loaded tools for a prompt.
+    Rank(rank::RankCommand),
 }
 
 impl ToolCommand {
@@ -37,6 +40,7 @@ impl ToolCommand {
             Self::New(cmd) => cmd.run(global).await,
             Self::Build(cmd) => cmd.run(global).await,
             Self::Test(cmd) => cmd.run(global).await,
+            Self::Rank(cmd) => cmd.run(global).await,
         }
     }
 }

