@@ -21,7 +21,7 @@ mod tools;
 
 pub use approval::{Approvals, PromptMode};
 pub use events::{AgentEvent, EventSink, Stop};
-pub use offer::tool_defs;
+pub use offer::{tool_def, tool_defs};
 
 use crate::authoring::factory::ToolFactory;
 use crate::llm::{ChatRequest, Delta, Gateway, Message, ToolChoice, ToolDef, Usage};

@@ -92,7 +92,8 @@ pub(super) fn allowed_defs(host: &ToolHost, allowed: Option<&std::collections::B
         .collect()
 }
 
-fn tool_def(spec: &crate::runtime::ToolSpec) -> ToolDef {
+/// A loaded tool in the shape the model is given.
+pub fn tool_def(spec: &crate::runtime::ToolSpec) -> ToolDef {
     ToolDef {
         name: spec.name.clone(),
         description: spec.description.clone(),

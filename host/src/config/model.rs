@@ -61,7 +61,7 @@ pub struct SelectionToml {
     /// ranking by meaning; `"none"` ranks by words only. Default: the one
     /// `boram model fetch` installs, when it is there.
     pub model: Option<String>,
-    /// `meaning_weight = 0.7`: share of a tool's score from meaning.
+    /// `meaning_weight = 0.6`: share of a tool's score from meaning.
     pub meaning_weight: Option<f64>,
 }
 
@@ -142,6 +142,18 @@ impl ConfigToml {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read the config file {}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    /// The file `named` (`--config`), else the default file if it exists,
+    /// else an empty config.
+    pub fn load_or_default(named: Option<&Path>) -> anyhow::Result<Self> {
+        match named
+            .map(Path::to_path_buf)
+            .or_else(|| default_config_path().filter(|p| p.exists()))
+        {
+            Some(path) => Self::load(&path),
+            None => Ok(Self::default()),
+        }
     }
 }
 

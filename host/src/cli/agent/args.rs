@@ -117,14 +117,8 @@ impl AgentArgs {
 
     /// The config file named by `--config`, or the default one if it exists.
     pub fn config_file(&self) -> anyhow::Result<model_config::ConfigToml> {
-        match self
-            .config
-            .clone()
-            .or_else(|| model_config::default_config_path().filter(|p| p.exists()))
-        {
-            Some(path) => Ok(model_config::ConfigToml::load(&path).map_err(|e| UsageError(format!("{e:#}")))?),
-            None => Ok(model_config::ConfigToml::default()),
-        }
+        Ok(model_config::ConfigToml::load_or_default(self.config.as_deref())
+            .map_err(|e| UsageError(format!("{e:#}")))?)
     }
 
     /// The provider, the model name, and the rest of the model settings.

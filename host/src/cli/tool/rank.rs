@@ -4,6 +4,7 @@
 //! tuning `max_tools`, `min_share` and `meaning_weight`.
 
 use crate::agent::select::Selector;
+use crate::agent::tool_def;
 use crate::cli::context::GlobalArgs;
 use crate::config::model as model_config;
 use crate::llm::ToolDef;
@@ -29,16 +30,8 @@ pub struct RankCommand {
 
 impl RankCommand {
     pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-        let file = match self
-            .config
-            .clone()
-            .or_else(|| model_config::default_config_path().filter(|p| p.exists()))
-        {
-            Some(path) => {
-                model_config::ConfigToml::load(&path).map_err(|e| super::super::UsageError(format!("{e:#}")))?
-            }
-            None => model_config::ConfigToml::default(),
-        };
+        let file = model_config::ConfigToml::load_or_default(self.config.as_deref())
+            .map_err(|e| super::super::UsageError(format!("{e:#}")))?;
         let data_dir = global.data_dir();
         let meaning_dir = file.selection.model_dir(&data_dir);
         // Ranked as if selection were on, whatever `enabled` says.
@@ -52,14 +45,7 @@ impl RankCommand {
             options.meaning = super::super::agent::args::load_meaning(&dir, named)?;
         }
         let registry = global.registry().await?;
-        let tools: Vec<ToolDef> = registry
-            .tools()
-            .map(|(spec, _)| ToolDef {
-                name: spec.name.clone(),
-                description: spec.description.clone(),
-                input_schema: spec.input_schema.clone(),
-            })
-            .collect();
+        let tools: Vec<ToolDef> = registry.tools().map(|(spec, _)| tool_def(spec)).collect();
         if tools.is_empty() {
             println!("no tools loaded from {}", global.tools_dir().display());
             return Ok(ExitCode::SUCCESS);
