@@ -87,8 +87,8 @@ pub enum BuildEvent {
     Diagnostic { level: String, rendered: String },
 }
 
-/// What a finished build produced.
-#[derive(Debug, Clone)]
+/// What a finished build produced (`default()`: nothing yet, not a success).
+#[derive(Debug, Clone, Default)]
 pub struct BuildOutput {
     pub success: bool,
     /// Components produced (or found fresh), one per `cdylib` built.
@@ -190,14 +190,7 @@ impl Build {
             String::from_utf8_lossy(&all[start..]).into_owned()
         });
 
-        let mut output = BuildOutput {
-            success: false,
-            wasm: Vec::new(),
-            errors: Vec::new(),
-            warnings: 0,
-            stderr_tail: String::new(),
-            elapsed: Duration::ZERO,
-        };
+        let mut output = BuildOutput::default();
         let deadline = self.timeout.map(|t| started + t);
         loop {
             let wait = deadline.map_or(Duration::from_secs(3600), |d| {
@@ -364,17 +357,6 @@ pub fn install_if_changed(from: &Path, to: &Path) -> Result<bool, String> {
 mod tests {
     use super::*;
 
-    fn empty_output() -> BuildOutput {
-        BuildOutput {
-            success: false,
-            wasm: Vec::new(),
-            errors: Vec::new(),
-            warnings: 0,
-            stderr_tail: String::new(),
-            elapsed: Duration::ZERO,
-        }
-    }
-
     #[test]
     fn picks_components_and_diagnostics_from_cargo_messages() {
         let messages = [
@@ -385,7 +367,7 @@ mod tests {
             r#"{"reason":"build-finished","success":false}"#,
             "not json",
         ];
-        let mut output = empty_output();
+        let mut output = BuildOutput::default();
         let events: Vec<BuildEvent> = messages.iter().filter_map(|m| parse_message(m, &mut output)).collect();
         assert_eq!(events.len(), 4);
         assert_eq!(
@@ -402,8 +384,10 @@ mod tests {
 
     #[test]
     fn failure_text_is_capped_and_counts_what_it_leaves_out() {
-        let mut output = empty_output();
-        output.errors = (0..5).map(|i| format!("error {i}: {}\n", "x".repeat(40))).collect();
+        let output = BuildOutput {
+            errors: (0..5).map(|i| format!("error {i}: {}\n", "x".repeat(40))).collect(),
+            ..BuildOutput::default()
+        };
         let text = output.failure_text(120);
         assert!(text.starts_with("error 0"), "{text}");
         assert!(text.contains("more errors not shown"), "{text}");
@@ -412,8 +396,10 @@ mod tests {
 
     #[test]
     fn failure_text_falls_back_to_cargos_own_error() {
-        let mut output = empty_output();
-        output.stderr_tail = "    Updating index\nerror: failed to parse manifest at `/x/Cargo.toml`\n".into();
+        let output = BuildOutput {
+            stderr_tail: "    Updating index\nerror: failed to parse manifest at `/x/Cargo.toml`\n".into(),
+            ..BuildOutput::default()
+        };
         assert_eq!(
             output.failure_text(1000),
             "error: failed to parse manifest at `/x/Cargo.toml`"

@@ -69,17 +69,7 @@ impl ScheduleArgs {
                         "note: `{p}` is not a built-in profile; define [profiles.{p}] in the config the service runs with"
                     );
                 }
-                let schedule = Schedule {
-                    name: name.clone(),
-                    cron,
-                    profile,
-                    task: task.join(" "),
-                    created: chrono::Utc::now(),
-                    last_run: None,
-                    last_session: None,
-                    last_status: None,
-                    skipped: 0,
-                };
+                let schedule = Schedule::new(name.clone(), cron, profile, task.join(" "), chrono::Utc::now());
                 let next = schedule.next_after(schedule.created);
                 store.add(schedule).map_err(|e| UsageError(format!("{e:#}")))?;
                 println!(

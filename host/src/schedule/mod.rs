@@ -42,6 +42,21 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// A schedule created at `created` that has not run yet.
+    pub fn new(name: String, cron: String, profile: Option<String>, task: String, created: DateTime<Utc>) -> Self {
+        Self {
+            name,
+            cron,
+            profile,
+            task,
+            created,
+            last_run: None,
+            last_session: None,
+            last_status: None,
+            skipped: 0,
+        }
+    }
+
     /// The first cron slot after `after`.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         parse_cron(&self.cron).ok()?.find_next_occurrence(&after, false).ok()
@@ -287,17 +302,7 @@ mod tests {
     }
 
     fn schedule(name: &str, cron: &str) -> Schedule {
-        Schedule {
-            name: name.into(),
-            cron: cron.into(),
-            profile: None,
-            task: "t".into(),
-            created: at(8, 0),
-            last_run: None,
-            last_session: None,
-            last_status: None,
-            skipped: 0,
-        }
+        Schedule::new(name.into(), cron.into(), None, "t".into(), at(8, 0))
     }
 
     /// Runs started and not yet finished by the test.

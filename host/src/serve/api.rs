@@ -284,17 +284,7 @@ pub async fn add_schedule(Extension(tenant): Extension<Arc<Tenant>>, body: Bytes
     if new.task.trim().is_empty() {
         return Err(error(StatusCode::BAD_REQUEST, "`task` is empty"));
     }
-    let schedule = crate::schedule::Schedule {
-        name: new.name,
-        cron: new.cron,
-        profile: new.profile,
-        task: new.task,
-        created: chrono::Utc::now(),
-        last_run: None,
-        last_session: None,
-        last_status: None,
-        skipped: 0,
-    };
+    let schedule = crate::schedule::Schedule::new(new.name, new.cron, new.profile, new.task, chrono::Utc::now());
     let next = schedule.next_after(schedule.created);
     crate::schedule::ScheduleStore::open(&tenant.data_dir)
         .add(schedule.clone())

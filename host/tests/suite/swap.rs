@@ -11,7 +11,7 @@ use boram_host::runtime::Outcome;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn echo_v2() -> PathBuf {
     PathBuf::from(env!("BORAM_FIXTURES_DIR")).join("echo_v2.wasm")
@@ -67,12 +67,8 @@ async fn echo(host: &ToolHost) -> (Outcome, String) {
 }
 
 /// Waits (up to 30 s) until `check` holds.
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+async fn eventually(what: &str, check: impl AsyncFnMut() -> bool) {
+    super::eventually(Duration::from_secs(30), || what.to_string(), check).await
 }
 
 const V1: &str = r#"{"text":"hi"}"#;

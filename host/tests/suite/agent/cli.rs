@@ -88,6 +88,14 @@ impl Env {
         child.wait_with_output().await.expect("boram output")
     }
 
+    /// The embedding model where `boram model fetch` would put it in this
+    /// data dir (a link to the one the suite installed).
+    fn install_embedding_model(&self) {
+        let models = self.dir.path().join("data/models");
+        std::fs::create_dir_all(&models).expect("models dir");
+        std::os::unix::fs::symlink(super::super::embedding_model(), models.join("all-MiniLM-L6-v2")).expect("symlink");
+    }
+
     fn sessions(&self) -> Vec<std::path::PathBuf> {
         let mut files: Vec<_> = std::fs::read_dir(self.dir.path().join("data/sessions"))
             .expect("sessions dir")
@@ -309,14 +317,12 @@ async fn ctrl_c_in_chat_cancels_the_turn_but_not_the_session() {
 
 /// Waits (up to a minute) until `server` has received `n` requests.
 async fn wait_for_requests(server: &ScriptedServer, n: usize) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while server.requests().len() < n {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the chat never made model call {n}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    super::super::eventually(
+        Duration::from_secs(60),
+        || format!("the chat to make model call {n}"),
+        async || server.requests().len() >= n,
+    )
+    .await;
 }
 
 /// Sends SIGINT with the `kill` command, as a terminal's Ctrl-C would.
@@ -454,9 +460,7 @@ async fn chat_delegate_runs_a_profile_agent() {
 #[tokio::test(flavor = "multi_thread")]
 async fn selection_by_meaning_offers_a_tool_the_prompt_shares_no_word_with() {
     let env = Env::new();
-    let models = env.dir.path().join("data/models");
-    std::fs::create_dir_all(&models).expect("models dir");
-    std::os::unix::fs::symlink(super::super::embedding_model(), models.join("all-MiniLM-L6-v2")).expect("symlink");
+    env.install_embedding_model();
     let config = |extra: &str| {
         let dir = env.dir.path().join("config/boram");
         std::fs::create_dir_all(&dir).expect("config dir");
@@ -556,9 +560,7 @@ async fn model_status_and_a_wrong_wheel() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tool_rank_explains_what_selection_would_offer() {
     let env = Env::new();
-    let models = env.dir.path().join("data/models");
-    std::fs::create_dir_all(&models).expect("models dir");
-    std::os::unix::fs::symlink(super::super::embedding_model(), models.join("all-MiniLM-L6-v2")).expect("symlink");
+    env.install_embedding_model();
 
     let out = env.run(&["tool", "rank", "--json", MEANING_PROMPT], "").await;
     assert!(out.status.success(), "{}", text(&out.stderr));
