@@ -130,7 +130,7 @@ async fn main() {
 }
 
 fn fresh(model_dir: &std::path::Path) -> MeaningModel {
-    MeaningModel(std::sync::Arc::new(
+    MeaningModel::loaded(std::sync::Arc::new(
         boram_host::embed::Embedder::load(model_dir).expect("embedding model"),
     ))
 }

@@ -16,7 +16,8 @@
 use crate::embed::{Embedder, similarity};
 use crate::llm::ToolDef;
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Most tools offered by ranking (sticky tools come on top).
 pub const DEFAULT_MAX_TOOLS: usize = 4;
@@ -66,20 +67,65 @@ impl Default for SelectionOptions {
     }
 }
 
-/// A loaded embedding model in the options; two are equal when they are
-/// the same loaded model.
+/// The sentence-embedding model selection ranks by meaning with, loaded on
+/// first use — a catalogue at or below `min_tools` never has a selector, so
+/// it never pays for reading 90 MB of weights. Two are equal when they name
+/// the same directory.
 #[derive(Clone)]
-pub struct MeaningModel(pub Arc<Embedder>);
+pub struct MeaningModel {
+    dir: PathBuf,
+    loaded: Arc<OnceLock<Option<Arc<Embedder>>>>,
+}
+
+impl MeaningModel {
+    /// The model in `dir`, loaded when first needed (once per process:
+    /// [`crate::embed::shared`]).
+    pub fn at(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            loaded: Arc::default(),
+        }
+    }
+
+    /// A model already loaded.
+    pub fn loaded(embedder: Arc<Embedder>) -> Self {
+        Self {
+            dir: embedder.dir().to_path_buf(),
+            loaded: Arc::new(OnceLock::from(Some(embedder))),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The model, loaded on the first call; `None` (said once in the log)
+    /// when it cannot be loaded, and selection ranks by words.
+    pub fn embedder(&self) -> Option<Arc<Embedder>> {
+        self.loaded
+            .get_or_init(|| match crate::embed::shared(&self.dir) {
+                Ok(embedder) => Some(embedder),
+                Err(error) => {
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "tool selection ranks by words only (`boram model fetch` reinstalls the model)"
+                    );
+                    None
+                }
+            })
+            .clone()
+    }
+}
 
 impl PartialEq for MeaningModel {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        self.dir == other.dir
     }
 }
 
 impl std::fmt::Debug for MeaningModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "MeaningModel({})", self.0.dir().display())
+        write!(f, "MeaningModel({})", self.dir.display())
     }
 }
 
@@ -135,17 +181,21 @@ impl Selector {
             }
         }
         let average_len = docs.iter().map(|d| d.len).sum::<f64>() / docs.len().max(1) as f64;
-        let meaning = options.meaning.as_ref().and_then(|model| {
-            let texts: Vec<String> = tools.iter().map(meaning_text).collect();
-            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-            match model.0.embed(&texts) {
-                Ok(vectors) => Some((model.0.clone(), vectors)),
-                Err(error) => {
-                    tracing::warn!(%error, "tool selection: cannot embed the tools; ranking by words only");
-                    None
+        let meaning = options
+            .meaning
+            .as_ref()
+            .and_then(MeaningModel::embedder)
+            .and_then(|embedder| {
+                let texts: Vec<String> = tools.iter().map(meaning_text).collect();
+                let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+                match embedder.embed(&texts) {
+                    Ok(vectors) => Some((embedder, vectors)),
+                    Err(error) => {
+                        tracing::warn!(%error, "tool selection: cannot embed the tools; ranking by words only");
+                        None
+                    }
                 }
-            }
-        });
+            });
         Self {
             docs,
             meaning,

@@ -48,31 +48,33 @@ impl std::fmt::Debug for Embedder {
 /// The files a model directory must hold.
 pub const MODEL_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokenizer.json"];
 
+/// The paths of `dir`'s [`MODEL_FILES`], in that order: a quick check that
+/// `dir` holds a model, before anything is read. The first missing file is
+/// named in the error.
+fn model_files(dir: &Path) -> anyhow::Result<[PathBuf; 3]> {
+    let paths = MODEL_FILES.map(|name| dir.join(name));
+    if let Some(missing) = paths.iter().position(|p| !p.is_file()) {
+        anyhow::bail!(
+            "{} is not a sentence-embedding model: {} is missing (run `boram model fetch`)",
+            dir.display(),
+            MODEL_FILES[missing]
+        );
+    }
+    Ok(paths)
+}
+
 impl Embedder {
     /// Loads the model in `dir`; each missing or unreadable file is named.
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
-        let file = |name: &str| {
-            let path = dir.join(name);
-            if path.is_file() {
-                Ok(path)
-            } else {
-                Err(anyhow::anyhow!(
-                    "{} is not a sentence-embedding model: {name} is missing (run `boram model fetch`)",
-                    dir.display()
-                ))
-            }
-        };
-        let config_path = file("config.json")?;
+        let [config_path, weights_path, tokenizer_path] = model_files(dir)?;
         let config: Config = serde_json::from_slice(&std::fs::read(&config_path)?)
             .with_context(|| format!("{} is not a BERT model configuration", config_path.display()))?;
-        let weights_path = file("model.safetensors")?;
         let weights =
             std::fs::read(&weights_path).with_context(|| format!("cannot read {}", weights_path.display()))?;
         let vars = candle_nn::VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
             .with_context(|| format!("{} is not a safetensors file", weights_path.display()))?;
         let model = BertModel::load(vars, &config)
             .with_context(|| format!("{} does not hold the weights of a BERT model", weights_path.display()))?;
-        let tokenizer_path = file("tokenizer.json")?;
         let mut tokenizer = Tokenizer::from_file(&tokenizer_path)
             .map_err(|e| anyhow::anyhow!("cannot read the tokenizer {}: {e}", tokenizer_path.display()))?;
         tokenizer.with_padding(Some(PaddingParams::default()));

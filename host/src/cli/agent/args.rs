@@ -330,22 +330,21 @@ fn with_tool_factory(agent: Agent, tools_dir: &std::path::Path, data_dir: &std::
     agent.with_tool_factory(Arc::new(factory))
 }
 
-/// The embedding model for tool selection. A model the config names must
-/// load; the default one, when broken, is skipped with a warning (ranking
-/// by words still works).
+/// The embedding model for tool selection. A model the config names is
+/// loaded now, so that a broken one is a usage error at once; the default
+/// one is loaded when a selector first needs it (a catalogue at or below
+/// `min_tools` never does) and, when broken, only logged — ranking by words
+/// goes on.
 pub(crate) fn load_meaning(
     dir: &std::path::Path,
     named: bool,
 ) -> anyhow::Result<Option<crate::agent::select::MeaningModel>> {
-    match crate::embed::shared(dir) {
-        Ok(embedder) => {
-            tracing::info!(model = %dir.display(), "tool selection ranks by meaning and words");
-            Ok(Some(crate::agent::select::MeaningModel(embedder)))
-        }
-        Err(e) if named => Err(UsageError(format!("[selection] model: {e:#}")).into()),
-        Err(error) => {
-            tracing::warn!(%error, "tool selection ranks by words only (`boram model fetch` reinstalls the model)");
-            Ok(None)
-        }
-    }
+    let model = if named {
+        let embedder = crate::embed::shared(dir).map_err(|e| UsageError(format!("[selection] model: {e:#}")))?;
+        crate::agent::select::MeaningModel::loaded(embedder)
+    } else {
+        crate::agent::select::MeaningModel::at(dir)
+    };
+    tracing::info!(model = %dir.display(), "tool selection ranks by meaning and words");
+    Ok(Some(model))
 }

@@ -50,8 +50,9 @@ impl RankCommand {
             println!("no tools loaded from {}", global.tools_dir().display());
             return Ok(ExitCode::SUCCESS);
         }
-        let by_meaning = options.meaning.as_ref().map(|m| m.0.dir().display().to_string());
+        let model_dir = options.meaning.as_ref().map(|m| m.dir().display().to_string());
         let selector = Selector::new(&tools, options);
+        let by_meaning = model_dir.filter(|_| selector.by_meaning());
         let offered = selector.select(&self.prompt, &BTreeSet::new()).names;
         let ranking = selector.explain(&self.prompt);
         if self.json {

@@ -18,7 +18,7 @@ fn dataset(file: &str) -> Value {
 }
 
 fn meaning() -> MeaningModel {
-    MeaningModel(boram_host::embed::shared(&super::super::embedding_model()).expect("embedding model"))
+    MeaningModel::at(&super::super::embedding_model())
 }
 
 /// The test split's prompts the selector misses, after checking that each
