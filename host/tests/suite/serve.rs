@@ -108,6 +108,25 @@ fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().expect("client")
 }
 
+/// GET `url`, as the user of `token` when given, and its JSON body.
+async fn get_json(http: &reqwest::Client, url: &str, token: Option<&str>) -> Value {
+    let mut request = http.get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    response
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+}
+
+/// GET `url` and its body as text.
+async fn get_text(http: &reqwest::Client, url: &str) -> String {
+    let response = http.get(url).send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    response.text().await.unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
 const POLICY: &str = r#"version = 1
 [defaults]
 approval = "allow"
@@ -138,25 +157,11 @@ async fn health_metrics_tools_calls_and_a_run_over_sse() {
     let http = client();
     let url = |path: &str| format!("{}{path}", service.url);
 
-    let health: Value = http
-        .get(url("/health"))
-        .send()
-        .await
-        .expect("health")
-        .json()
-        .await
-        .expect("json");
+    let health = get_json(&http, &url("/health"), None).await;
     assert_eq!(health["status"], "ok");
     assert_eq!(health["tools"], 3);
 
-    let tools: Value = http
-        .get(url("/v1/tools"))
-        .send()
-        .await
-        .expect("tools")
-        .json()
-        .await
-        .expect("json");
+    let tools = get_json(&http, &url("/v1/tools"), None).await;
     let names: Vec<&str> = tools["tools"]
         .as_array()
         .expect("tools")
@@ -225,25 +230,16 @@ async fn health_metrics_tools_calls_and_a_run_over_sse() {
         result["content"].as_str().is_some_and(|c| c.contains("Thursday")),
         "{result}"
     );
-    let run: Value = http
-        .get(url(&format!("/v1/runs/{}", started["id"].as_str().expect("id"))))
-        .send()
-        .await
-        .expect("run")
-        .json()
-        .await
-        .expect("json");
+    let run = get_json(
+        &http,
+        &url(&format!("/v1/runs/{}", started["id"].as_str().expect("id"))),
+        None,
+    )
+    .await;
     assert_eq!(run["status"], "answered");
 
     // Metrics: tool calls by tool and outcome, latency, denials, model usage, runs.
-    let metrics = http
-        .get(url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = get_text(&http, &url("/metrics")).await;
     for line in [
         "boram_tool_calls_total{tool=\"text_stats\",outcome=\"ok\"} 1",
         "boram_tool_calls_total{tool=\"read_file\",outcome=\"ok\"} 1",
@@ -378,15 +374,7 @@ async fn users_see_only_their_own_workspace_and_runs() {
             .status();
         assert_eq!(status, 404, "{path}");
     }
-    let bob_runs: Value = http
-        .get(url("/v1/runs"))
-        .bearer_auth("bob-token")
-        .send()
-        .await
-        .expect("runs")
-        .json()
-        .await
-        .expect("json");
+    let bob_runs = get_json(&http, &url("/v1/runs"), Some("bob-token")).await;
     assert_eq!(bob_runs["runs"], json!([]));
     // Sessions are kept per user.
     assert!(
@@ -589,14 +577,7 @@ async fn a_policy_edit_applies_to_the_next_call() {
     let metrics_url = format!("{}/metrics", service.url);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let metrics = http
-            .get(&metrics_url)
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
+        let metrics = get_text(&http, &metrics_url).await;
         if metrics.contains("boram_reloads_total{event=\"policy_rejected\"} 1") {
             assert!(
                 metrics.contains("boram_reloads_total{event=\"policy_reloaded\"} 1"),
@@ -650,14 +631,7 @@ async fn schedules_over_http() {
         .expect("add");
     assert_eq!(taken.status(), 400);
 
-    let listed: Value = http
-        .get(url("/v1/schedules"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let listed = get_json(&http, &url("/v1/schedules"), None).await;
     assert_eq!(listed["schedules"][0]["name"], "daily_notes");
     assert_eq!(listed["schedules"][0]["profile"], "ops");
     assert!(dir.path().join("data/users/local/schedules.json").exists());
