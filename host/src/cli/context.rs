@@ -3,8 +3,8 @@
 
 use crate::audit::AuditLog;
 use crate::config;
-use crate::policy::Policy;
-use crate::registry::{Registry, ToolHost};
+use crate::policy::{Policy, TrustedKind, TrustedPaths};
+use crate::registry::{Registry, ToolHost, placement_errors};
 use crate::runtime::{Runtime, RuntimeOptions};
 use anyhow::Context as _;
 use clap::Args;
@@ -30,6 +30,12 @@ pub struct GlobalArgs {
     /// Compile every component instead of using the compile cache.
     #[arg(long, global = true)]
     pub no_cache: bool,
+
+    /// Sum of the memory limits (`memory_mb`) of tool calls running at
+    /// once, in MiB; calls past it wait their turn. Default: 4096.
+    #[arg(long, global = true, env = config::MEMORY_BUDGET_ENV, value_name = "MIB",
+          value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub memory_budget_mb: Option<u64>,
 
     /// More log output on stderr (-v info, -vv debug, -vvv trace). `RUST_LOG` also works.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -80,6 +86,7 @@ impl GlobalArgs {
         let cache_dir = (!self.no_cache).then(|| config::cache_dir(&self.data_dir()));
         let options = RuntimeOptions {
             cache_dir,
+            memory_budget_mb: self.memory_budget_mb,
             ..RuntimeOptions::default()
         };
         Ok(Arc::new(Runtime::new(&options)?))
@@ -100,12 +107,44 @@ impl GlobalArgs {
 
     /// Policy + registry + audit log: what a tool call needs.
     pub async fn tool_host(&self) -> anyhow::Result<ToolHost> {
+        self.tool_host_for(None).await
+    }
+
+    /// [`Self::tool_host`] for a command whose config file is `config`
+    /// (`None`: `BORAM_CONFIG` or the default one, when it exists). Refuses
+    /// (exit 2) a policy whose `rw` preopens reach the host's own files.
+    pub async fn tool_host_for(&self, config: Option<&Path>) -> anyhow::Result<ToolHost> {
         let policy = self.load_policy()?;
+        let trusted = self.trusted_paths(config);
+        for warning in placement_errors(&policy, &trusted).map_err(refused)? {
+            eprintln!("warning: {warning}");
+        }
         let registry = self.registry().await?;
         let audit = AuditLog::open(&self.data_dir())
             .with_context(|| format!("cannot open the audit log in {}", self.data_dir().display()))?;
-        Ok(ToolHost::new(registry, policy, Some(audit)))
+        Ok(ToolHost::new(registry, policy, Some(audit)).with_trusted(trusted))
     }
+
+    /// The files no tool may write: the policy, the config, the data and
+    /// tools directories.
+    pub fn trusted_paths(&self, config: Option<&Path>) -> TrustedPaths {
+        let config = config
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os(config::model::CONFIG_ENV).map(PathBuf::from))
+            .or_else(config::model::default_config_path);
+        TrustedPaths::new()
+            .with(TrustedKind::PolicyFile, self.policy.as_deref())
+            .with(TrustedKind::ConfigFile, config.as_deref())
+            .with(TrustedKind::DataDir, Some(&self.data_dir()))
+            .with(TrustedKind::ToolsDir, Some(&self.tools_dir()))
+    }
+}
+
+/// The usage error for a policy refused by trust placement.
+pub fn refused(errors: String) -> crate::cli::UsageError {
+    crate::cli::UsageError(format!(
+        "the policy puts the host's own files inside a read-write preopen:\n{errors}"
+    ))
 }
 
 fn hint_for_tools_dir(dir: &Path) -> String {

@@ -56,6 +56,14 @@ async fn check(file: &Path, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     } else {
         Policy::load(file)?
     };
+    // Trust placement: the same refusal `boram run` and a reload would give.
+    let trusted = global
+        .trusted_paths(None)
+        .with(crate::policy::TrustedKind::PolicyFile, Some(file));
+    match crate::registry::placement_errors(&policy, &trusted) {
+        Ok(warnings) => warnings.iter().for_each(|w| eprintln!("warning: {w}")),
+        Err(errors) => return Err(super::context::refused(errors).into()),
+    }
     let names: Vec<&str> = policy.tools.keys().map(String::as_str).collect();
     println!(
         "{}: ok (version 1; {} tool table{}{})",

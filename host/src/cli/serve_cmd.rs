@@ -125,7 +125,8 @@ impl ServeCommand {
             };
             let policy = policy.as_ref().map(|(p, t)| (p.as_path(), t.as_str()));
             let registry = registry.as_ref().expect("checked by the loop");
-            match Tenant::build(spec, registry, policy, &data_dir, observer) {
+            let trusted = global.trusted_paths(self.agent.config.as_deref());
+            match Tenant::build(spec, registry, policy, &data_dir, &trusted, observer) {
                 Ok(tenant) => tenants.push(Arc::new(tenant)),
                 Err(e) => problems.push(e),
             }

@@ -14,6 +14,8 @@ pub const DATA_DIR_ENV: &str = "BORAM_DATA_DIR";
 pub const TOOLS_DIR_ENV: &str = "BORAM_TOOLS_DIR";
 /// Environment variable naming the policy file.
 pub const POLICY_ENV: &str = "BORAM_POLICY";
+/// Environment variable setting the memory budget of calls running at once (MiB).
+pub const MEMORY_BUDGET_ENV: &str = "BORAM_MEMORY_BUDGET_MB";
 
 /// Default data directory: `$XDG_DATA_HOME/boram` (usually
 /// `~/.local/share/boram`), or `./.boram` when the platform has none.

@@ -14,6 +14,8 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 pub const DEFAULT_MEMORY_MB: u64 = 64;
 /// Output limit per call when none is set: 256 KiB.
 pub const DEFAULT_MAX_OUTPUT_KB: u64 = 256;
+/// `concurrency`: calls of one tool running at once; later ones wait.
+pub const DEFAULT_CONCURRENCY: u32 = 8;
 /// `http_requests`: outgoing HTTP requests per call.
 pub const DEFAULT_HTTP_REQUESTS: u64 = 20;
 /// `http_request_kb`: body of one outgoing request.
@@ -67,6 +69,8 @@ pub struct Limits {
     pub memory_bytes: u64,
     /// Largest output returned, in bytes.
     pub max_output_bytes: u64,
+    /// Calls of this tool running at once.
+    pub concurrency: u32,
     pub http: HttpLimits,
 }
 
@@ -101,6 +105,7 @@ impl Default for Limits {
             timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS),
             memory_bytes: DEFAULT_MEMORY_MB << 20,
             max_output_bytes: DEFAULT_MAX_OUTPUT_KB << 10,
+            concurrency: DEFAULT_CONCURRENCY,
             http: HttpLimits::default(),
         }
     }

@@ -50,6 +50,14 @@ pub fn parse_target(url: &str) -> Result<Target, String> {
     if scheme != "http" && scheme != "https" {
         return Err(format!("`{url}`: only http and https are supported"));
     }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        // Not echoed: the URL holds a password.
+        return Err(
+            "the URL carries a user name or password before the host (user:pass@host); \
+             credentials go in a policy `secrets` entry, never in the URL"
+                .to_string(),
+        );
+    }
     let host = match parsed.host() {
         Some(url::Host::Domain(d)) => Host::Domain(d.trim_end_matches('.').to_ascii_lowercase()),
         Some(url::Host::Ipv4(ip)) => Host::Ip(IpAddr::V4(ip)),

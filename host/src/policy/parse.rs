@@ -180,7 +180,22 @@ impl Checker<'_> {
             let resolved = self.tool(&policy, &name, tool)?;
             policy.tools.insert(name.into_inner(), resolved);
         }
+        if let Some(problem) = super::grants::nesting_problem(&policy.tools) {
+            return Err(self
+                .error(self.line_span(problem.line), problem.message)
+                .with_help(problem.help));
+        }
         Ok(policy)
+    }
+
+    /// The span of the first character of 1-based `line`.
+    fn line_span(&self, line: usize) -> std::ops::Range<usize> {
+        let start = match line {
+            0 | 1 => 0,
+            n => self.text.match_indices('\n').nth(n - 2).map_or(0, |(i, _)| i + 1),
+        };
+        let indent = self.text[start..].len() - self.text[start..].trim_start_matches([' ', '\t']).len();
+        start + indent..start + indent + 1
     }
 
     fn limits(&self, base: &Limits, keys: LimitKeys<'_>) -> Checked<Limits> {
@@ -192,11 +207,13 @@ impl Checker<'_> {
         let response_kb = self.ranged(keys.http_response_kb, "http_response_kb", 1, 1 << 20)?;
         let header_kb = self.ranged(keys.http_header_kb, "http_header_kb", 1, 1024)?;
         let http_timeout = self.ranged(keys.http_timeout_ms, "http_timeout_ms", 1, MAX_TIMEOUT_MS)?;
+        let concurrency = self.ranged(keys.concurrency, "concurrency", 1, 128)?;
         let h = base.http;
         Ok(Limits {
             timeout: timeout.map_or(base.timeout, Duration::from_millis),
             memory_bytes: memory.map_or(base.memory_bytes, |mb| mb << 20),
             max_output_bytes: output.map_or(base.max_output_bytes, |kb| kb << 10),
+            concurrency: concurrency.map_or(base.concurrency, |n| n as u32),
             http: HttpLimits {
                 requests: requests.unwrap_or(h.requests),
                 request_body_bytes: request_kb.map_or(h.request_body_bytes, |kb| kb << 10),
@@ -244,7 +261,7 @@ impl Checker<'_> {
         }
         let limits = self.limits(&policy.default_limits, raw.keys())?;
         let fs = self.fs_grants(&raw.fs)?;
-        let env = self.env_grants(&raw.env)?;
+        let env = self.env_grants(&raw.env, &raw.force_env)?;
         let net = raw.net.iter().map(|r| self.net_rule(r)).collect::<Checked<Vec<_>>>()?;
         let secrets = raw
             .secrets
@@ -294,6 +311,11 @@ impl Checker<'_> {
             if !host.is_dir() {
                 return Err(self.error(span, format!("host path `{}` is not a directory", host.display())));
             }
+            if let Some(why) = super::grants::forbidden_dir(&host) {
+                return Err(self
+                    .error(span, format!("host directory `{}` may not be granted: {why}", host.display()))
+                    .with_help("grant the project directory the tool needs instead"));
+            }
             let access = match fs.access {
                 AccessToml::ReadOnly => Access::ReadOnly,
                 AccessToml::ReadWrite => Access::ReadWrite,
@@ -308,7 +330,12 @@ impl Checker<'_> {
         Ok(grants)
     }
 
-    fn env_grants(&self, raw: &[Spanned<String>]) -> Checked<Vec<EnvGrant>> {
+    fn env_grants(&self, raw: &[Spanned<String>], forced: &[Spanned<String>]) -> Checked<Vec<EnvGrant>> {
+        if let Some(stray) = forced.iter().find(|f| !raw.iter().any(|k| k.get_ref() == f.get_ref())) {
+            return Err(self
+                .error(stray.span(), format!("`{}` is in `force_env` but not in `env`", stray.get_ref()))
+                .with_help("`force_env` only confirms a host credential that `env` lists"));
+        }
         let mut grants: Vec<EnvGrant> = Vec::new();
         for key in raw {
             let valid = key
@@ -327,6 +354,17 @@ impl Checker<'_> {
                     key.span(),
                     format!("environment key `{}` is listed twice", key.get_ref()),
                 ));
+            }
+            if super::grants::is_host_secret_key(key.get_ref()) && !forced.iter().any(|f| f.get_ref() == key.get_ref()) {
+                return Err(self
+                    .error(
+                        key.span(),
+                        format!("`{}` is the host's own credential; a tool does not get it", key.get_ref()),
+                    )
+                    .with_help(format!(
+                        "if this tool really must see it, also list it in `force_env = [\"{}\"]`",
+                        key.get_ref()
+                    )));
             }
             grants.push(EnvGrant {
                 key: key.get_ref().clone(),

@@ -45,6 +45,8 @@ pub struct LimitsToml {
     pub http_header_kb: Option<Spanned<i64>>,
     /// `http_timeout_ms = 15000`: one request, connect to last byte.
     pub http_timeout_ms: Option<Spanned<i64>>,
+    /// `concurrency = 8`: calls of one tool running at once; more wait their turn.
+    pub concurrency: Option<Spanned<i64>>,
 }
 
 /// `approval` values.
@@ -92,12 +94,18 @@ pub struct ToolToml {
     pub http_header_kb: Option<Spanned<i64>>,
     /// `http_timeout_ms = 15000`: one request, connect to last byte.
     pub http_timeout_ms: Option<Spanned<i64>>,
+    /// Overrides `[defaults].concurrency`.
+    pub concurrency: Option<Spanned<i64>>,
     /// `fs = [{ host = "./workspace", guest = "/workspace", access = "ro" }]`.
     #[serde(default)]
     pub fs: Vec<Spanned<FsToml>>,
     /// `env = ["LANG"]`: host environment keys the tool may read.
     #[serde(default)]
     pub env: Vec<Spanned<String>>,
+    /// `force_env = ["ANTHROPIC_API_KEY"]`: confirms that a key of `env`
+    /// the host uses for its own credentials really goes to this tool.
+    #[serde(default)]
+    pub force_env: Vec<Spanned<String>>,
     /// `net = ["https://api.github.com"]`: hosts the tool may send HTTP requests to.
     #[serde(default)]
     pub net: Vec<Spanned<String>>,
@@ -151,6 +159,7 @@ pub struct LimitKeys<'a> {
     pub http_response_kb: &'a Option<Spanned<i64>>,
     pub http_header_kb: &'a Option<Spanned<i64>>,
     pub http_timeout_ms: &'a Option<Spanned<i64>>,
+    pub concurrency: &'a Option<Spanned<i64>>,
 }
 
 macro_rules! limit_keys {
@@ -164,6 +173,7 @@ macro_rules! limit_keys {
             http_response_kb: &$raw.http_response_kb,
             http_header_kb: &$raw.http_header_kb,
             http_timeout_ms: &$raw.http_timeout_ms,
+            concurrency: &$raw.concurrency,
         }
     };
 }

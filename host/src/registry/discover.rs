@@ -20,7 +20,10 @@ pub struct Registry {
     runtime: Arc<Runtime>,
     components: Vec<Arc<LoadedComponent>>,
     tools: BTreeMap<String, Arc<LoadedComponent>>,
+    /// Files that did not load.
     problems: Vec<LoadProblem>,
+    /// Tool names more than one file claims (recomputed with the names).
+    contested: Vec<LoadProblem>,
 }
 
 impl Registry {
@@ -31,6 +34,7 @@ impl Registry {
             components: Vec::new(),
             tools: BTreeMap::new(),
             problems: Vec::new(),
+            contested: Vec::new(),
         }
     }
 
@@ -63,27 +67,61 @@ impl Registry {
     }
 
     fn add(&mut self, component: Arc<LoadedComponent>) {
-        for spec in &component.specs {
-            if let Some(first) = self.tools.get(&spec.name) {
-                let error = format!(
-                    "tool `{}` is already provided by {}; this one is ignored",
-                    spec.name,
-                    first.path.display()
-                );
-                self.problems.push(LoadProblem {
-                    path: component.path.clone(),
-                    error,
-                });
-                continue;
-            }
-            self.tools.insert(spec.name.clone(), component.clone());
-        }
         self.components.push(component);
+        self.components.sort_by(|a, b| a.path.cmp(&b.path));
+        self.assign_names();
+    }
+
+    /// Gives each tool name to the one component that claims it. A name two
+    /// files claim goes to neither (issue 14): otherwise a `.wasm` that
+    /// sorts first could take over `read_file` and run with its grants.
+    fn assign_names(&mut self) {
+        let mut claims: BTreeMap<&str, Vec<&Arc<LoadedComponent>>> = BTreeMap::new();
+        for component in &self.components {
+            for spec in &component.specs {
+                claims.entry(spec.name.as_str()).or_default().push(component);
+            }
+        }
+        let mut tools = BTreeMap::new();
+        let mut contested = Vec::new();
+        for (name, claimants) in claims {
+            match claimants.as_slice() {
+                [only] => {
+                    tools.insert(name.to_string(), Arc::clone(only));
+                }
+                many => {
+                    let files: Vec<String> = many.iter().map(|c| c.path.display().to_string()).collect();
+                    for claimant in many {
+                        contested.push(LoadProblem {
+                            path: claimant.path.clone(),
+                            error: format!(
+                                "tool `{name}` is claimed by {}; neither serves it until one is removed",
+                                files.join(" and ")
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        self.tools = tools;
+        self.contested = contested;
     }
 
     /// This registry with `component` in place of whatever came from the
-    /// same file before.
-    pub fn with_component(&self, component: Arc<LoadedComponent>) -> Registry {
+    /// same file before; refused when it claims a tool another file serves
+    /// (that one keeps it).
+    pub fn with_component(&self, component: Arc<LoadedComponent>) -> Result<Registry, String> {
+        for spec in &component.specs {
+            if let Some(owner) = self.tools.get(&spec.name)
+                && owner.path != component.path
+            {
+                return Err(format!(
+                    "tool `{}` is already served by {}; a second component may not claim it",
+                    spec.name,
+                    owner.path.display()
+                ));
+            }
+        }
         let mut components: Vec<Arc<LoadedComponent>> = self
             .components
             .iter()
@@ -91,7 +129,7 @@ impl Registry {
             .cloned()
             .collect();
         components.push(component);
-        self.rebuilt(components)
+        Ok(self.rebuilt(components))
     }
 
     /// This registry without the component loaded from `path`.
@@ -105,8 +143,7 @@ impl Registry {
         self.components.iter().find(|c| c.path == path)
     }
 
-    /// A registry of `components` in file-name order (the order `load_dir` uses, so
-    /// a duplicate tool name resolves the same way after a swap).
+    /// A registry of `components`, with the load problems of files that are gone dropped.
     fn rebuilt(&self, mut components: Vec<Arc<LoadedComponent>>) -> Registry {
         components.sort_by(|a, b| a.path.cmp(&b.path));
         let mut registry = Registry::new(self.runtime.clone());
@@ -116,9 +153,8 @@ impl Registry {
             .filter(|p| !components.iter().any(|c| c.path == p.path))
             .cloned()
             .collect();
-        for component in components {
-            registry.add(component);
-        }
+        registry.components = components;
+        registry.assign_names();
         registry
     }
 
@@ -144,9 +180,9 @@ impl Registry {
         &self.components
     }
 
-    /// Components that did not load and duplicate tool names.
-    pub fn problems(&self) -> &[LoadProblem] {
-        &self.problems
+    /// Components that did not load, and tool names two files claim.
+    pub fn problems(&self) -> Vec<LoadProblem> {
+        self.problems.iter().chain(&self.contested).cloned().collect()
     }
 }
 

@@ -10,7 +10,7 @@
 
 use super::Registry;
 use crate::audit::AuditLog;
-use crate::policy::{Approval, Policy, ToolPolicy};
+use crate::policy::{Approval, Policy, Severity, ToolPolicy, TrustedPaths, check_placement};
 use crate::runtime::{CallReport, HttpRecordSink, LoadedComponent, ProgressSink, SandboxTemplate};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
@@ -65,6 +65,8 @@ pub struct ToolHost {
     state: ArcSwap<HostState>,
     audit: Option<Arc<AuditLog>>,
     observer: Option<CallObserver>,
+    /// The host's own files; no policy may put them in a `rw` preopen.
+    trusted: TrustedPaths,
 }
 
 /// The registry of the state current when it was taken.
@@ -95,7 +97,19 @@ impl ToolHost {
             state: ArcSwap::from_pointee(HostState::new(registry, policy, &audit, 0)),
             audit,
             observer: None,
+            trusted: TrustedPaths::new(),
         }
+    }
+
+    /// Checks every policy swapped in later against `trusted` (the start-up
+    /// policy is checked by whoever builds the host, with [`placement_errors`]).
+    pub fn with_trusted(mut self, trusted: TrustedPaths) -> Self {
+        self.trusted = trusted;
+        self
+    }
+
+    pub fn trusted(&self) -> &TrustedPaths {
+        &self.trusted
     }
 
     /// Reports every finished call to `observer` too.
@@ -133,9 +147,26 @@ impl ToolHost {
         });
     }
 
-    /// Serves `component` from now on in place of what its file provided before.
-    pub fn swap_component(&self, component: Arc<LoadedComponent>) {
-        self.swap(|s| (s.registry.with_component(component.clone()), s.policy.clone()));
+    /// Serves `component` from now on in place of what its file provided
+    /// before; refused (nothing changes) when it claims another file's tool.
+    pub fn swap_component(&self, component: Arc<LoadedComponent>) -> Result<(), String> {
+        let mut refused = None;
+        self.state.rcu(|current| match current.registry.with_component(component.clone()) {
+            Ok(registry) => {
+                refused = None;
+                Arc::new(HostState::new(
+                    registry,
+                    current.policy.clone(),
+                    &self.audit,
+                    current.generation + 1,
+                ))
+            }
+            Err(e) => {
+                refused = Some(e);
+                Arc::clone(current)
+            }
+        });
+        refused.map_or(Ok(()), Err)
     }
 
     /// Unloads the tools that came from `path`.
@@ -143,9 +174,13 @@ impl ToolHost {
         self.swap(|s| (s.registry.without_file(path), s.policy.clone()));
     }
 
-    /// Applies `policy` to every call from now on.
-    pub fn set_policy(&self, policy: Policy) {
+    /// Applies `policy` to every call from now on, unless one of its
+    /// preopens reaches the host's own files; then the current policy stays
+    /// and the refusal says why. Returns the warnings otherwise.
+    pub fn set_policy(&self, policy: Policy) -> Result<Vec<String>, String> {
+        let warnings = placement_errors(&policy, &self.trusted)?;
         self.swap(|s| (s.registry.clone(), policy.clone()));
+        Ok(warnings)
     }
 
     /// Runs tool `name` on `input` under the policy and records it in the
@@ -187,6 +222,18 @@ impl ToolHost {
             observer(&report);
         }
         Ok(report)
+    }
+}
+
+/// `Err` with every refusal (one per line) when a preopen of `policy`
+/// reaches one of `trusted`; `Ok` with the warnings otherwise.
+pub fn placement_errors(policy: &Policy, trusted: &TrustedPaths) -> Result<Vec<String>, String> {
+    let findings = check_placement(policy, trusted);
+    let (errors, warnings): (Vec<_>, Vec<_>) = findings.iter().partition(|f| f.severity == Severity::Error);
+    if errors.is_empty() {
+        Ok(warnings.iter().map(ToString::to_string).collect())
+    } else {
+        Err(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
     }
 }
 

@@ -11,5 +11,5 @@ mod host;
 pub mod watch;
 
 pub use discover::{LoadProblem, Registry};
-pub use host::{CallError, CallObserver, HostState, ToolHost};
+pub use host::{CallError, CallObserver, HostState, ToolHost, placement_errors};
 pub use watch::{ReloadEvent, apply_tool_file};

@@ -151,7 +151,13 @@ pub async fn reload_tool(host: &ToolHost, path: &Path) -> Option<ReloadEvent> {
             let component = Arc::new(component);
             let tools = component.specs.iter().map(|s| s.name.clone()).collect();
             let new_sha256 = component.sha256.clone();
-            host.swap_component(component);
+            if let Err(error) = host.swap_component(component) {
+                return Some(ReloadEvent::ToolRejected {
+                    path: path.to_path_buf(),
+                    old_sha256: old,
+                    error,
+                });
+            }
             Some(match old {
                 Some(old_sha256) => ReloadEvent::ToolSwapped {
                     path: path.to_path_buf(),
@@ -190,16 +196,18 @@ pub fn reload_policy(host: &ToolHost, path: &Path) -> Option<ReloadEvent> {
     if !path.exists() {
         return None;
     }
-    Some(match Policy::load(path) {
-        Ok(policy) => {
-            host.set_policy(policy);
+    Some(match Policy::load(path).map_err(|e| e.to_string()).and_then(|p| host.set_policy(p)) {
+        Ok(warnings) => {
+            for warning in warnings {
+                tracing::warn!("{warning}");
+            }
             ReloadEvent::PolicyReloaded {
                 path: path.to_path_buf(),
             }
         }
         Err(e) => ReloadEvent::PolicyRejected {
             path: path.to_path_buf(),
-            error: e.to_string(),
+            error: e,
         },
     })
 }

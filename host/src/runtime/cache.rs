@@ -145,19 +145,34 @@ impl CompileCache {
     }
 }
 
-/// Reads the cache's secret key, creating the directory and the key (owner
-/// read/write only) on first use.
+/// Reads the cache's secret key, creating the directory (owner only) and
+/// the key (owner read/write only) on first use. A key file anyone else
+/// could have read or written — other permission bits, another owner, a
+/// symlink — is not trusted: a new key replaces it, so every entry signed
+/// with the old one is recompiled rather than loaded.
 fn load_or_create_key(dir: &Path) -> std::io::Result<[u8; 32]> {
-    std::fs::create_dir_all(dir)?;
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     let path = dir.join(KEY_FILE);
-    if let Ok(bytes) = std::fs::read(&path)
-        && let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice())
-    {
-        return Ok(key);
+    if let Ok(meta) = std::fs::symlink_metadata(&path) {
+        let private = meta.file_type().is_file()
+            && meta.permissions().mode() & 0o077 == 0
+            && meta.uid() == rustix::process::geteuid().as_raw();
+        if private
+            && let Ok(bytes) = std::fs::read(&path)
+            && let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice())
+        {
+            return Ok(key);
+        }
+        if !private {
+            tracing::warn!(path = %path.display(), "compile cache key is readable or writable by others; replacing it");
+            std::fs::remove_file(&path)?;
+        }
     }
     let mut key = [0u8; 32];
     getrandom::fill(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o600))?;
     tmp.write_all(&key)?;
     tmp.as_file().sync_all()?;
     tmp.persist(&path).map_err(|e| e.error)?;

@@ -8,10 +8,14 @@ use super::bindings::{ToolPre, WitToolError};
 use super::capture::{Capture, Captured};
 use super::egress::HttpRecord;
 use super::sandbox::{STDIO_CAPTURE_BYTES, SandboxTemplate};
-use super::state::{LogLine, ProgressSink, StoreState};
+use super::state::{LogLine, ProgressSink, StoreState, truncate_utf8};
 use serde::{Serialize, Serializer};
 use std::time::{Duration, Instant};
 use wasmtime::{Engine, Store, Trap};
+
+/// Longest error message a tool may return, in bytes; the rest is cut
+/// (and said so), so a 100 MiB `failed(...)` never reaches a model or a log.
+pub const MAX_ERROR_BYTES: usize = 16 * 1024;
 
 /// How a call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -85,6 +89,26 @@ impl CallReport {
     }
 }
 
+impl CallReport {
+    /// A call that found no place to run within its time limit: its tool's
+    /// `concurrency` was taken, or the memory budget was.
+    pub fn waited_too_long(tool: &str, tool_hash: &str, limits: crate::policy::Limits, budget_mb: u64) -> Self {
+        let mut report = Self::denied(
+            tool,
+            tool_hash,
+            format!(
+                "waited the whole {} ms time limit for a place to run ({} calls of `{tool}` at once, \
+                 {budget_mb} MiB memory budget for all calls); try again when fewer calls run",
+                limits.timeout.as_millis(),
+                limits.concurrency
+            ),
+        );
+        report.outcome = Outcome::Timeout;
+        report.duration = limits.timeout;
+        report
+    }
+}
+
 /// Runs `tool` on `input` in a fresh instance built from `sandbox`.
 pub async fn invoke(
     engine: &Engine,
@@ -124,8 +148,8 @@ pub async fn invoke(
             let (outcome, message) = classify_trap(&e, store.data().memory.refused(), &stderr, limits.memory_bytes);
             (outcome, None, Some(message))
         }
-        Ok(Ok(Err(WitToolError::InvalidInput(m)))) => (Outcome::InvalidInput, None, Some(m)),
-        Ok(Ok(Err(WitToolError::Failed(m)))) => (Outcome::Failed, None, Some(m)),
+        Ok(Ok(Err(WitToolError::InvalidInput(m)))) => (Outcome::InvalidInput, None, Some(cap_error(m))),
+        Ok(Ok(Err(WitToolError::Failed(m)))) => (Outcome::Failed, None, Some(cap_error(m))),
         Ok(Ok(Ok(out))) if out.len() as u64 > limits.max_output_bytes => (
             Outcome::OutputTooLarge,
             None,
@@ -154,6 +178,17 @@ pub async fn invoke(
         logs_dropped: state.logs_dropped,
         http: http.records(),
     }
+}
+
+/// `message` cut to [`MAX_ERROR_BYTES`], saying how much was cut.
+fn cap_error(message: String) -> String {
+    let len = message.len();
+    if len <= MAX_ERROR_BYTES {
+        return message;
+    }
+    let mut cut = truncate_utf8(message, MAX_ERROR_BYTES);
+    cut.push_str(&format!(" … [error cut: {} of {len} bytes shown]", cut.len()));
+    cut
 }
 
 /// A store with the memory limiter on and an epoch deadline that makes the

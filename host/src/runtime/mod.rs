@@ -6,6 +6,7 @@
 //! Start at [`Runtime::load`] (a `.wasm` file to a [`LoadedComponent`]) and
 //! [`Runtime::call`] (one sandboxed call to a [`CallReport`]).
 
+mod admission;
 mod bindings;
 mod cache;
 mod call;
@@ -15,9 +16,11 @@ mod egress;
 mod engine;
 mod error;
 mod linker;
+mod preopen;
 mod sandbox;
 mod state;
 
+pub use admission::DEFAULT_MEMORY_BUDGET_MB;
 pub use cache::{ArtifactOrigin, CacheStats};
 pub use call::{CallReport, Outcome};
 pub use capture::Captured;
@@ -44,6 +47,9 @@ pub struct RuntimeOptions {
     pub cache_dir: Option<PathBuf>,
     /// Use on-demand instance allocation even where pooling works.
     pub no_pooling: bool,
+    /// Sum of the memory limits of calls running at once, in MiB
+    /// (`None`: [`DEFAULT_MEMORY_BUDGET_MB`]); calls past it wait.
+    pub memory_budget_mb: Option<u64>,
 }
 
 /// The engine, linker and compile cache shared by every tool.
@@ -52,6 +58,7 @@ pub struct Runtime {
     linker: Linker<state::StoreState>,
     cache: CompileCache,
     allocator: Allocator,
+    admission: admission::Admission,
     _ticker: EpochTicker,
 }
 
@@ -65,11 +72,13 @@ impl Runtime {
             source,
         })?;
         let ticker = EpochTicker::start(&engine);
+        let budget = options.memory_budget_mb.unwrap_or(DEFAULT_MEMORY_BUDGET_MB);
         Ok(Self {
             engine,
             linker,
             cache,
             allocator,
+            admission: admission::Admission::new(budget, engine::POOL_INSTANCES),
             _ticker: ticker,
         })
     }
@@ -131,6 +140,11 @@ impl Runtime {
         sandbox: &SandboxTemplate,
         progress: Option<ProgressSink>,
     ) -> CallReport {
+        let limits = sandbox.limits;
+        let admit = self.admission.admit(&sandbox.queue, limits.memory_bytes);
+        let Ok(_ticket) = tokio::time::timeout(limits.timeout, admit).await else {
+            return CallReport::waited_too_long(tool, &component.sha256, limits, self.admission.budget_mb());
+        };
         call::invoke(
             &self.engine,
             &component.pre,

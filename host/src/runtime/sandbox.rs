@@ -3,22 +3,31 @@
 
 use super::capture::Capture;
 use super::egress::{EgressTemplate, HttpRecordSink};
+use super::preopen::DirHandle;
 use crate::policy::{Access, Limits, ToolPolicy};
-use std::path::PathBuf;
 use std::sync::Arc;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 /// Bytes of stdout (and, separately, stderr) kept per call.
 pub const STDIO_CAPTURE_BYTES: usize = 64 * 1024;
+/// Largest `wasi:random` request one call may make (wasmtime's default is
+/// 64 MiB, allocated by the host on the guest's say-so); larger ones trap.
+pub const MAX_RANDOM_BYTES: u64 = 1 << 20;
+
+/// A granted directory: held open since the template was built (or why it
+/// could not be), the path the guest sees, and its permissions.
+type Preopen = (Result<DirHandle, String>, String, FsPerms);
 
 /// The capabilities and limits of one tool, ready to instantiate.
 #[derive(Debug, Clone)]
 pub struct SandboxTemplate {
-    preopens: Vec<(PathBuf, String, FsPerms)>,
+    preopens: Vec<Preopen>,
     env: Vec<(String, String)>,
     pub limits: Limits,
     /// Outgoing HTTP: the `net` rules, secrets and limits.
     pub(super) egress: Arc<EgressTemplate>,
+    /// Places for this tool's calls running at once (`concurrency`).
+    pub(super) queue: Arc<tokio::sync::Semaphore>,
 }
 
 impl SandboxTemplate {
@@ -40,7 +49,9 @@ impl SandboxTemplate {
                     Access::ReadOnly => FsPerms::ReadOnly,
                     Access::ReadWrite => FsPerms::ReadWrite,
                 };
-                (g.host.clone(), g.guest.clone(), perms)
+                let handle = DirHandle::open(&g.host)
+                    .map_err(|e| format!("cannot open granted directory {}: {e}", g.host.display()));
+                (handle, g.guest.clone(), perms)
             })
             .collect();
         let env = policy
@@ -53,6 +64,7 @@ impl SandboxTemplate {
             env,
             limits: policy.limits,
             egress: Arc::new(EgressTemplate::from_policy(name, policy, http_sink)),
+            queue: Arc::new(tokio::sync::Semaphore::new(policy.limits.concurrency.max(1) as usize)),
         }
     }
 
@@ -61,18 +73,22 @@ impl SandboxTemplate {
         Self::from_policy(&crate::policy::Policy::deny_all().tool(""))
     }
 
-    /// A fresh WASI context for one call: only the granted directories and
+    /// A fresh WASI context for one call: only the granted directories
+    /// (reopened from the handles held since the template was built) and
     /// environment keys, stdin empty, stdout/stderr into `stdout`/`stderr`,
-    /// no sockets: TCP, UDP and name lookup off, and wasmtime's address check
-    /// (which denies every address unless set) left alone. Outgoing HTTP
-    /// goes through wasi:http and the egress filter instead.
+    /// `wasi:random` requests capped at [`MAX_RANDOM_BYTES`], no sockets:
+    /// TCP, UDP and name lookup off, and wasmtime's address check (which
+    /// denies every address unless set) left alone. Outgoing HTTP goes
+    /// through wasi:http and the egress filter instead.
     pub fn wasi_ctx(&self, stdout: &Capture, stderr: &Capture) -> std::io::Result<WasiCtx> {
         let mut builder = WasiCtxBuilder::new();
         builder.stdout(stdout.clone()).stderr(stderr.clone()).envs(&self.env);
         builder.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
-        for (host, guest, perms) in &self.preopens {
-            builder.preopened_dir(host, guest, *perms).map_err(|e| {
-                std::io::Error::other(format!("cannot open granted directory {}: {e:#}", host.display()))
+        builder.max_random_size(MAX_RANDOM_BYTES);
+        for (handle, guest, perms) in &self.preopens {
+            let handle = handle.as_ref().map_err(|e| std::io::Error::other(e.clone()))?;
+            builder.preopened_dir(handle.reopen_path(), guest, *perms).map_err(|e| {
+                std::io::Error::other(format!("cannot open granted directory {}: {e:#}", handle.host.display()))
             })?;
         }
         Ok(builder.build())

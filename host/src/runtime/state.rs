@@ -15,6 +15,9 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 pub const MAX_LOG_LINES: usize = 200;
 /// Longest log line kept, in bytes; longer ones are cut.
 pub const MAX_LOG_LINE_BYTES: usize = 2048;
+/// Most progress reports passed on per call; later ones are counted and
+/// dropped (a tool reporting in a tight loop produced 200 MB in a second).
+pub const MAX_PROGRESS_REPORTS: u64 = 1000;
 /// Most table elements one instance may grow to (tables hold function references).
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 
@@ -47,6 +50,7 @@ pub struct StoreState {
     pub(super) logs: Vec<LogLine>,
     pub(super) logs_dropped: u64,
     pub(super) progress: Option<ProgressSink>,
+    pub(super) progress_reports: u64,
 }
 
 impl StoreState {
@@ -67,6 +71,7 @@ impl StoreState {
             logs: Vec::new(),
             logs_dropped: 0,
             progress,
+            progress_reports: 0,
         }
     }
 }
@@ -103,6 +108,10 @@ impl HostImports for StoreState {
     }
 
     fn progress(&mut self, done: u64, total: Option<u64>, message: String) {
+        self.progress_reports += 1;
+        if self.progress_reports > MAX_PROGRESS_REPORTS {
+            return;
+        }
         if let Some(sink) = &self.progress {
             let message = truncate_utf8(message, MAX_LOG_LINE_BYTES);
             sink(&Progress {
@@ -125,7 +134,8 @@ fn level_name(level: Level) -> &'static str {
     }
 }
 
-fn truncate_utf8(mut s: String, max: usize) -> String {
+/// `s` cut to at most `max` bytes at a character boundary.
+pub(super) fn truncate_utf8(mut s: String, max: usize) -> String {
     if s.len() > max {
         let mut cut = max;
         while !s.is_char_boundary(cut) {

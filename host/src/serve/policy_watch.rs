@@ -6,6 +6,7 @@
 
 use super::metrics::Metrics;
 use super::tenants::{Tenant, policy_for};
+use crate::registry::placement_errors;
 use crate::registry::watch::{Watching, watch_dirs};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -32,14 +33,21 @@ fn apply(path: &Path, tenants: &[Arc<Tenant>], metrics: &Metrics) {
     let Ok(text) = std::fs::read_to_string(path) else {
         return;
     };
+    // Every user's policy is built and checked before any is applied.
     let built: Result<Vec<_>, String> = tenants
         .iter()
-        .map(|t| policy_for(path, &text, t.workspace.as_deref()))
+        .map(|t| {
+            let policy = policy_for(path, &text, t.workspace.as_deref())?;
+            placement_errors(&policy, t.host.trusted())?;
+            Ok(policy)
+        })
         .collect();
     let event = match built {
         Ok(policies) => {
             for (tenant, policy) in tenants.iter().zip(policies) {
-                tenant.host.set_policy(policy);
+                if let Err(e) = tenant.host.set_policy(policy) {
+                    tracing::warn!(user = %tenant.name, error = %e, "policy edit rejected");
+                }
             }
             tracing::info!(path = %path.display(), "policy reloaded");
             json!({"event": "policy_reloaded", "path": path})

@@ -7,8 +7,8 @@
 
 use crate::audit::AuditLog;
 use crate::config::serve::UserToml;
-use crate::policy::Policy;
-use crate::registry::{CallObserver, Registry, ToolHost};
+use crate::policy::{Policy, TrustedPaths};
+use crate::registry::{CallObserver, Registry, ToolHost, placement_errors};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -97,6 +97,7 @@ impl Tenant {
         registry: &Registry,
         policy: Option<(&Path, &str)>,
         data_root: &Path,
+        trusted: &TrustedPaths,
         observer: CallObserver,
     ) -> Result<Self, String> {
         let data_dir = crate::config::user_data_dir(data_root, &spec.name);
@@ -105,8 +106,14 @@ impl Tenant {
             Some((path, text)) => policy_for(path, text, spec.workspace.as_deref())?,
             None => Policy::deny_all(),
         };
+        let warnings = placement_errors(&policy, trusted).map_err(|e| format!("user `{}`: {e}", spec.name))?;
+        for warning in warnings {
+            tracing::warn!(user = %spec.name, "{warning}");
+        }
         let audit = AuditLog::open(&data_dir).map_err(|e| format!("cannot open the audit log: {e}"))?;
-        let host = ToolHost::new(registry.clone(), policy, Some(audit)).with_observer(observer);
+        let host = ToolHost::new(registry.clone(), policy, Some(audit))
+            .with_observer(observer)
+            .with_trusted(trusted.clone());
         Ok(Self {
             name: spec.name.clone(),
             token_sha256: spec.token_sha256,

@@ -65,7 +65,7 @@ pub struct AgentArgs {
 impl AgentArgs {
     /// Builds the agent with a new session, or resumes `resume` (`last` or an id).
     pub async fn agent(&self, global: &GlobalArgs, resume: Option<&str>) -> anyhow::Result<Agent> {
-        let host = Arc::new(global.tool_host().await?);
+        let host = Arc::new(global.tool_host_for(self.config.as_deref()).await?);
         let data_dir = global.data_dir();
         let kit = self.kit(&data_dir)?;
         let recorder = match &self.record {

@@ -70,6 +70,9 @@ pub(super) struct ResponseBody {
     started: Instant,
     activity: Arc<HttpActivity>,
     ended: bool,
+    /// Trailers that arrived while a scrubbed tail was still held back:
+    /// the tail goes out first, then these.
+    trailers: Option<http::HeaderMap>,
 }
 
 impl ResponseBody {
@@ -92,6 +95,7 @@ impl ResponseBody {
             started,
             activity,
             ended: false,
+            trailers: None,
         }
     }
 
@@ -122,6 +126,9 @@ impl Body for ResponseBody {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         let this = self.get_mut();
         loop {
+            if let Some(trailers) = this.trailers.take() {
+                return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+            }
             if this.ended {
                 return Poll::Ready(None);
             }
@@ -139,8 +146,18 @@ impl Body for ResponseBody {
                             return Poll::Ready(Some(Ok(Frame::data(Bytes::from(released)))));
                         }
                     }
-                    // Trailers pass through unchanged.
-                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                    // Trailers are headers too: scrubbed like them, after
+                    // the body's held-back tail (which would be lost otherwise).
+                    Err(frame) => {
+                        let Ok(mut trailers) = frame.into_trailers() else { continue };
+                        this.scrubber.redactor().scrub_headers(&mut trailers);
+                        let rest = this.scrubber.finish();
+                        if rest.is_empty() {
+                            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                        }
+                        this.trailers = Some(trailers);
+                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from(rest)))));
+                    }
                 },
                 Poll::Ready(Some(Err(e))) => {
                     let reason = format!("the response broke off: {e}");

@@ -85,6 +85,8 @@ impl EgressTemplate {
     ) -> Result<http::Response<WasiBody>, Error> {
         let started = Instant::now();
         let mut record = HttpRecord::start(&self.tool, request.method().as_str());
+        let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        record.path = String::from_utf8_lossy(&Redactor::new(&self.secrets).scrub(path.as_bytes())).into_owned();
         let fail = |mut record: HttpRecord, denied: bool, reason: String, error: Error| {
             record.finish_refused(denied, reason, started);
             activity.push(record);

@@ -21,6 +21,9 @@ pub struct HttpRecord {
     pub scheme: String,
     pub host: String,
     pub port: u16,
+    /// Path and query as sent (secret values scrubbed), so what went to an
+    /// allowed host can be reconstructed from the audit log.
+    pub path: String,
     /// `allowed` or `denied` (by the policy: rule, address or request count).
     pub decision: &'static str,
     /// The `net` rule that allowed the request.
@@ -54,6 +57,7 @@ impl HttpRecord {
             scheme: String::new(),
             host: String::new(),
             port: 0,
+            path: String::new(),
             decision: "allowed",
             rule: None,
             address: None,

@@ -117,10 +117,10 @@ impl Redactor {
         }
         for value in headers.values_mut() {
             let scrubbed = self.scrub(value.as_bytes());
-            if scrubbed != value.as_bytes()
-                && let Ok(v) = http::HeaderValue::from_bytes(&scrubbed)
-            {
-                *value = v;
+            if scrubbed != value.as_bytes() {
+                // Should the scrubbed bytes not form a header value, the whole value goes.
+                *value = http::HeaderValue::from_bytes(&scrubbed)
+                    .unwrap_or_else(|_| http::HeaderValue::from_static(REDACTED));
             }
         }
     }
@@ -172,7 +172,11 @@ impl StreamScrubber {
         release.to_vec()
     }
 
-    /// The held-back tail, at the end of the body.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    /// The held-back tail, at the end of the body (or before its trailers).
     pub fn finish(&mut self) -> Vec<u8> {
         let rest = std::mem::take(&mut self.pending);
         self.redactor.scrub(&rest)
