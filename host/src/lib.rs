@@ -31,3 +31,4 @@ pub mod serve;
 pub mod session;
 mod suggest;
 pub mod supervise;
+pub mod terminal;

@@ -145,8 +145,9 @@ mod tests {
     fn host_credentials_need_force_env() {
         let err = policy("version = 1\n[tools.a]\nenv = [\"ANTHROPIC_API_KEY\"]\n").unwrap_err();
         assert!(err.contains("p.toml:3") && err.contains("force_env"), "{err}");
-        let forced = policy("version = 1\n[tools.a]\nenv = [\"ANTHROPIC_API_KEY\"]\nforce_env = [\"ANTHROPIC_API_KEY\"]\n")
-            .unwrap();
+        let forced =
+            policy("version = 1\n[tools.a]\nenv = [\"ANTHROPIC_API_KEY\"]\nforce_env = [\"ANTHROPIC_API_KEY\"]\n")
+                .unwrap();
         assert_eq!(forced.tools["a"].env[0].key, "ANTHROPIC_API_KEY");
         let stray = policy("version = 1\n[tools.a]\nforce_env = [\"OPENAI_API_KEY\"]\n").unwrap_err();
         assert!(stray.contains("not in `env`"), "{stray}");

@@ -10,18 +10,18 @@
 mod error;
 mod explain;
 mod grants;
-mod placement;
 mod model;
 pub mod net;
 pub(crate) mod parse;
+mod placement;
 mod schema;
 
 pub use error::PolicyError;
 pub use explain::{explain, summary};
+pub use grants::{HOST_SECRET_ENV_KEYS, forbidden_dir};
 pub use model::{
     Access, AgentLimits, Approval, DEFAULT_APPROVAL, DEFAULT_MAX_OUTPUT_KB, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS,
     EnvGrant, FsGrant, HttpLimits, Limits, NetRule, Policy, SecretRule, ToolPolicy,
 };
-pub use grants::{HOST_SECRET_ENV_KEYS, forbidden_dir};
 pub use parse::is_tool_name;
 pub use placement::{PlacementFinding, Severity, TrustedKind, TrustedPaths, check_placement};

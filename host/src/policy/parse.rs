@@ -313,7 +313,10 @@ impl Checker<'_> {
             }
             if let Some(why) = super::grants::forbidden_dir(&host) {
                 return Err(self
-                    .error(span, format!("host directory `{}` may not be granted: {why}", host.display()))
+                    .error(
+                        span,
+                        format!("host directory `{}` may not be granted: {why}", host.display()),
+                    )
                     .with_help("grant the project directory the tool needs instead"));
             }
             let access = match fs.access {
@@ -333,7 +336,10 @@ impl Checker<'_> {
     fn env_grants(&self, raw: &[Spanned<String>], forced: &[Spanned<String>]) -> Checked<Vec<EnvGrant>> {
         if let Some(stray) = forced.iter().find(|f| !raw.iter().any(|k| k.get_ref() == f.get_ref())) {
             return Err(self
-                .error(stray.span(), format!("`{}` is in `force_env` but not in `env`", stray.get_ref()))
+                .error(
+                    stray.span(),
+                    format!("`{}` is in `force_env` but not in `env`", stray.get_ref()),
+                )
                 .with_help("`force_env` only confirms a host credential that `env` lists"));
         }
         let mut grants: Vec<EnvGrant> = Vec::new();
@@ -355,11 +361,15 @@ impl Checker<'_> {
                     format!("environment key `{}` is listed twice", key.get_ref()),
                 ));
             }
-            if super::grants::is_host_secret_key(key.get_ref()) && !forced.iter().any(|f| f.get_ref() == key.get_ref()) {
+            if super::grants::is_host_secret_key(key.get_ref()) && !forced.iter().any(|f| f.get_ref() == key.get_ref())
+            {
                 return Err(self
                     .error(
                         key.span(),
-                        format!("`{}` is the host's own credential; a tool does not get it", key.get_ref()),
+                        format!(
+                            "`{}` is the host's own credential; a tool does not get it",
+                            key.get_ref()
+                        ),
                     )
                     .with_help(format!(
                         "if this tool really must see it, also list it in `force_env = [\"{}\"]`",

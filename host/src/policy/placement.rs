@@ -166,7 +166,9 @@ mod tests {
     use super::*;
 
     fn policy_with(root: &Path, tool: &str, host: &str, access: &str) -> Policy {
-        let text = format!("version = 1\n[tools.{tool}]\nfs = [{{ host = \"{host}\", guest = \"/g\", access = \"{access}\" }}]\n");
+        let text = format!(
+            "version = 1\n[tools.{tool}]\nfs = [{{ host = \"{host}\", guest = \"/g\", access = \"{access}\" }}]\n"
+        );
         Policy::parse(&text, "p.toml", root).unwrap()
     }
 
@@ -192,7 +194,11 @@ mod tests {
 
         let inside = check_placement(&policy_with(&root, "w", "ws/data/sub", "rw"), &trusted);
         assert_eq!(inside.len(), 1);
-        assert!(inside[0].to_string().contains("lies inside the data directory"), "{}", inside[0]);
+        assert!(
+            inside[0].to_string().contains("lies inside the data directory"),
+            "{}",
+            inside[0]
+        );
 
         let r = check_placement(&policy_with(&root, "r", "ws/data", "ro"), &trusted);
         assert_eq!(r.len(), 1);
@@ -208,7 +214,10 @@ mod tests {
         let root = dir.path().canonicalize().unwrap();
         std::fs::create_dir_all(root.join("ws")).unwrap();
         let trusted = TrustedPaths::new().with(TrustedKind::DataDir, Some(&root.join("ws/.boram/state")));
-        assert_eq!(trusted.get(TrustedKind::DataDir), Some(root.join("ws/.boram/state").as_path()));
+        assert_eq!(
+            trusted.get(TrustedKind::DataDir),
+            Some(root.join("ws/.boram/state").as_path())
+        );
         let found = check_placement(&policy_with(&root, "w", "ws", "rw"), &trusted);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].severity, Severity::Error);

@@ -151,21 +151,22 @@ impl ToolHost {
     /// before; refused (nothing changes) when it claims another file's tool.
     pub fn swap_component(&self, component: Arc<LoadedComponent>) -> Result<(), String> {
         let mut refused = None;
-        self.state.rcu(|current| match current.registry.with_component(component.clone()) {
-            Ok(registry) => {
-                refused = None;
-                Arc::new(HostState::new(
-                    registry,
-                    current.policy.clone(),
-                    &self.audit,
-                    current.generation + 1,
-                ))
-            }
-            Err(e) => {
-                refused = Some(e);
-                Arc::clone(current)
-            }
-        });
+        self.state
+            .rcu(|current| match current.registry.with_component(component.clone()) {
+                Ok(registry) => {
+                    refused = None;
+                    Arc::new(HostState::new(
+                        registry,
+                        current.policy.clone(),
+                        &self.audit,
+                        current.generation + 1,
+                    ))
+                }
+                Err(e) => {
+                    refused = Some(e);
+                    Arc::clone(current)
+                }
+            });
         refused.map_or(Ok(()), Err)
     }
 

@@ -196,20 +196,25 @@ pub fn reload_policy(host: &ToolHost, path: &Path) -> Option<ReloadEvent> {
     if !path.exists() {
         return None;
     }
-    Some(match Policy::load(path).map_err(|e| e.to_string()).and_then(|p| host.set_policy(p)) {
-        Ok(warnings) => {
-            for warning in warnings {
-                tracing::warn!("{warning}");
+    Some(
+        match Policy::load(path)
+            .map_err(|e| e.to_string())
+            .and_then(|p| host.set_policy(p))
+        {
+            Ok(warnings) => {
+                for warning in warnings {
+                    tracing::warn!("{warning}");
+                }
+                ReloadEvent::PolicyReloaded {
+                    path: path.to_path_buf(),
+                }
             }
-            ReloadEvent::PolicyReloaded {
+            Err(e) => ReloadEvent::PolicyRejected {
                 path: path.to_path_buf(),
-            }
-        }
-        Err(e) => ReloadEvent::PolicyRejected {
-            path: path.to_path_buf(),
-            error: e,
+                error: e,
+            },
         },
-    })
+    )
 }
 
 fn report(host: &ToolHost, event: &ReloadEvent) {

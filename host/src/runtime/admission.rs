@@ -49,7 +49,12 @@ impl Admission {
         // The semaphores are never closed, so acquiring cannot fail.
         let tool = tool_queue.clone().acquire_owned().await.expect("queue never closed");
         let slot = self.slots.clone().acquire_owned().await.expect("slots never closed");
-        let memory = self.memory.clone().acquire_many_owned(mb).await.expect("budget never closed");
+        let memory = self
+            .memory
+            .clone()
+            .acquire_many_owned(mb)
+            .await
+            .expect("budget never closed");
         Ticket {
             _tool: tool,
             _slot: slot,
@@ -69,7 +74,10 @@ mod tests {
         let first = admission.admit(&queue, 512 << 20).await;
         let _second = admission.admit(&queue, 512 << 20).await;
         let third = tokio::time::timeout(std::time::Duration::from_millis(50), admission.admit(&queue, 512 << 20));
-        assert!(third.await.is_err(), "a third 512 MiB call must wait under a 1 GiB budget");
+        assert!(
+            third.await.is_err(),
+            "a third 512 MiB call must wait under a 1 GiB budget"
+        );
         drop(first);
         let third = tokio::time::timeout(std::time::Duration::from_secs(5), admission.admit(&queue, 512 << 20));
         assert!(third.await.is_ok(), "it runs once one finishes");

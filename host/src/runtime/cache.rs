@@ -153,6 +153,8 @@ impl CompileCache {
 fn load_or_create_key(dir: &Path) -> std::io::Result<[u8; 32]> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    // The cache directory is the host's alone, even if something else made it.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     let path = dir.join(KEY_FILE);
     if let Ok(meta) = std::fs::symlink_metadata(&path) {
         let private = meta.file_type().is_file()

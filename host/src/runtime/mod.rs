@@ -40,6 +40,14 @@ use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 
+/// Largest component file loaded: 64 MiB (first-party tools are ~100 KiB,
+/// a Python tool with its interpreter ~40 MiB).
+pub const MAX_COMPONENT_BYTES: u64 = 64 << 20;
+/// Longest a component may take to compile before its load is given up
+/// (the previous version keeps serving). The compile runs on a blocking
+/// thread, so the async runtime (and `/health`) keeps answering meanwhile.
+pub const COMPILE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// How to build a [`Runtime`].
 #[derive(Debug, Clone, Default)]
 pub struct RuntimeOptions {
@@ -56,7 +64,7 @@ pub struct RuntimeOptions {
 pub struct Runtime {
     engine: Engine,
     linker: Linker<state::StoreState>,
-    cache: CompileCache,
+    cache: std::sync::Arc<CompileCache>,
     allocator: Allocator,
     admission: admission::Admission,
     _ticker: EpochTicker,
@@ -76,7 +84,7 @@ impl Runtime {
         Ok(Self {
             engine,
             linker,
-            cache,
+            cache: std::sync::Arc::new(cache),
             allocator,
             admission: admission::Admission::new(budget, engine::POOL_INSTANCES),
             _ticker: ticker,
@@ -95,18 +103,26 @@ impl Runtime {
     /// link, and ask it to describe its tools in a
     /// sandbox with no capabilities.
     pub async fn load(&self, path: &Path) -> Result<LoadedComponent> {
+        let compile_error = |message: String| Error::Compile {
+            path: path.to_path_buf(),
+            message,
+        };
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        if size > MAX_COMPONENT_BYTES {
+            return Err(compile_error(format!(
+                "it is {size} bytes, over the {MAX_COMPONENT_BYTES} byte limit for a component"
+            )));
+        }
         let bytes = std::fs::read(path).map_err(|source| Error::Read {
             path: path.to_path_buf(),
             source,
         })?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
-        let (component, origin) =
-            self.cache
-                .load_or_compile(&self.engine, &bytes, &sha256)
-                .map_err(|e| Error::Compile {
-                    path: path.to_path_buf(),
-                    message: format!("{e:#}"),
-                })?;
+        let bytes = std::sync::Arc::new(bytes);
+        let (component, origin) = self
+            .compile(bytes.clone(), sha256.clone())
+            .await
+            .map_err(compile_error)?;
         let ty = component.component_type();
         let imports: Vec<String> = ty.imports(&self.engine).map(|(name, _)| name.to_string()).collect();
         let exports: Vec<String> = ty.exports(&self.engine).map(|(name, _)| name.to_string()).collect();
@@ -129,6 +145,27 @@ impl Runtime {
             exports,
             pre,
         })
+    }
+
+    /// Compiles (or loads from the cache) on a blocking thread, giving up
+    /// after [`COMPILE_TIMEOUT`]: a compile bomb must not stall every
+    /// request of a running service.
+    async fn compile(
+        &self,
+        bytes: std::sync::Arc<Vec<u8>>,
+        sha256: String,
+    ) -> std::result::Result<(wasmtime::component::Component, ArtifactOrigin), String> {
+        let (engine, cache) = (self.engine.clone(), self.cache.clone());
+        let job = tokio::task::spawn_blocking(move || cache.load_or_compile(&engine, &bytes, &sha256));
+        match tokio::time::timeout(COMPILE_TIMEOUT, job).await {
+            Ok(Ok(Ok(compiled))) => Ok(compiled),
+            Ok(Ok(Err(e))) => Err(format!("{e:#}")),
+            Ok(Err(e)) => Err(format!("the compiler crashed: {e}")),
+            Err(_) => Err(format!(
+                "compiling took longer than {} s; it is not loaded",
+                COMPILE_TIMEOUT.as_secs()
+            )),
+        }
     }
 
     /// Runs tool `tool` of `component` on `input` inside `sandbox`.

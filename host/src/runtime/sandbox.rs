@@ -87,9 +87,14 @@ impl SandboxTemplate {
         builder.max_random_size(MAX_RANDOM_BYTES);
         for (handle, guest, perms) in &self.preopens {
             let handle = handle.as_ref().map_err(|e| std::io::Error::other(e.clone()))?;
-            builder.preopened_dir(handle.reopen_path(), guest, *perms).map_err(|e| {
-                std::io::Error::other(format!("cannot open granted directory {}: {e:#}", handle.host.display()))
-            })?;
+            builder
+                .preopened_dir(handle.reopen_path(), guest, *perms)
+                .map_err(|e| {
+                    std::io::Error::other(format!(
+                        "cannot open granted directory {}: {e:#}",
+                        handle.host.display()
+                    ))
+                })?;
         }
         Ok(builder.build())
     }

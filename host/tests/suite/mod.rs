@@ -3,6 +3,7 @@
 mod agent;
 mod audit;
 mod authoring;
+mod boundary;
 mod cache;
 mod cli;
 mod egress;

@@ -3,9 +3,10 @@
 use crate::cli::UsageError;
 use crate::cli::context::GlobalArgs;
 use crate::runtime::{CallReport, Progress, ProgressSink};
+use crate::terminal::sanitize;
 use anyhow::Context as _;
 use clap::Args;
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -67,44 +68,52 @@ fn read_input(arg: Option<&str>) -> anyhow::Result<String> {
 
 fn print_progress(p: &Progress) {
     match p.total {
-        Some(total) => eprintln!("[{}] {}/{} {}", p.tool, p.done, total, p.message),
-        None => eprintln!("[{}] {} {}", p.tool, p.done, p.message),
+        Some(total) => eprintln!("[{}] {}/{} {}", p.tool, p.done, total, sanitize(&p.message)),
+        None => eprintln!("[{}] {} {}", p.tool, p.done, sanitize(&p.message)),
     }
 }
 
 /// The output on stdout; everything else (errors, what the tool printed,
-/// the summary line) on stderr.
+/// the summary line) on stderr. What the tool wrote goes through the
+/// terminal sanitizer on stderr, and on stdout when that is a terminal (a
+/// pipe gets the output byte for byte).
 fn print_human(report: &CallReport) {
     if let Some(output) = &report.output {
-        match serde_json::from_str::<serde_json::Value>(output) {
-            Ok(value) => println!(
-                "{}",
-                serde_json::to_string_pretty(&value).unwrap_or_else(|_| output.clone())
-            ),
-            Err(_) => println!("{output}"),
+        let text = match serde_json::from_str::<serde_json::Value>(output) {
+            Ok(value) => serde_json::to_string_pretty(&value).unwrap_or_else(|_| output.clone()),
+            Err(_) => output.clone(),
+        };
+        if std::io::stdout().is_terminal() {
+            println!("{}", sanitize(&text));
+        } else {
+            println!("{text}");
         }
     }
     for (label, captured) in [("stdout", &report.stdout), ("stderr", &report.stderr)] {
         if !captured.text.is_empty() {
-            eprintln!("--- tool {label} ---\n{}", captured.text.trim_end());
+            eprintln!("--- tool {label} ---\n{}", sanitize(captured.text.trim_end()));
             if captured.dropped_bytes > 0 {
                 eprintln!("({} more bytes dropped)", captured.dropped_bytes);
             }
         }
     }
     for line in &report.logs {
-        eprintln!("[{} {}] {}", report.tool, line.level, line.message);
+        eprintln!("[{} {}] {}", report.tool, line.level, sanitize(&line.message));
     }
     for r in &report.http {
         let status = r.status.map_or_else(|| "-".to_string(), |s| s.to_string());
-        let detail = r.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+        let detail = r
+            .error
+            .as_deref()
+            .map(|e| format!(": {}", sanitize(e)))
+            .unwrap_or_default();
         eprintln!(
             "[http] {} {} {}://{}:{} {status} ({} B in, {} ms){detail}",
             r.decision, r.method, r.scheme, r.host, r.port, r.bytes_in, r.duration_ms
         );
     }
     if let Some(error) = &report.error {
-        eprintln!("error ({:?}): {error}", report.outcome);
+        eprintln!("error ({:?}): {}", report.outcome, sanitize(error));
     }
     eprintln!(
         "{}: {} in {:.2} ms, memory peak {:.1} MiB",

@@ -52,7 +52,7 @@ impl InspectCommand {
         println!("  tools:");
         for spec in &c.specs {
             println!("    {}", spec.name);
-            for line in spec.description.lines() {
+            for line in crate::terminal::sanitize(&spec.description).lines() {
                 println!("      {line}");
             }
             println!("      input schema:");

@@ -47,6 +47,8 @@ impl ToolCommand {
 
 /// First sentence of a description, at most `max` characters.
 pub(super) fn short_description(text: &str, max: usize) -> String {
+    let sanitized = crate::terminal::sanitize(text);
+    let text: &str = &sanitized;
     let first = text
         .split_inclusive(". ")
         .next()

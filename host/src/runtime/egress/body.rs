@@ -149,7 +149,9 @@ impl Body for ResponseBody {
                     // Trailers are headers too: scrubbed like them, after
                     // the body's held-back tail (which would be lost otherwise).
                     Err(frame) => {
-                        let Ok(mut trailers) = frame.into_trailers() else { continue };
+                        let Ok(mut trailers) = frame.into_trailers() else {
+                            continue;
+                        };
                         this.scrubber.redactor().scrub_headers(&mut trailers);
                         let rest = this.scrubber.finish();
                         if rest.is_empty() {

@@ -3,7 +3,8 @@
 //! path: `/echo` returns the request head it received (so a test sees
 //! exactly which headers the host sent), `/redirect?to=URL` answers 302,
 //! `/big?n=N` sends N bytes, `/slow` waits 5 s, `/fat-headers?n=N` sends a
-//! header of N bytes, anything else answers `hello`.
+//! header of N bytes, `/trailers` answers chunked with a trailer echoing
+//! the request's `authorization`, anything else answers `hello`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -91,6 +92,22 @@ async fn serve(mut stream: TcpStream, seen: Arc<Mutex<Vec<String>>>) {
             .unwrap_or("")
             .to_string()
     };
+    if path == "/trailers" {
+        let authorization = head
+            .lines()
+            .find_map(|l| l.strip_prefix("authorization: "))
+            .unwrap_or("none")
+            .to_string();
+        let body = "the body ends here: END";
+        let response = format!(
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-echo\r\nconnection: close\r\n\r\n\
+             {:x}\r\n{body}\r\n0\r\nx-echo: {authorization}\r\n\r\n",
+            body.len()
+        );
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+        return;
+    }
     let (status, extra, body): (&str, String, Vec<u8>) = match path {
         "/echo" => ("200 OK", String::new(), head.into_bytes()),
         "/redirect" => ("302 Found", format!("location: {}\r\n", param("to")), Vec::new()),

@@ -7,13 +7,13 @@
 
 mod cli;
 mod echo;
+pub use echo::EchoServer;
 mod tools;
 
 use super::{call, host_with_audit, hostile_wasm};
 use boram_host::audit::AuditLog;
 use boram_host::registry::ToolHost;
 use boram_host::runtime::{CallReport, Outcome};
-use echo::EchoServer;
 use serde_json::{Value, json};
 
 /// The variable the test secrets are made of: cargo sets it for every test
