@@ -9,6 +9,7 @@
 //! and swaps it in atomically — calls are never blocked or failed by it.
 
 use super::Registry;
+use super::input::InputCheck;
 use crate::audit::AuditLog;
 use crate::policy::{Approval, Policy, Severity, ToolPolicy, TrustedPaths, check_placement};
 use crate::runtime::{CallReport, HttpRecordSink, LoadedComponent, ProgressSink, SandboxTemplate};
@@ -30,7 +31,7 @@ pub struct CallError {
 pub struct HostState {
     pub registry: Registry,
     pub policy: Policy,
-    templates: HashMap<String, (ToolPolicy, SandboxTemplate)>,
+    templates: HashMap<String, (ToolPolicy, SandboxTemplate, InputCheck)>,
     /// Bumped by every swap, so holders of derived data (the agent's tool
     /// list) know to rebuild it.
     pub generation: u64,
@@ -39,14 +40,16 @@ pub struct HostState {
 impl HostState {
     fn new(registry: Registry, policy: Policy, audit: &Option<Arc<AuditLog>>, generation: u64) -> Self {
         let templates = registry
-            .names()
-            .map(|name| {
+            .tools()
+            .map(|(spec, _)| {
+                let name = spec.name.as_str();
                 let tool_policy = policy.tool(name);
                 let sink = audit
                     .clone()
                     .map(|log| -> HttpRecordSink { Arc::new(move |r| log.http_request(r)) });
                 let template = SandboxTemplate::for_tool(name, &tool_policy, sink);
-                (name.to_string(), (tool_policy, template))
+                let input = InputCheck::new(name, &spec.input_schema);
+                (name.to_string(), (tool_policy, template, input))
             })
             .collect();
         Self {
@@ -194,7 +197,7 @@ impl ToolHost {
                 hint: did_you_mean(&state.registry, name),
             });
         };
-        let (tool_policy, template) = &state.templates[name];
+        let (tool_policy, template, input_check) = &state.templates[name];
         let report = if tool_policy.approval == Approval::Deny {
             let reason = format!(
                 "the policy {} denies `{name}` (approval = \"deny\" in {})",
@@ -202,6 +205,8 @@ impl ToolHost {
                 tool_policy.approval_source(name)
             );
             CallReport::denied(name, &component.sha256, reason)
+        } else if let Err(problem) = input_check.check(input) {
+            CallReport::invalid_input(name, &component.sha256, problem)
         } else {
             state
                 .registry

@@ -8,6 +8,7 @@
 
 mod discover;
 mod host;
+mod input;
 pub mod watch;
 
 pub use discover::{LoadProblem, Registry};

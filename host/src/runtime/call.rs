@@ -90,6 +90,14 @@ impl CallReport {
 }
 
 impl CallReport {
+    /// A call whose input the host refused before running it (not JSON,
+    /// a key repeated, or not what the tool's schema declares).
+    pub fn invalid_input(tool: &str, tool_hash: &str, problem: String) -> Self {
+        let mut report = Self::denied(tool, tool_hash, problem);
+        report.outcome = Outcome::InvalidInput;
+        report
+    }
+
     /// A call that found no place to run within its time limit: its tool's
     /// `concurrency` was taken, or the memory budget was.
     pub fn waited_too_long(tool: &str, tool_hash: &str, limits: crate::policy::Limits, budget_mb: u64) -> Self {

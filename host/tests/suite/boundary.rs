@@ -397,3 +397,34 @@ async fn a_body_followed_by_trailers_arrives_whole() {
     let report = call(&host, "fetch", json!({"url": format!("{}/trailers", server.url())})).await;
     assert_eq!(output(&report)["body"], json!("the body ends here: END"));
 }
+
+#[tokio::test]
+async fn input_with_a_repeated_key_or_off_schema_never_reaches_the_component() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().canonicalize().expect("canonical");
+    std::fs::create_dir_all(root.join("rw")).expect("mkdir");
+    let policy = "version = 1\n[defaults]\napproval = \"allow\"\n[tools.fs_op]\nfs = [{ host = \"rw\", guest = \"/rw\", access = \"rw\" }]\n";
+    let host = host_with(&[hostile_wasm()], &root, policy).await;
+    // Which `path` would the guest's parser take? It never has to decide.
+    let report = host
+        .call("fs_op", r#"{"op": "create", "path": "/rw/a", "path": "/rw/b"}"#, None)
+        .await
+        .expect("tool");
+    assert_eq!(report.outcome, Outcome::InvalidInput, "{:?}", report.output);
+    assert!(
+        report.error.as_deref().unwrap_or("").contains("duplicate key `path`"),
+        "{:?}",
+        report.error
+    );
+    assert!(
+        !root.join("rw/a").exists() && !root.join("rw/b").exists(),
+        "the component must not have run"
+    );
+    let report = call(&host, "fs_op", json!({"op": "create", "path": 7})).await;
+    assert_eq!(report.outcome, Outcome::InvalidInput);
+    assert!(
+        report.error.as_deref().unwrap_or("").contains("/path"),
+        "{:?}",
+        report.error
+    );
+}
