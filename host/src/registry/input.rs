@@ -12,6 +12,9 @@ use std::fmt;
 /// The declared schema of one tool, compiled once per loaded component.
 pub struct InputCheck {
     validator: Option<jsonschema::Validator>,
+    /// `path (string, required), offset (integer)`: said with every
+    /// refusal, so the model can fix its call in one go.
+    expected: String,
 }
 
 impl InputCheck {
@@ -23,7 +26,10 @@ impl InputCheck {
                 |e| tracing::warn!(tool, error = %e, "input schema does not compile; input checked as JSON only"),
             )
             .ok();
-        Self { validator }
+        Self {
+            validator,
+            expected: expected_fields(schema),
+        }
     }
 
     /// `Err` with what is wrong with `input`, in words for the model.
@@ -50,14 +56,45 @@ impl InputCheck {
             })
             .collect();
         if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(format!(
-                "the input does not match the tool's schema: {}",
-                problems.join("; ")
-            ))
+            return Ok(());
         }
+        let mut message = format!("the input does not match the tool's schema: {}", problems.join("; "));
+        if !self.expected.is_empty() {
+            message.push_str(&format!("; expected fields: {}", self.expected));
+        }
+        Err(message)
     }
+}
+
+/// The top-level properties of `schema` with their types, required ones marked.
+fn expected_fields(schema: &serde_json::Value) -> String {
+    let Some(properties) = schema.get("properties").and_then(|p| p.as_object()) else {
+        return String::new();
+    };
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(|r| r.as_array())
+        .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    properties
+        .iter()
+        .map(|(name, property)| {
+            let kind = match property.get("type") {
+                Some(serde_json::Value::String(t)) => t.clone(),
+                Some(serde_json::Value::Array(ts)) => {
+                    ts.iter().filter_map(|t| t.as_str()).collect::<Vec<_>>().join(" or ")
+                }
+                _ => "any".to_string(),
+            };
+            let required = if required.contains(&name.as_str()) {
+                ", required"
+            } else {
+                ""
+            };
+            format!("{name} ({kind}{required})")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `Err` naming the first key that appears twice in one object.
@@ -150,7 +187,8 @@ mod tests {
     fn extra_fields_missing_fields_and_wrong_types_are_refused() {
         assert!(check().check(r#"{"path": "/a"}"#).is_ok());
         let extra = check().check(r#"{"path": "/a", "mode": "x"}"#).unwrap_err();
-        assert!(extra.contains("mode"), "{extra}");
+        assert!(extra.contains("'mode' was unexpected"), "{extra}");
+        assert!(extra.ends_with("; expected fields: path (string, required)"), "{extra}");
         assert!(check().check(r#"{}"#).unwrap_err().contains("path"));
         assert!(check().check(r#"{"path": 3}"#).unwrap_err().contains("/path"));
         assert!(check().check(r#"[1]"#).unwrap_err().contains("object"));

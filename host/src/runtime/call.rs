@@ -199,11 +199,21 @@ fn cap_error(message: String) -> String {
     cut
 }
 
-/// A store with the memory limiter on and an epoch deadline that makes the
+/// Bytes a guest may have the host copy in from its memory in one host
+/// call (strings, lists); wasmtime's default is 128 MiB.
+pub const HOSTCALL_FUEL: usize = 16 << 20;
+/// Component handles (resources, streams, borrows) the guest may hold at
+/// once; wasmtime's default is 100 000.
+pub const MAX_COMPONENT_HANDLES: usize = 16_384;
+
+/// A store with the memory limiter on, wasmtime's per-store caps set
+/// explicitly, and an epoch deadline that makes the
 /// guest yield to the executor at every tick, so a `tokio::time::timeout`
 /// around the call can cancel a guest that never returns.
 pub(super) fn new_store(engine: &Engine, state: StoreState) -> Store<StoreState> {
     let mut store = Store::new(engine, state);
+    store.set_hostcall_fuel(HOSTCALL_FUEL);
+    store.set_max_component_handles(MAX_COMPONENT_HANDLES);
     store.limiter(|s| &mut s.memory);
     store.set_epoch_deadline(1);
     store.epoch_deadline_async_yield_and_update(1);

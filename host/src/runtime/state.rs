@@ -18,6 +18,13 @@ pub const MAX_LOG_LINE_BYTES: usize = 2048;
 /// Most progress reports passed on per call; later ones are counted and
 /// dropped (a tool reporting in a tight loop produced 200 MB in a second).
 pub const MAX_PROGRESS_REPORTS: u64 = 1000;
+/// Most host resources (open files, streams, HTTP bodies, pollables…) one
+/// call may hold at once; wasmtime's default is a million.
+pub const MAX_RESOURCES: usize = 16_384;
+/// In-memory size of one set of wasi-http fields (headers), above the
+/// largest `http_header_kb` the policy accepts; the egress filter enforces
+/// the policy's own, smaller limit on what is sent and received.
+pub const MAX_HTTP_FIELDS_BYTES: usize = 1 << 20;
 /// Most table elements one instance may grow to (tables hold function references).
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 
@@ -63,9 +70,17 @@ impl StoreState {
     ) -> Self {
         Self {
             wasi,
-            http: WasiHttpCtx::new(),
+            http: {
+                let mut http = WasiHttpCtx::new();
+                http.set_field_size_limit(MAX_HTTP_FIELDS_BYTES);
+                http
+            },
             egress,
-            table: ResourceTable::new(),
+            table: {
+                let mut table = ResourceTable::new();
+                table.set_max_capacity(MAX_RESOURCES);
+                table
+            },
             memory: MemoryAccount::new(memory_limit),
             tool: tool.to_string(),
             logs: Vec::new(),

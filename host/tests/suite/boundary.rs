@@ -269,12 +269,12 @@ async fn tool_errors_and_progress_are_capped() {
         "version = 1\n[defaults]\napproval = \"allow\"\nmemory_mb = 256\n",
     )
     .await;
-    let report = call(&host, "fail_big", json!({"bytes": 20 << 20})).await;
+    let report = call(&host, "fail_big", json!({"bytes": 4 << 20})).await;
     assert_eq!(report.outcome, Outcome::Failed);
     let error = report.error.expect("error");
     assert!(error.len() < 17 * 1024, "{} bytes", error.len());
     assert!(
-        error.ends_with(&format!("[error cut: 16384 of {} bytes shown]", 20 << 20)),
+        error.ends_with(&format!("[error cut: 16384 of {} bytes shown]", 4 << 20)),
         "{}",
         &error[error.len() - 80..]
     );
@@ -427,4 +427,53 @@ async fn input_with_a_repeated_key_or_off_schema_never_reaches_the_component() {
         "{:?}",
         report.error
     );
+}
+
+/// wasmtime's per-store caps are set explicitly (issue 14, item 3): each
+/// of these stops the call, and the next call runs normally.
+#[tokio::test]
+async fn host_calls_past_the_per_call_caps_stop_the_call() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = host_with(
+        &[hostile_wasm()],
+        dir.path(),
+        "version = 1\n[defaults]\napproval = \"allow\"\nmemory_mb = 256\n",
+    )
+    .await;
+    for (what, n, said) in [
+        ("log", 20u64 << 20, "fuel allocated for hostcalls has been exhausted"),
+        ("random", 2 << 20, "requested len 2097152 exceeds limit 1048576"),
+        ("resources", 20_000, "resource table has no free keys"),
+    ] {
+        let report = call(&host, "exhaust", json!({"what": what, "n": n})).await;
+        assert_eq!(
+            report.outcome,
+            Outcome::Crashed,
+            "{what}: {:?} {:?}",
+            report.output,
+            report.error
+        );
+        let error = report.error.unwrap_or_default().to_lowercase();
+        assert!(error.contains(said), "{what}: {error}");
+    }
+    // Under the caps the same calls work.
+    assert_eq!(
+        output(&call(&host, "exhaust", json!({"what": "random", "n": 1024})).await),
+        json!(1024)
+    );
+    assert_eq!(
+        output(&call(&host, "exhaust", json!({"what": "resources", "n": 100})).await),
+        json!(100)
+    );
+}
+
+#[tokio::test]
+async fn a_component_over_the_size_limit_is_refused_before_compiling() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bomb.wasm");
+    let file = std::fs::File::create(&path).expect("create");
+    file.set_len(boram_host::runtime::MAX_COMPONENT_BYTES + 1)
+        .expect("sparse file");
+    let error = shared_runtime().load(&path).await.err().expect("refused").to_string();
+    assert!(error.contains("over the 67108864 byte limit"), "{error}");
 }
