@@ -55,6 +55,7 @@ async fn run() {
         Runtime::new(&RuntimeOptions {
             cache_dir: Some(dir.path().join("cache")),
             no_pooling: false,
+            memory_budget_mb: None,
         })
         .expect("runtime"),
     );

@@ -41,6 +41,7 @@ fn main() {
         Runtime::new(&RuntimeOptions {
             cache_dir: Some(cache.path().into()),
             no_pooling: false,
+            memory_budget_mb: None,
         })
         .expect("runtime"),
     );
@@ -197,6 +198,7 @@ fn loads(rt: &tokio::runtime::Runtime, wasm: &Path) -> (Vec<Duration>, Vec<Durat
     let with_cache = RuntimeOptions {
         cache_dir: Some(cache.path().into()),
         no_pooling: false,
+        memory_budget_mb: None,
     };
     rt.block_on(Runtime::new(&with_cache).expect("runtime").load(wasm))
         .expect("warm the cache");

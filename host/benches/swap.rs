@@ -83,6 +83,7 @@ async fn setup(v1: &[u8], cache: bool) -> (Arc<ToolHost>, tempfile::TempDir, bor
         Runtime::new(&RuntimeOptions {
             cache_dir: cache.then(|| dir.path().join("cache")),
             no_pooling: false,
+            memory_budget_mb: None,
         })
         .expect("runtime"),
     );

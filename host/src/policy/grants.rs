@@ -100,9 +100,9 @@ mod tests {
     use crate::policy::Policy;
 
     fn policy(text: &str) -> Result<Policy, String> {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("test setup");
         for d in ["work/data", "other"] {
-            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+            std::fs::create_dir_all(dir.path().join(d)).expect("test setup");
         }
         Policy::parse(text, "p.toml", dir.path()).map_err(|e| e.to_string())
     }
@@ -113,7 +113,7 @@ mod tests {
             "version = 1\n[tools.a]\nfs = [{ host = \"work\", guest = \"/w\", access = \"rw\" }]\n\
              [tools.b]\nfs = [{ host = \"work/data\", guest = \"/data\", access = \"ro\" }]\n",
         )
-        .unwrap_err();
+        .expect_err("must be refused");
         assert!(err.contains("p.toml:5"), "{err}");
         assert!(err.contains("lies inside preopen"), "{err}");
         assert!(err.contains("[tools.a] line 3"), "{err}");
@@ -123,7 +123,7 @@ mod tests {
     fn its_own_nested_preopen_is_refused_too_and_ro_nesting_is_fine() {
         let own = "version = 1\n[tools.a]\nfs = [\n { host = \"work\", guest = \"/w\", access = \"rw\" },\n \
                    { host = \"work/data\", guest = \"/data\", access = \"ro\" },\n]\n";
-        assert!(policy(own).unwrap_err().contains("p.toml:5"));
+        assert!(policy(own).expect_err("must be refused").contains("p.toml:5"));
         let ro = "version = 1\n[tools.a]\nfs = [\n { host = \"work\", guest = \"/w\" },\n \
                   { host = \"work/data\", guest = \"/data\" },\n]\n";
         assert!(policy(ro).is_ok());
@@ -136,20 +136,20 @@ mod tests {
     fn kernel_trees_and_root_are_refused() {
         for host in ["/", "/proc", "/proc/self", "/sys", "/dev"] {
             let text = format!("version = 1\n[tools.a]\nfs = [{{ host = \"{host}\", guest = \"/x\" }}]\n");
-            let err = policy(&text).unwrap_err();
+            let err = policy(&text).expect_err("must be refused");
             assert!(err.contains("may not be granted"), "{host}: {err}");
         }
     }
 
     #[test]
     fn host_credentials_need_force_env() {
-        let err = policy("version = 1\n[tools.a]\nenv = [\"ANTHROPIC_API_KEY\"]\n").unwrap_err();
+        let err = policy("version = 1\n[tools.a]\nenv = [\"ANTHROPIC_API_KEY\"]\n").expect_err("must be refused");
         assert!(err.contains("p.toml:3") && err.contains("force_env"), "{err}");
         let forced =
             policy("version = 1\n[tools.a]\nenv = [\"ANTHROPIC_API_KEY\"]\nforce_env = [\"ANTHROPIC_API_KEY\"]\n")
-                .unwrap();
+                .expect("test setup");
         assert_eq!(forced.tools["a"].env[0].key, "ANTHROPIC_API_KEY");
-        let stray = policy("version = 1\n[tools.a]\nforce_env = [\"OPENAI_API_KEY\"]\n").unwrap_err();
+        let stray = policy("version = 1\n[tools.a]\nforce_env = [\"OPENAI_API_KEY\"]\n").expect_err("must be refused");
         assert!(stray.contains("not in `env`"), "{stray}");
     }
 }

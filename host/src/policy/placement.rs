@@ -169,17 +169,17 @@ mod tests {
         let text = format!(
             "version = 1\n[tools.{tool}]\nfs = [{{ host = \"{host}\", guest = \"/g\", access = \"{access}\" }}]\n"
         );
-        Policy::parse(&text, "p.toml", root).unwrap()
+        Policy::parse(&text, "p.toml", root).expect("test setup")
     }
 
     #[test]
     fn rw_over_each_protected_path_is_an_error_and_ro_over_data_a_warning_issue_14() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
+        let dir = tempfile::tempdir().expect("test setup");
+        let root = dir.path().canonicalize().expect("test setup");
         for d in ["ws/tools", "ws/data/sub", "elsewhere"] {
-            std::fs::create_dir_all(root.join(d)).unwrap();
+            std::fs::create_dir_all(root.join(d)).expect("test setup");
         }
-        std::fs::write(root.join("ws/policy.toml"), "").unwrap();
+        std::fs::write(root.join("ws/policy.toml"), "").expect("test setup");
         let trusted = TrustedPaths::new()
             .with(TrustedKind::PolicyFile, Some(&root.join("ws/policy.toml")))
             .with(TrustedKind::ToolsDir, Some(&root.join("ws/tools")))
@@ -210,9 +210,9 @@ mod tests {
 
     #[test]
     fn a_data_dir_not_created_yet_is_still_protected() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        std::fs::create_dir_all(root.join("ws")).unwrap();
+        let dir = tempfile::tempdir().expect("test setup");
+        let root = dir.path().canonicalize().expect("test setup");
+        std::fs::create_dir_all(root.join("ws")).expect("test setup");
         let trusted = TrustedPaths::new().with(TrustedKind::DataDir, Some(&root.join("ws/.boram/state")));
         assert_eq!(
             trusted.get(TrustedKind::DataDir),

@@ -176,21 +176,32 @@ mod tests {
 
     #[test]
     fn duplicate_keys_at_any_depth_are_refused_issue_14() {
-        let err = check().check(r#"{"path": "/a", "path": "/etc/passwd"}"#).unwrap_err();
+        let err = check()
+            .check(r#"{"path": "/a", "path": "/etc/passwd"}"#)
+            .expect_err("must be refused");
         assert!(err.contains("duplicate key `path`"), "{err}");
         let nested = InputCheck::new("t", &json!({"type": "object"}));
-        let err = nested.check(r#"{"a": [{"b": 1, "b": 2}]}"#).unwrap_err();
+        let err = nested
+            .check(r#"{"a": [{"b": 1, "b": 2}]}"#)
+            .expect_err("must be refused");
         assert!(err.contains("duplicate key `b`"), "{err}");
     }
 
     #[test]
     fn extra_fields_missing_fields_and_wrong_types_are_refused() {
         assert!(check().check(r#"{"path": "/a"}"#).is_ok());
-        let extra = check().check(r#"{"path": "/a", "mode": "x"}"#).unwrap_err();
+        let extra = check()
+            .check(r#"{"path": "/a", "mode": "x"}"#)
+            .expect_err("must be refused");
         assert!(extra.contains("'mode' was unexpected"), "{extra}");
         assert!(extra.ends_with("; expected fields: path (string, required)"), "{extra}");
-        assert!(check().check(r#"{}"#).unwrap_err().contains("path"));
-        assert!(check().check(r#"{"path": 3}"#).unwrap_err().contains("/path"));
-        assert!(check().check(r#"[1]"#).unwrap_err().contains("object"));
+        assert!(check().check(r#"{}"#).expect_err("must be refused").contains("path"));
+        assert!(
+            check()
+                .check(r#"{"path": 3}"#)
+                .expect_err("must be refused")
+                .contains("/path")
+        );
+        assert!(check().check(r#"[1]"#).expect_err("must be refused").contains("object"));
     }
 }

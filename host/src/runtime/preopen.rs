@@ -68,21 +68,21 @@ mod tests {
 
     #[test]
     fn the_handle_keeps_the_directory_it_opened_after_a_symlink_swap_issue_14() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        std::fs::create_dir_all(root.join("work/data")).unwrap();
-        std::fs::write(root.join("work/data/mine.txt"), "mine").unwrap();
-        let handle = DirHandle::open(&root.join("work/data")).unwrap();
+        let dir = tempfile::tempdir().expect("test setup");
+        let root = dir.path().canonicalize().expect("test setup");
+        std::fs::create_dir_all(root.join("work/data")).expect("test setup");
+        std::fs::write(root.join("work/data/mine.txt"), "mine").expect("test setup");
+        let handle = DirHandle::open(&root.join("work/data")).expect("test setup");
         // What the guest did: rename the granted directory away, symlink `/` in its place.
-        std::fs::rename(root.join("work/data"), root.join("work/moved")).unwrap();
-        std::os::unix::fs::symlink("/", root.join("work/data")).unwrap();
+        std::fs::rename(root.join("work/data"), root.join("work/moved")).expect("test setup");
+        std::os::unix::fs::symlink("/", root.join("work/data")).expect("test setup");
         let seen: Vec<String> = std::fs::read_dir(handle.reopen_path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .expect("test setup")
+            .map(|e| e.expect("test setup").file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(seen, ["mine.txt"]);
         // And a fresh open through the swapped path is refused.
-        let err = DirHandle::open(&root.join("work/data")).unwrap_err();
+        let err = DirHandle::open(&root.join("work/data")).expect_err("must be refused");
         assert!(err.to_string().contains("symlink"), "{err}");
     }
 }

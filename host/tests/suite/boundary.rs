@@ -474,6 +474,9 @@ async fn a_component_over_the_size_limit_is_refused_before_compiling() {
     let file = std::fs::File::create(&path).expect("create");
     file.set_len(boram_host::runtime::MAX_COMPONENT_BYTES + 1)
         .expect("sparse file");
-    let error = shared_runtime().load(&path).await.err().expect("refused").to_string();
+    let Err(error) = shared_runtime().load(&path).await else {
+        panic!("a 64 MiB + 1 component must be refused")
+    };
+    let error = error.to_string();
     assert!(error.contains("over the 67108864 byte limit"), "{error}");
 }
