@@ -4,7 +4,7 @@
 use crate::audit::AuditLog;
 use crate::config;
 use crate::policy::{Policy, TrustedKind, TrustedPaths};
-use crate::registry::{Registry, ToolHost, placement_errors};
+use crate::registry::{Registry, ToolHost, check_grants};
 use crate::runtime::{Runtime, RuntimeOptions};
 use anyhow::Context as _;
 use clap::Args;
@@ -116,7 +116,7 @@ impl GlobalArgs {
     pub async fn tool_host_for(&self, config: Option<&Path>) -> anyhow::Result<ToolHost> {
         let policy = self.load_policy()?;
         let trusted = self.trusted_paths(config);
-        for warning in placement_errors(&policy, &trusted).map_err(refused)? {
+        for warning in check_grants(&policy, &trusted).map_err(refused)? {
             eprintln!("warning: {warning}");
         }
         let registry = self.registry().await?;
@@ -140,11 +140,10 @@ impl GlobalArgs {
     }
 }
 
-/// The usage error for a policy refused by trust placement.
+/// The usage error for a policy whose grants are refused (trust placement,
+/// special files).
 pub fn refused(errors: String) -> crate::cli::UsageError {
-    crate::cli::UsageError(format!(
-        "the policy puts the host's own files inside a read-write preopen:\n{errors}"
-    ))
+    crate::cli::UsageError(format!("the policy grants what no tool may have:\n{errors}"))
 }
 
 fn hint_for_tools_dir(dir: &Path) -> String {

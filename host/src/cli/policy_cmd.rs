@@ -60,7 +60,7 @@ async fn check(file: &Path, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let trusted = global
         .trusted_paths(None)
         .with(crate::policy::TrustedKind::PolicyFile, Some(file));
-    match crate::registry::placement_errors(&policy, &trusted) {
+    match crate::registry::check_grants(&policy, &trusted) {
         Ok(warnings) => warnings.iter().for_each(|w| eprintln!("warning: {w}")),
         Err(errors) => return Err(super::context::refused(errors).into()),
     }

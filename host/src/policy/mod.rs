@@ -14,6 +14,7 @@ mod model;
 pub mod net;
 pub(crate) mod parse;
 mod placement;
+mod scan;
 mod schema;
 
 pub use error::PolicyError;
@@ -25,3 +26,4 @@ pub use model::{
 };
 pub use parse::is_tool_name;
 pub use placement::{PlacementFinding, Severity, TrustedKind, TrustedPaths, check_placement};
+pub use scan::{ScanReport, scan_grants};

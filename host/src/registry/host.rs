@@ -11,7 +11,7 @@
 use super::Registry;
 use super::input::InputCheck;
 use crate::audit::AuditLog;
-use crate::policy::{Approval, Policy, Severity, ToolPolicy, TrustedPaths, check_placement};
+use crate::policy::{Approval, Policy, Severity, ToolPolicy, TrustedPaths, check_placement, scan_grants};
 use crate::runtime::{CallReport, HttpRecordSink, LoadedComponent, ProgressSink, SandboxTemplate};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
@@ -105,7 +105,7 @@ impl ToolHost {
     }
 
     /// Checks every policy swapped in later against `trusted` (the start-up
-    /// policy is checked by whoever builds the host, with [`placement_errors`]).
+    /// policy is checked by whoever builds the host, with [`check_grants`]).
     pub fn with_trusted(mut self, trusted: TrustedPaths) -> Self {
         self.trusted = trusted;
         self
@@ -182,7 +182,7 @@ impl ToolHost {
     /// preopens reaches the host's own files; then the current policy stays
     /// and the refusal says why. Returns the warnings otherwise.
     pub fn set_policy(&self, policy: Policy) -> Result<Vec<String>, String> {
-        let warnings = placement_errors(&policy, &self.trusted)?;
+        let warnings = check_grants(&policy, &self.trusted)?;
         self.swap(|s| (s.registry.clone(), policy.clone()));
         Ok(warnings)
     }
@@ -231,15 +231,22 @@ impl ToolHost {
     }
 }
 
-/// `Err` with every refusal (one per line) when a preopen of `policy`
-/// reaches one of `trusted`; `Ok` with the warnings otherwise.
-pub fn placement_errors(policy: &Policy, trusted: &TrustedPaths) -> Result<Vec<String>, String> {
+/// Everything checked about `policy` when it is applied (at start and on
+/// every reload): trust placement against `trusted`, and a scan of the
+/// granted trees for special files and hard links. `Err` with every
+/// refusal, one per line; `Ok` with the warnings.
+pub fn check_grants(policy: &Policy, trusted: &TrustedPaths) -> Result<Vec<String>, String> {
     let findings = check_placement(policy, trusted);
     let (errors, warnings): (Vec<_>, Vec<_>) = findings.iter().partition(|f| f.severity == Severity::Error);
+    let scan = scan_grants(policy);
+    let mut errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    errors.extend(scan.errors);
+    let mut warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+    warnings.extend(scan.warnings);
     if errors.is_empty() {
-        Ok(warnings.iter().map(ToString::to_string).collect())
+        Ok(warnings)
     } else {
-        Err(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+        Err(errors.join("\n"))
     }
 }
 

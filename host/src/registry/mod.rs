@@ -12,5 +12,5 @@ mod input;
 pub mod watch;
 
 pub use discover::{LoadProblem, Registry};
-pub use host::{CallError, CallObserver, HostState, ToolHost, placement_errors};
+pub use host::{CallError, CallObserver, HostState, ToolHost, check_grants};
 pub use watch::{ReloadEvent, apply_tool_file};

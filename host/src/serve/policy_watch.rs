@@ -6,7 +6,7 @@
 
 use super::metrics::Metrics;
 use super::tenants::{Tenant, policy_for};
-use crate::registry::placement_errors;
+use crate::registry::check_grants;
 use crate::registry::watch::{Watching, watch_dirs};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -38,7 +38,7 @@ fn apply(path: &Path, tenants: &[Arc<Tenant>], metrics: &Metrics) {
         .iter()
         .map(|t| {
             let policy = policy_for(path, &text, t.workspace.as_deref())?;
-            placement_errors(&policy, t.host.trusted())?;
+            check_grants(&policy, t.host.trusted())?;
             Ok(policy)
         })
         .collect();

@@ -8,7 +8,7 @@
 use crate::audit::AuditLog;
 use crate::config::serve::UserToml;
 use crate::policy::{Policy, TrustedPaths};
-use crate::registry::{CallObserver, Registry, ToolHost, placement_errors};
+use crate::registry::{CallObserver, Registry, ToolHost, check_grants};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -106,7 +106,7 @@ impl Tenant {
             Some((path, text)) => policy_for(path, text, spec.workspace.as_deref())?,
             None => Policy::deny_all(),
         };
-        let warnings = placement_errors(&policy, trusted).map_err(|e| format!("user `{}`: {e}", spec.name))?;
+        let warnings = check_grants(&policy, trusted).map_err(|e| format!("user `{}`: {e}", spec.name))?;
         for warning in warnings {
             tracing::warn!(user = %spec.name, "{warning}");
         }

@@ -480,3 +480,33 @@ async fn a_component_over_the_size_limit_is_refused_before_compiling() {
     let error = error.to_string();
     assert!(error.contains("over the 67108864 byte limit"), "{error}");
 }
+
+/// A FIFO in a grant used to block a host thread past the timeout (512 of
+/// them starved every tool); a hard link in a `rw` grant writes outside.
+#[test]
+fn a_fifo_in_a_grant_is_refused_and_a_hard_link_in_a_rw_grant_is_a_warning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("g")).expect("mkdir");
+    std::fs::write(dir.path().join("outside.txt"), "outside").expect("write");
+    std::fs::hard_link(dir.path().join("outside.txt"), dir.path().join("g/link.txt")).expect("link");
+    let policy = dir.path().join("p.toml");
+    std::fs::write(
+        &policy,
+        "version = 1\n[tools.fs_op]\nfs = [{ host = \"g\", guest = \"/g\", access = \"rw\" }]\n",
+    )
+    .expect("policy");
+    let data = tempfile::tempdir().expect("data");
+    let out = boram(&["policy", "check", policy.to_str().expect("utf8")], data.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("link.txt has 2 hard links"), "{}", stderr(&out));
+
+    let fifo = dir.path().join("g/pipe");
+    assert!(Command::new("mkfifo").arg(&fifo).status().expect("mkfifo").success());
+    let out = boram(&["policy", "check", policy.to_str().expect("utf8")], data.path());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("holds a FIFO {}", fifo.display())),
+        "{}",
+        stderr(&out)
+    );
+}
