@@ -510,3 +510,31 @@ fn a_fifo_in_a_grant_is_refused_and_a_hard_link_in_a_rw_grant_is_a_warning() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_ro_preopen_over_the_data_dir_runs_with_a_warning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().canonicalize().expect("canonical");
+    std::fs::create_dir_all(root.join("work/.boram")).expect("mkdir");
+    std::fs::write(root.join("work/notes.txt"), "notes").expect("write");
+    let policy = root.join("policy.toml");
+    std::fs::write(
+        &policy,
+        "version = 1\n[defaults]\napproval = \"allow\"\n[tools.read_file]\nfs = [{ host = \"work\", guest = \"/w\" }]\n",
+    )
+    .expect("policy");
+    let data = root.join("work/.boram");
+    let out = boram(
+        &["tool", "call", "read_file", r#"{"path":"/w/notes.txt"}"#, "--policy", policy.to_str().expect("utf8")],
+        &data,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected = format!(
+        "warning: {}:5: [tools.read_file] ro preopen {} contains the data directory {}; \
+         the tool can read the audit log and remembered approvals",
+        policy.display(),
+        root.join("work").display(),
+        data.display()
+    );
+    assert!(stderr(&out).contains(&expected), "expected `{expected}` in:\n{}", stderr(&out));
+}
