@@ -525,7 +525,14 @@ fn a_ro_preopen_over_the_data_dir_runs_with_a_warning() {
     .expect("policy");
     let data = root.join("work/.boram");
     let out = boram(
-        &["tool", "call", "read_file", r#"{"path":"/w/notes.txt"}"#, "--policy", policy.to_str().expect("utf8")],
+        &[
+            "tool",
+            "call",
+            "read_file",
+            r#"{"path":"/w/notes.txt"}"#,
+            "--policy",
+            policy.to_str().expect("utf8"),
+        ],
         &data,
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -536,5 +543,9 @@ fn a_ro_preopen_over_the_data_dir_runs_with_a_warning() {
         root.join("work").display(),
         data.display()
     );
-    assert!(stderr(&out).contains(&expected), "expected `{expected}` in:\n{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&expected),
+        "expected `{expected}` in:\n{}",
+        stderr(&out)
+    );
 }

@@ -4,8 +4,9 @@
 //! on stdout, for scripts.
 
 use crate::agent::{AgentEvent, EventSink, Stop};
+use crate::terminal::sanitize;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -71,7 +72,9 @@ fn render(screen: &mut Screen, event: &AgentEvent) {
         AgentEvent::TextDelta { text } => {
             screen.stop_spinner();
             let mut out = std::io::stdout().lock();
-            let _ = out.write_all(text.as_bytes());
+            // Model text must not drive the terminal; a pipe gets it unchanged.
+            let shown = if out.is_terminal() { sanitize(text) } else { text.into() };
+            let _ = out.write_all(shown.as_bytes());
             let _ = out.flush();
             screen.mid_line = !text.ends_with('\n');
         }
@@ -82,19 +85,23 @@ fn render(screen: &mut Screen, event: &AgentEvent) {
         } => {
             screen.stop_spinner();
             screen.end_text();
-            eprintln!("  ↻ retry {attempt} in {:.1}s: {reason}", *wait_ms as f64 / 1000.0);
+            eprintln!(
+                "  ↻ retry {attempt} in {:.1}s: {}",
+                *wait_ms as f64 / 1000.0,
+                sanitize(reason)
+            );
         }
         AgentEvent::ToolCall { name, input, .. } => {
             screen.stop_spinner();
             screen.end_text();
-            eprintln!("  ⏺ {name} {}", shorten(&input.to_string(), 100));
+            eprintln!("  ⏺ {} {}", sanitize(name), shorten(&input.to_string(), 100));
         }
-        AgentEvent::ToolStarted { name, .. } => screen.start_spinner(&format!("running {name}")),
+        AgentEvent::ToolStarted { name, .. } => screen.start_spinner(&format!("running {}", sanitize(name))),
         AgentEvent::Approval { name, decision, .. }
             if !decision.ends_with("(policy)") || decision.starts_with("deny") =>
         {
             screen.stop_spinner();
-            eprintln!("  ⚑ {name}: {decision}");
+            eprintln!("  ⚑ {}: {}", sanitize(name), sanitize(decision));
         }
         AgentEvent::Approval { .. } | AgentEvent::Usage { .. } => {}
         AgentEvent::ToolResult {
@@ -107,9 +114,13 @@ fn render(screen: &mut Screen, event: &AgentEvent) {
         } => {
             screen.stop_spinner();
             if *is_error {
-                eprintln!("  ✗ {name} {outcome} ({duration_ms} ms): {}", shorten(content, 160));
+                eprintln!(
+                    "  ✗ {} {outcome} ({duration_ms} ms): {}",
+                    sanitize(name),
+                    shorten(content, 160)
+                );
             } else {
-                eprintln!("  ✓ {name} ok ({duration_ms} ms, {} bytes)", content.len());
+                eprintln!("  ✓ {} ok ({duration_ms} ms, {} bytes)", sanitize(name), content.len());
             }
         }
         AgentEvent::Compacted { replaced_messages, .. } => {
@@ -129,7 +140,12 @@ fn render(screen: &mut Screen, event: &AgentEvent) {
             AgentEvent::ToolCall { name, input, .. } => {
                 screen.stop_spinner();
                 screen.end_text();
-                eprintln!("    [{profile}] ⏺ {name} {}", shorten(&input.to_string(), 90));
+                eprintln!(
+                    "    [{}] ⏺ {} {}",
+                    sanitize(profile),
+                    sanitize(name),
+                    shorten(&input.to_string(), 90)
+                );
             }
             AgentEvent::ToolResult {
                 name,
@@ -138,7 +154,7 @@ fn render(screen: &mut Screen, event: &AgentEvent) {
                 ..
             } => {
                 let mark = if *is_error { "✗" } else { "✓" };
-                eprintln!("    [{profile}] {mark} {name} {outcome}");
+                eprintln!("    [{}] {mark} {} {outcome}", sanitize(profile), sanitize(name));
             }
             _ => {}
         },
@@ -153,13 +169,16 @@ fn stopped_message(stop: Stop, error: Option<&str>) -> Option<String> {
         Stop::Budget => "stopped: the session's spend reached [agent] budget_usd".into(),
         Stop::TimeLimit => "stopped: the turn ran past [agent] time_limit_s".into(),
         Stop::Cancelled => "cancelled".into(),
-        Stop::Error => format!("error: {}", error.unwrap_or("the model call failed")),
+        Stop::Error => format!("error: {}", sanitize(error.unwrap_or("the model call failed"))),
     })
 }
 
-/// One line, at most `max` characters.
+/// One line, at most `max` characters, safe for the terminal.
 pub fn shorten(text: &str, max: usize) -> String {
-    let flat: String = text.chars().map(|c| if c == '\n' { ' ' } else { c }).collect();
+    let flat: String = sanitize(text)
+        .chars()
+        .map(|c| if c == '\n' { ' ' } else { c })
+        .collect();
     if flat.chars().count() <= max {
         return flat;
     }
