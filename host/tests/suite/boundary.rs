@@ -383,19 +383,27 @@ async fn url_userinfo_is_refused_and_nothing_is_sent() {
     assert!(audit.contains(r#""path":"/echo?q=boram&page=2""#), "{audit}");
 }
 
+/// A server reflecting the injected `Authorization` in a trailer used to
+/// hand the secret to the guest, and the body lost its held-back tail.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_body_followed_by_trailers_arrives_whole() {
+async fn trailers_are_scrubbed_and_the_body_before_them_arrives_whole() {
     let server = super::egress::EchoServer::start("127.0.0.1").await;
     let dir = tempfile::tempdir().expect("tempdir");
-    // A secret makes the scrubber hold back the end of each chunk.
     let policy = format!(
-        "version = 1\n[defaults]\napproval = \"allow\"\n[tools.fetch]\nnet = [\"{0}\"]\n\
+        "version = 1\n[defaults]\napproval = \"allow\"\n[tools.raw_get]\nnet = [\"{0}\"]\n\
          secrets = [{{ host = \"127.0.0.1\", header = \"Authorization\", value = \"Token ${{env:CARGO_MANIFEST_DIR}}\" }}]\n",
         server.url()
     );
     let host = host_with(&[hostile_wasm()], dir.path(), &policy).await;
-    let report = call(&host, "fetch", json!({"url": format!("{}/trailers", server.url())})).await;
-    assert_eq!(output(&report)["body"], json!("the body ends here: END"));
+    let authority = format!("127.0.0.1:{}", server.port);
+    let seen = output(&call(&host, "raw_get", json!({"authority": authority, "path": "/trailers"})).await);
+    assert_eq!(seen["body"], json!("the body ends here: END"));
+    let secret = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it");
+    assert!(
+        server.requests()[0].contains(&format!("authorization: Token {secret}")),
+        "the server got the secret"
+    );
+    assert_eq!(seen["trailers"], json!([["x-echo", "[REDACTED]"]]), "{seen}");
 }
 
 #[tokio::test]
