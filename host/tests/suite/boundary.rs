@@ -557,3 +557,41 @@ fn a_ro_preopen_over_the_data_dir_runs_with_a_warning() {
         stderr(&out)
     );
 }
+
+/// Escape bytes from a tool reached the terminal intact: `tool call` now
+/// shows every one as a visible escape, in logs, stderr, progress and errors.
+#[test]
+fn tool_text_shown_by_tool_call_cannot_drive_the_terminal() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let policy = data.path().join("p.toml");
+    std::fs::write(&policy, "version = 1\n[defaults]\napproval = \"allow\"\n").expect("policy");
+    let tools = hostile_wasm().parent().expect("fixtures dir").join("noisy-tools");
+    std::fs::create_dir_all(&tools).expect("mkdir");
+    std::fs::copy(hostile_wasm(), tools.join("hostile.wasm")).expect("copy");
+    let out = boram(
+        &[
+            "tool",
+            "call",
+            "noisy",
+            "{}",
+            "--policy",
+            policy.to_str().expect("utf8"),
+            "--tools-dir",
+            tools.to_str().expect("utf8"),
+        ],
+        data.path(),
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for raw in ['\u{1b}', '\u{7}', '\u{202e}', '\u{200b}'] {
+        assert!(!err.contains(raw), "{raw:?} reached the terminal:\n{err:?}");
+    }
+    for shown in [
+        r"\x1b]0;owned\x07title",
+        r"\x1b[8mhidden",
+        r"\u{202e}gnp.exe",
+        r"\x1b[2Jscreen cleared\u{200b}",
+    ] {
+        assert!(err.contains(shown), "`{shown}` missing from:\n{err}");
+    }
+}
