@@ -118,6 +118,7 @@ impl ServeCommand {
         let metrics = Arc::new(Metrics::new());
         let mut tenants = Vec::new();
         let ready = registry.is_some() && (global.policy.is_none() || policy.is_some());
+        let trusted = global.trusted_paths(self.agent.config.as_deref());
         for spec in ready.then_some(&users).into_iter().flatten() {
             let observer = {
                 let metrics = metrics.clone();
@@ -125,7 +126,6 @@ impl ServeCommand {
             };
             let policy = policy.as_ref().map(|(p, t)| (p.as_path(), t.as_str()));
             let registry = registry.as_ref().expect("checked by the loop");
-            let trusted = global.trusted_paths(self.agent.config.as_deref());
             match Tenant::build(spec, registry, policy, &data_dir, &trusted, observer) {
                 Ok(tenant) => tenants.push(Arc::new(tenant)),
                 Err(e) => problems.push(e),

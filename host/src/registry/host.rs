@@ -183,8 +183,15 @@ impl ToolHost {
     /// and the refusal says why. Returns the warnings otherwise.
     pub fn set_policy(&self, policy: Policy) -> Result<Vec<String>, String> {
         let warnings = check_grants(&policy, &self.trusted)?;
-        self.swap(|s| (s.registry.clone(), policy.clone()));
+        self.set_checked_policy(policy);
         Ok(warnings)
+    }
+
+    /// Applies `policy`, which the caller has already passed through
+    /// [`check_grants`] with this host's [`Self::trusted`] paths (the
+    /// service checks every user's policy before applying any).
+    pub fn set_checked_policy(&self, policy: Policy) {
+        self.swap(|s| (s.registry.clone(), policy.clone()));
     }
 
     /// Runs tool `name` on `input` under the policy and records it in the

@@ -45,9 +45,7 @@ fn apply(path: &Path, tenants: &[Arc<Tenant>], metrics: &Metrics) {
     let event = match built {
         Ok(policies) => {
             for (tenant, policy) in tenants.iter().zip(policies) {
-                if let Err(e) = tenant.host.set_policy(policy) {
-                    tracing::warn!(user = %tenant.name, error = %e, "policy edit rejected");
-                }
+                tenant.host.set_checked_policy(policy);
             }
             tracing::info!(path = %path.display(), "policy reloaded");
             json!({"event": "policy_reloaded", "path": path})

@@ -2,7 +2,8 @@
 //! got through at b22d9bf, each reproduced here and refused now. The
 //! reviews' own cases stay outside the project; these are ours.
 
-use super::{call, host_with, host_with_audit, hostile_wasm, output, shared_runtime, tools_dir, workspace_dir};
+use super::cli::{boram, stderr};
+use super::{call, host_with, host_with_audit, hostile_wasm, output, shared_runtime, tools_dir};
 use boram_host::audit::AuditLog;
 use boram_host::policy::{Policy, TrustedKind, TrustedPaths};
 use boram_host::registry::watch::{ReloadEvent, apply_tool_file, reload_policy};
@@ -10,28 +11,22 @@ use boram_host::registry::{Registry, ToolHost};
 use boram_host::runtime::{Outcome, Progress, Runtime, RuntimeOptions};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 fn impostor_wasm() -> PathBuf {
     hostile_wasm().with_file_name("impostor.wasm")
 }
 
-/// `boram ARGS` with its data directory at `data` and no policy from the environment.
-fn boram(args: &[&str], data: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_boram"))
-        .args(args)
-        .current_dir(workspace_dir())
-        .env("BORAM_DATA_DIR", data)
-        .env_remove("BORAM_POLICY")
-        .env_remove("BORAM_TOOLS_DIR")
-        .env_remove("BORAM_CONFIG")
-        .output()
-        .expect("run boram")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+/// The hostile fixture with every tool allowed and 256 MiB per call, for
+/// the tests that push a per-call cap.
+async fn roomy_host(dir: &Path) -> ToolHost {
+    host_with(
+        &[hostile_wasm()],
+        dir,
+        "version = 1\n[defaults]\napproval = \"allow\"\nmemory_mb = 256\n",
+    )
+    .await
 }
 
 /// A workspace holding the data directory, and a policy granting it `rw`
@@ -263,12 +258,7 @@ async fn a_second_component_claiming_read_file_never_gets_it() {
 #[tokio::test]
 async fn tool_errors_and_progress_are_capped() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let host = host_with(
-        &[hostile_wasm()],
-        dir.path(),
-        "version = 1\n[defaults]\napproval = \"allow\"\nmemory_mb = 256\n",
-    )
-    .await;
+    let host = roomy_host(dir.path()).await;
     let report = call(&host, "fail_big", json!({"bytes": 4 << 20})).await;
     assert_eq!(report.outcome, Outcome::Failed);
     let error = report.error.expect("error");
@@ -442,12 +432,7 @@ async fn input_with_a_repeated_key_or_off_schema_never_reaches_the_component() {
 #[tokio::test]
 async fn host_calls_past_the_per_call_caps_stop_the_call() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let host = host_with(
-        &[hostile_wasm()],
-        dir.path(),
-        "version = 1\n[defaults]\napproval = \"allow\"\nmemory_mb = 256\n",
-    )
-    .await;
+    let host = roomy_host(dir.path()).await;
     for (what, n, said) in [
         ("log", 20u64 << 20, "fuel allocated for hostcalls has been exhausted"),
         ("random", 2 << 20, "requested len 2097152 exceeds limit 1048576"),

@@ -3,13 +3,16 @@
 use super::{FIRST_PARTY_TOOLS, workspace_dir};
 use std::process::{Command, Output};
 
-fn boram(args: &[&str], data_dir: &std::path::Path) -> Output {
+/// `boram ARGS` from the checkout, with its data directory at `data_dir`
+/// and no policy, tools directory or config file from the environment.
+pub(super) fn boram(args: &[&str], data_dir: &std::path::Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_boram"))
         .args(args)
         .current_dir(workspace_dir())
         .env("BORAM_DATA_DIR", data_dir)
         .env_remove("BORAM_POLICY")
         .env_remove("BORAM_TOOLS_DIR")
+        .env_remove("BORAM_CONFIG")
         .output()
         .expect("run boram")
 }
@@ -18,7 +21,7 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn stderr(o: &Output) -> String {
+pub(super) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 

@@ -85,8 +85,9 @@ impl EgressTemplate {
     ) -> Result<http::Response<WasiBody>, Error> {
         let started = Instant::now();
         let mut record = HttpRecord::start(&self.tool, request.method().as_str());
+        let redactor = Redactor::new(&self.secrets);
         let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
-        record.path = String::from_utf8_lossy(&Redactor::new(&self.secrets).scrub(path.as_bytes())).into_owned();
+        record.path = String::from_utf8_lossy(&redactor.scrub(path.as_bytes())).into_owned();
         let fail = |mut record: HttpRecord, denied: bool, reason: String, error: Error| {
             record.finish_refused(denied, reason, started);
             activity.push(record);
@@ -134,7 +135,6 @@ impl EgressTemplate {
         {
             return fail(record, false, reason, error);
         }
-        let redactor = Redactor::new(&self.secrets);
         let (mut parts, incoming) = response.into_parts();
         redactor.scrub_headers(&mut parts.headers);
         let body = ResponseBody::new(
