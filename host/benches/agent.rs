@@ -193,6 +193,7 @@ fn gateway_for(server: &ScriptedServer, dir: &std::path::Path) -> Arc<Gateway> {
         kind: ProviderKind::Anthropic,
         base_url: server.url(),
         api_key: Some("k".into()),
+        max_event_bytes: boram_host::llm::DEFAULT_MAX_EVENT_BYTES,
     })
     .expect("provider");
     Arc::new(

@@ -27,6 +27,7 @@ pub mod policy;
 pub mod registry;
 pub mod runtime;
 pub mod schedule;
+pub mod scrub;
 pub mod serve;
 pub mod session;
 mod suggest;

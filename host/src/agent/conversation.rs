@@ -21,6 +21,13 @@ impl Conversation {
         }
     }
 
+    /// Whether a tool call with this id is already in the conversation.
+    pub fn has_tool_use(&self, id: &str) -> bool {
+        self.messages
+            .iter()
+            .any(|m| m.tool_uses().any(|(other, _, _)| other == id))
+    }
+
     pub fn push(&mut self, message: Message) {
         match message.role {
             Role::User => self.push_user(message),

@@ -184,10 +184,16 @@ impl Agent {
     /// Continues a session from its transcript: the working conversation,
     /// spend and identical-call counts are rebuilt; tool calls that never
     /// got results (the process died in between) are closed with an error
-    /// result so the model knows they did not run.
+    /// result: "not run" when no start was recorded, "interrupted, may have
+    /// run" when it was (the request may have reached its server, the file
+    /// may have been written).
     pub fn resume(mut self, records: &[Record]) -> Self {
         self.conversation = Conversation::from_records(records);
+        let mut started = std::collections::HashSet::new();
         for record in records {
+            if let Record::ToolStarted { id, .. } = record {
+                started.insert(id.as_str());
+            }
             match record {
                 Record::Usage { usage, cost_usd, .. } => {
                     self.spent_usd += cost_usd.unwrap_or(0.0);
@@ -206,10 +212,32 @@ impl Agent {
                 _ => {}
             }
         }
-        let dangling = self.conversation.dangling_tool_uses();
-        if !dangling.is_empty() {
-            let why = "not run: the session ended before this tool call could run";
-            self.add_message(interrupted_results(&dangling, why));
+        let (maybe_ran, not_run): (Vec<String>, Vec<String>) = self
+            .conversation
+            .dangling_tool_uses()
+            .into_iter()
+            .partition(|id| started.contains(id.as_str()));
+        let mut results = Vec::new();
+        if !maybe_ran.is_empty() {
+            let why = "interrupted: the session ended while this tool call was running; \
+                       it may have run, and its side effects are unknown — check before repeating it";
+            results.extend(interrupted_results(&maybe_ran, why).content);
+        }
+        if !not_run.is_empty() {
+            let why = "not run: the session ended before this tool call started";
+            results.extend(interrupted_results(&not_run, why).content);
+        }
+        if !results.is_empty() {
+            // In the order the model made the calls.
+            let order = self.conversation.dangling_tool_uses();
+            results.sort_by_key(|b| match b {
+                crate::llm::Block::ToolResult { tool_use_id, .. } => order.iter().position(|id| id == tool_use_id),
+                _ => None,
+            });
+            self.add_message(Message {
+                role: crate::llm::Role::User,
+                content: results,
+            });
         }
         self
     }
@@ -293,21 +321,34 @@ impl Agent {
                 round: rounds,
             });
             let request = self.request();
-            let sink = |delta: Delta| forward_delta(events, delta);
+            let shown = std::sync::Mutex::new(crate::scrub::StreamScrubber::default());
+            let sink = |delta: Delta| forward_delta(events, &shown, delta);
             let result = tokio::select! {
                 result = self.gateway.send(&request, &sink, self.session.id()) => result,
                 _ = cancel.cancelled() => break Stop::Cancelled,
                 _ = tokio::time::sleep_until(deadline) => break Stop::TimeLimit,
             };
+            let rest = shown.lock().unwrap_or_else(|e| e.into_inner()).finish();
+            if !rest.is_empty() {
+                events(&AgentEvent::TextDelta { text: rest });
+            }
             let completion = match result {
                 Ok(completion) => completion,
                 Err(e) => {
-                    error = Some(e.to_string());
+                    error = Some(crate::scrub::scrub(&e.to_string()).into_owned());
                     break Stop::Error;
                 }
             };
             self.account(&completion.response.usage, completion.cost_usd, events);
-            let reply = completion.response.message;
+            let reply = scrub_message(completion.response.message);
+            // A reused id would give two calls one result and poison the session.
+            if let Some((id, _, _)) = reply.tool_uses().find(|(id, _, _)| self.conversation.has_tool_use(id)) {
+                error = Some(format!(
+                    "the model server sent a tool call with the id `{id}`, which an earlier call already has; \
+                     the reply was dropped"
+                ));
+                break Stop::Error;
+            }
             self.used.extend(reply.tool_uses().map(|(_, name, _)| name.to_string()));
             self.add_message(reply.clone());
             if reply.tool_uses().next().is_none() {
@@ -318,8 +359,8 @@ impl Agent {
             let ids: Vec<String> = reply.tool_uses().map(|(id, _, _)| id.to_string()).collect();
             let (results, stopped) = tokio::select! {
                 results = round.run(&reply) => (results, None),
-                _ = cancel.cancelled() => (interrupted_results(&ids, "cancelled by the user before it finished"), Some(Stop::Cancelled)),
-                _ = tokio::time::sleep_until(deadline) => (interrupted_results(&ids, "stopped: the turn's time limit passed"), Some(Stop::TimeLimit)),
+                _ = cancel.cancelled() => (interrupted_results(&ids, "cancelled by the user before it finished; it may have run, and its side effects are unknown"), Some(Stop::Cancelled)),
+                _ = tokio::time::sleep_until(deadline) => (interrupted_results(&ids, "stopped: the turn's time limit passed before it finished; it may have run, and its side effects are unknown"), Some(Stop::TimeLimit)),
             };
             self.add_message(results);
             self.account_delegations();
@@ -533,14 +574,48 @@ impl Agent {
     }
 }
 
-fn forward_delta(events: &EventSink, delta: Delta) {
+/// Reports a streamed piece: text passes the secret scrubber (which holds
+/// back a possible secret's start until the next piece); a retry drops
+/// what the scrubber held, since that attempt's text is discarded.
+fn forward_delta(events: &EventSink, shown: &std::sync::Mutex<crate::scrub::StreamScrubber>, delta: Delta) {
+    let mut shown = shown.lock().unwrap_or_else(|e| e.into_inner());
     match delta {
-        Delta::Text(text) => events(&AgentEvent::TextDelta { text }),
-        Delta::Retrying { attempt, wait, reason } => events(&AgentEvent::Retrying {
-            attempt,
-            wait_ms: wait.as_millis() as u64,
-            reason,
-        }),
+        Delta::Text(text) => {
+            let text = shown.push(&text);
+            if !text.is_empty() {
+                events(&AgentEvent::TextDelta { text });
+            }
+        }
+        Delta::Retrying { attempt, wait, reason } => {
+            *shown = crate::scrub::StreamScrubber::default();
+            events(&AgentEvent::Retrying {
+                attempt,
+                wait_ms: wait.as_millis() as u64,
+                reason: crate::scrub::scrub(&reason).into_owned(),
+            })
+        }
         Delta::ToolUseStarted { .. } => {}
     }
+}
+
+/// The model's reply with every configured secret scrubbed from its text
+/// and tool inputs: a server echoing a key cannot make a tool send it on.
+fn scrub_message(mut message: Message) -> Message {
+    use crate::llm::Block;
+    for block in &mut message.content {
+        match block {
+            Block::Text { text } => *text = crate::scrub::scrub(text).into_owned(),
+            Block::ToolUse { input, .. } => {
+                let text = input.to_string();
+                let scrubbed = crate::scrub::scrub(&text);
+                if scrubbed != text
+                    && let Ok(value) = serde_json::from_str(&scrubbed)
+                {
+                    *input = value;
+                }
+            }
+            Block::ToolResult { .. } => {}
+        }
+    }
+    message
 }

@@ -202,6 +202,7 @@ impl Profile {
         }
         if let Some(budget) = self.budget_usd {
             limits.budget_usd = limits.budget_usd.min(budget);
+            limits.budget_set = true;
         }
         if let Some(seconds) = self.time_limit_s {
             limits.time_limit = limits.time_limit.min(std::time::Duration::from_secs(seconds));

@@ -179,6 +179,14 @@ impl ToolRound<'_> {
                 return ("denied".into(), reason, true);
             }
         }
+        // Before it runs: a crash from here on means "it may have run".
+        if let Err(e) = self.session.append(Record::ToolStarted {
+            time: crate::audit::now(),
+            id: id.to_string(),
+            tool: name.to_string(),
+        }) {
+            tracing::error!(error = %e, "cannot write the transcript");
+        }
         (self.events)(&AgentEvent::ToolStarted {
             id: id.to_string(),
             name: name.to_string(),

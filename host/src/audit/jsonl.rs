@@ -34,7 +34,9 @@ impl JsonlFile {
 
     /// Appends `record` as one line.
     pub fn append<T: serde::Serialize>(&self, record: &T) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
+        // Every JSONL file (audit, usage, transcripts) passes the secret scrubber.
+        let text = serde_json::to_string(record).map_err(std::io::Error::other)?;
+        let mut line = crate::scrub::scrub(&text).into_owned().into_bytes();
         line.push(b'\n');
         let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
         file.write_all(&line)

@@ -1,5 +1,12 @@
 //! The audit log: one JSON line per tool call and per outgoing HTTP
-//! request (later also per reload) in `audit.jsonl` in the data directory.
+//! request (and per reload) in `audit.jsonl` in the data directory.
+//!
+//! A call is written twice: an intent line (`tool_call_started`) before it
+//! runs and the `tool_call` line with its outcome after, so a crash between
+//! the two leaves evidence that the call may have run. With `required`
+//! (`[audit] required = true`, the default of `boram serve`) a call whose
+//! intent line cannot be written (disk full) does not run; otherwise the
+//! lost line is reported on stderr and the call goes on.
 
 mod jsonl;
 
@@ -50,17 +57,63 @@ impl<'a> ToolCallRecord<'a> {
     }
 }
 
+/// The line written before a call runs.
+#[derive(Debug, Serialize)]
+struct ToolCallStarted<'a> {
+    time: String,
+    event: &'static str,
+    tool: &'a str,
+    tool_hash: &'a str,
+    input_sha256: String,
+}
+
 /// The audit log of one data directory.
 #[derive(Debug)]
 pub struct AuditLog {
     file: JsonlFile,
+    required: bool,
 }
 
 impl AuditLog {
     pub fn open(data_dir: &Path) -> std::io::Result<Self> {
         Ok(Self {
             file: JsonlFile::open(&data_dir.join(AUDIT_FILE))?,
+            required: false,
         })
+    }
+
+    /// With `required`, a call whose intent line cannot be written is refused.
+    pub fn required(mut self, required: bool) -> Self {
+        self.required = required;
+        self
+    }
+
+    pub fn is_required(&self) -> bool {
+        self.required
+    }
+
+    /// Writes the intent line of a call about to run. `Err` with the reason
+    /// only when the line is lost and the log is required.
+    pub fn call_started(&self, tool: &str, tool_hash: &str, input: &str) -> Result<(), String> {
+        let line = ToolCallStarted {
+            time: now(),
+            event: "tool_call_started",
+            tool,
+            tool_hash,
+            input_sha256: hex::encode(Sha256::digest(input.as_bytes())),
+        };
+        match self.file.append(&line) {
+            Ok(()) => Ok(()),
+            Err(e) if self.required => Err(format!(
+                "the audit log {} cannot be written ({e}), and [audit] required = true refuses to run \
+                 tools without an audit record; free disk space or fix the file",
+                self.path().display()
+            )),
+            Err(e) => {
+                tracing::warn!(path = %self.path().display(), error = %e, tool, "an audit line was lost; the call runs anyway");
+                Ok(())
+            }
+        }
     }
 
     pub fn path(&self) -> &Path {

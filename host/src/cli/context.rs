@@ -58,7 +58,7 @@ impl GlobalArgs {
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_writer(std::io::stderr);
+            .with_writer(|| crate::scrub::ScrubbedStderr);
         if self.log_json {
             builder.json().init()
         } else {
@@ -120,8 +120,14 @@ impl GlobalArgs {
             eprintln!("warning: {warning}");
         }
         let registry = self.registry().await?;
+        // A config that does not parse is reported by the command that reads it.
+        let required = config::model::ConfigToml::load_or_default(config)
+            .ok()
+            .and_then(|c| c.audit.required)
+            .unwrap_or(false);
         let audit = AuditLog::open(&self.data_dir())
-            .with_context(|| format!("cannot open the audit log in {}", self.data_dir().display()))?;
+            .with_context(|| format!("cannot open the audit log in {}", self.data_dir().display()))?
+            .required(required);
         Ok(ToolHost::new(registry, policy, Some(audit)).with_trusted(trusted))
     }
 

@@ -77,6 +77,7 @@ pub struct UsageError(pub String);
 /// printed cause chain and an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::scrub::register_host_env();
     cli.global.init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -110,9 +111,10 @@ pub fn main() -> ExitCode {
 }
 
 fn print_error_chain(e: &anyhow::Error) {
-    eprintln!("error: {e}");
+    use crate::scrub::scrub;
+    eprintln!("error: {}", scrub(&e.to_string()));
     for cause in e.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        eprintln!("  caused by: {}", scrub(&cause.to_string()));
     }
 }
 

@@ -126,7 +126,9 @@ impl ServeCommand {
             };
             let policy = policy.as_ref().map(|(p, t)| (p.as_path(), t.as_str()));
             let registry = registry.as_ref().expect("checked by the loop");
-            match Tenant::build(spec, registry, policy, &data_dir, &trusted, observer) {
+            // A service runs unattended: no audit record, no tool call.
+            let audit_required = config.audit.required.unwrap_or(true);
+            match Tenant::build(spec, registry, policy, &data_dir, &trusted, observer, audit_required) {
                 Ok(tenant) => tenants.push(Arc::new(tenant)),
                 Err(e) => problems.push(e),
             }

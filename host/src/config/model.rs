@@ -41,6 +41,18 @@ pub struct ConfigToml {
     /// `[profiles.NAME]`: agent profiles for `--profile` and `delegate`.
     #[serde(default)]
     pub profiles: BTreeMap<String, crate::agent::profiles::ProfileToml>,
+    #[serde(default)]
+    pub audit: AuditToml,
+}
+
+/// `[audit]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditToml {
+    /// `required = true`: a tool call whose audit line cannot be written
+    /// does not run. Default: true for `boram serve`, false on the CLI
+    /// (where a lost line is a warning on stderr).
+    pub required: Option<bool>,
 }
 
 /// `[selection]`: which tools each request offers.
@@ -113,6 +125,8 @@ pub struct ModelToml {
     pub max_tokens: Option<u32>,
     /// `context_tokens = 200000`: the model's context window; compaction starts at 80 %.
     pub context_tokens: Option<u64>,
+    /// `max_stream_event_kib = 8192`: the largest SSE line or event accepted from the model server.
+    pub max_stream_event_kib: Option<usize>,
 }
 
 /// `[gateway]`.
@@ -251,6 +265,10 @@ pub fn resolve(
             kind,
             base_url,
             api_key,
+            max_event_bytes: file
+                .model
+                .max_stream_event_kib
+                .map_or(crate::llm::DEFAULT_MAX_EVENT_BYTES, |kib| kib.saturating_mul(1024)),
         },
         model,
         max_tokens: file.model.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),

@@ -6,7 +6,10 @@
 //! `input_json_delta`, `message_delta`, `message_stop`, `ping`, `error`)
 //! into one [`ChatResponse`]. A reply counts only once `message_stop`
 //! arrived: anything shorter is [`LlmError::Incomplete`], so a tool call
-//! from a cut-off message is never run.
+//! from a cut-off message is never run. The event order is checked, since
+//! the server may be hostile: a block started twice, a delta or a stop for
+//! a block that is not open, a second `message_start`, or two tool calls
+//! with one id are protocol errors, never silently merged.
 
 use super::error::{LlmError, Result, cut_tool_call};
 use super::http::{parse_data, post_sse};
@@ -24,6 +27,7 @@ pub struct Anthropic {
     client: reqwest::Client,
     url: String,
     api_key: Option<String>,
+    max_event_bytes: usize,
 }
 
 impl Anthropic {
@@ -32,7 +36,14 @@ impl Anthropic {
             client,
             url: format!("{}/v1/messages", base_url.trim_end_matches('/')),
             api_key,
+            max_event_bytes: super::DEFAULT_MAX_EVENT_BYTES,
         }
+    }
+
+    /// Refuses SSE lines or events larger than this.
+    pub fn with_max_event_bytes(mut self, bytes: usize) -> Self {
+        self.max_event_bytes = bytes.max(1024);
+        self
     }
 }
 
@@ -55,7 +66,15 @@ impl Provider for Anthropic {
             headers.insert("x-api-key", value);
         }
         let body = request_body(request);
-        let mut events = post_sse(&self.client, "anthropic", &self.url, headers, &body).await?;
+        let mut events = post_sse(
+            &self.client,
+            "anthropic",
+            &self.url,
+            headers,
+            &body,
+            self.max_event_bytes,
+        )
+        .await?;
         let mut reply = Assembler::default();
         while let Some(event) = events.next().await {
             let event = event?;
@@ -139,8 +158,10 @@ enum Partial {
 
 #[derive(Default)]
 struct Assembler {
+    started: bool,
     model: String,
-    blocks: Vec<(usize, Partial)>,
+    /// `(index, block, stopped)` in the order they started.
+    blocks: Vec<(usize, Partial, bool)>,
     usage: Usage,
     stop_reason: Option<String>,
 }
@@ -151,32 +172,42 @@ impl Assembler {
         let kind = data["type"].as_str().unwrap_or(name);
         match kind {
             "message_start" => {
+                if std::mem::replace(&mut self.started, true) {
+                    return Err(decode("a second `message_start` in one reply".into()));
+                }
                 let message = &data["message"];
                 self.model = message["model"].as_str().unwrap_or_default().to_string();
                 self.read_usage(&message["usage"]);
             }
             "content_block_start" => {
                 let index = index_of(data)?;
+                if self.blocks.iter().any(|(i, _, _)| *i == index) {
+                    return Err(decode(format!("block {index} started twice")));
+                }
                 let block = &data["content_block"];
                 let partial = match block["type"].as_str() {
                     Some("text") => Partial::Text(block["text"].as_str().unwrap_or_default().to_string()),
                     Some("tool_use") => {
                         let name = str_field(block, "name")?;
+                        let id = str_field(block, "id")?;
+                        if id.is_empty() || self.has_tool_id(&id) {
+                            return Err(decode(format!("two tool calls with the id `{id}` in one reply")));
+                        }
                         deltas(Delta::ToolUseStarted { name: name.clone() });
                         Partial::ToolUse {
-                            id: str_field(block, "id")?,
+                            id,
                             name,
                             json: String::new(),
                         }
                     }
                     _ => Partial::Other,
                 };
-                self.blocks.push((index, partial));
+                self.blocks.push((index, partial, false));
             }
             "content_block_delta" => {
                 let index = index_of(data)?;
                 let delta = &data["delta"];
-                match (self.block_mut(index)?, delta["type"].as_str()) {
+                match (&mut self.open_block(index)?.1, delta["type"].as_str()) {
                     (Partial::Text(text), Some("text_delta")) => {
                         let piece = delta["text"].as_str().unwrap_or_default();
                         text.push_str(piece);
@@ -188,14 +219,24 @@ impl Assembler {
                     _ => {}
                 }
             }
-            "content_block_stop" | "ping" => {}
+            "content_block_stop" => {
+                let index = index_of(data)?;
+                let (_, _, stopped) = self.open_block(index)?;
+                *stopped = true;
+            }
+            "ping" => {}
             "message_delta" => {
                 if let Some(reason) = data["delta"]["stop_reason"].as_str() {
                     self.stop_reason = Some(reason.to_string());
                 }
                 self.read_usage(&data["usage"]);
             }
-            "message_stop" => return Ok(true),
+            "message_stop" => {
+                if !self.started {
+                    return Err(decode("`message_stop` without `message_start`".into()));
+                }
+                return Ok(true);
+            }
             "error" => {
                 let error = &data["error"];
                 return Err(LlmError::Stream {
@@ -226,12 +267,19 @@ impl Assembler {
         }
     }
 
-    fn block_mut(&mut self, index: usize) -> Result<&mut Partial> {
+    /// Block `index`, which must have started and not stopped yet.
+    fn open_block(&mut self, index: usize) -> Result<&mut (usize, Partial, bool)> {
+        match self.blocks.iter_mut().find(|(i, _, _)| *i == index) {
+            None => Err(decode(format!("an event for block {index}, which never started"))),
+            Some((_, _, true)) => Err(decode(format!("an event for block {index} after it stopped"))),
+            Some(block) => Ok(block),
+        }
+    }
+
+    fn has_tool_id(&self, id: &str) -> bool {
         self.blocks
-            .iter_mut()
-            .find(|(i, _)| *i == index)
-            .map(|(_, b)| b)
-            .ok_or_else(|| decode(format!("a delta for block {index}, which never started")))
+            .iter()
+            .any(|(_, b, _)| matches!(b, Partial::ToolUse { id: other, .. } if other == id))
     }
 
     fn finish(self) -> Result<ChatResponse> {
@@ -239,7 +287,7 @@ impl Assembler {
             .stop_reason
             .ok_or_else(|| incomplete("`message_stop` came without a stop reason"))?;
         let mut content = Vec::new();
-        for (_, block) in self.blocks {
+        for (_, block, _) in self.blocks {
             match block {
                 Partial::Text(text) if !text.is_empty() => content.push(Block::Text { text }),
                 Partial::ToolUse { id, name, json } => {

@@ -1,10 +1,14 @@
 //! Errors of a model call, and which of them are worth retrying.
 //!
-//! The rule (matching what Anthropic and OpenAI document): connection
-//! errors, 408, 409, 429, 5xx and 529 are transient; an error event inside
-//! a stream that names overload or a server error is transient; a stream
-//! that ends before its message is complete is transient. A 429 that is a
-//! spend or quota limit, and every other 4xx, would fail again and is not.
+//! The rule (matching what Anthropic's and OpenAI's official SDKs do): a
+//! server's `x-should-retry: true|false` header decides when present;
+//! otherwise connection errors, 408, 409, 429, 5xx and 529 are transient;
+//! an error event inside a stream that names overload or a server error is
+//! transient; a stream that ends before its message is complete is
+//! transient. A 429 that is a spend or quota limit, and every other 4xx,
+//! would fail again and is not. Spend limits are recognised by the error's
+//! `type` or `code` field (either one), and by a few specific phrases in
+//! the message (not the bare word "quota", which rate-limit messages use).
 
 use std::time::Duration;
 
@@ -23,10 +27,15 @@ pub enum LlmError {
     Status {
         provider: String,
         status: u16,
-        /// The provider's error type or code (`rate_limit_error`, `insufficient_quota`, …).
+        /// The provider's error type (`rate_limit_error`, `insufficient_quota`, …).
         kind: String,
+        /// The provider's error code, when it sends one (OpenAI: `insufficient_quota`, `rate_limit_exceeded`).
+        code: String,
         message: String,
+        /// A usable `retry-after`: positive and in the future (else the computed backoff applies).
         retry_after: Option<Duration>,
+        /// The server's `x-should-retry` header, which overrides the status rules.
+        should_retry: Option<bool>,
     },
     /// The stream carried an error after HTTP 200.
     #[error("{provider} reported an error mid-stream ({kind}): {message}")]
@@ -70,16 +79,20 @@ impl LlmError {
             LlmError::Status {
                 status,
                 kind,
+                code,
                 message,
                 retry_after,
+                should_retry,
                 ..
             } => {
-                let transient = matches!(status, 408 | 409 | 429 | 529) || (500..600).contains(status);
-                if transient && !is_spend_limit(*status, kind, message) {
-                    Retry::Yes(*retry_after)
-                } else {
-                    Retry::No
-                }
+                let transient = match should_retry {
+                    Some(told) => *told,
+                    None => {
+                        (matches!(status, 408 | 409 | 429 | 529) || (500..600).contains(status))
+                            && !is_spend_limit(*status, kind, code, message)
+                    }
+                };
+                if transient { Retry::Yes(*retry_after) } else { Retry::No }
             }
             LlmError::Stream { kind, .. } => {
                 if matches!(
@@ -120,34 +133,69 @@ pub fn cut_tool_call(tool: &str, stop_reason: &str, parse_error: &str, provider:
     }
 }
 
+/// Error types and codes that mean "out of credit or quota": waiting will not help.
+const SPEND_LIMIT_KINDS: &[&str] = &[
+    "insufficient_quota",
+    "billing_error",
+    "billing_hard_limit_reached",
+    "billing_not_active",
+    "spend_limit_exceeded",
+    "credit_balance_too_low",
+];
+
 /// A 429 that will not clear by waiting: the account is out of credit or quota.
-fn is_spend_limit(status: u16, kind: &str, message: &str) -> bool {
+fn is_spend_limit(status: u16, kind: &str, code: &str, message: &str) -> bool {
     if status != 429 {
         return false;
     }
+    if [kind, code].iter().any(|f| SPEND_LIMIT_KINDS.contains(f)) {
+        return true;
+    }
+    // Specific phrases only: "check your quota per minute" is a rate limit.
     let message = message.to_ascii_lowercase();
-    matches!(
-        kind,
-        "insufficient_quota" | "billing_error" | "billing_hard_limit_reached"
-    ) || ["quota", "billing", "credit balance", "spend limit", "spending limit"]
-        .iter()
-        .any(|w| message.contains(w))
+    [
+        "insufficient quota",
+        "exceeded your current quota",
+        "billing",
+        "credit balance",
+        "spend limit",
+        "spending limit",
+    ]
+    .iter()
+    .any(|w| message.contains(w))
 }
 
-/// Reads `retry-after-ms` (milliseconds) or `retry-after` (seconds or an HTTP date).
+/// Reads `retry-after-ms` (milliseconds) or `retry-after` (seconds or an
+/// HTTP date). Only a positive wait counts: zero, negative, unparsable or
+/// past values give `None`, so the computed backoff applies (as in the
+/// official SDKs) instead of an immediate retry storm.
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let positive = |secs: f64| (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs));
     if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        return (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms / 1000.0));
+        if let Some(wait) = positive(ms / 1000.0) {
+            return Some(wait);
+        }
     }
     let value = text("retry-after")?;
     if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        return positive(secs);
     }
     let at = humantime::parse_rfc3339_weak(value)
         .ok()
         .or_else(|| httpdate_parse(value))?;
-    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+    at.duration_since(std::time::SystemTime::now())
+        .ok()
+        .filter(|wait| !wait.is_zero())
+}
+
+/// The `x-should-retry` header: `true` or `false`, anything else is ignored.
+pub fn should_retry(headers: &reqwest::header::HeaderMap) -> Option<bool> {
+    match headers.get("x-should-retry")?.to_str().ok()?.trim() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
 }
 
 /// HTTP dates (`Wed, 21 Oct 2026 07:28:00 GMT`) are rare in practice; we
@@ -173,9 +221,122 @@ mod tests {
             provider: "p".into(),
             status,
             kind: kind.into(),
+            code: String::new(),
             message: message.into(),
             retry_after: None,
+            should_retry: None,
         }
+    }
+
+    fn with_code(error: LlmError, new_code: &str) -> LlmError {
+        match error {
+            LlmError::Status {
+                provider,
+                status,
+                kind,
+                message,
+                retry_after,
+                should_retry,
+                ..
+            } => LlmError::Status {
+                provider,
+                status,
+                kind,
+                code: new_code.into(),
+                message,
+                retry_after,
+                should_retry,
+            },
+            other => other,
+        }
+    }
+
+    fn told(error: LlmError, told: bool) -> LlmError {
+        match error {
+            LlmError::Status {
+                provider,
+                status,
+                kind,
+                code,
+                message,
+                retry_after,
+                ..
+            } => LlmError::Status {
+                provider,
+                status,
+                kind,
+                code,
+                message,
+                retry_after,
+                should_retry: Some(told),
+            },
+            other => other,
+        }
+    }
+
+    #[test]
+    fn spend_limits_are_read_from_type_and_code_before_the_message_issue_15() {
+        // OpenAI: the code says quota even though the type says rate limit.
+        let quota = with_code(
+            status(429, "rate_limit_error", "Please slow down"),
+            "insufficient_quota",
+        );
+        assert_eq!(quota.retry(), Retry::No);
+        // The type says quota, the code says rate limit: still a spend limit.
+        let quota = with_code(
+            status(429, "insufficient_quota", "Please slow down"),
+            "rate_limit_exceeded",
+        );
+        assert_eq!(quota.retry(), Retry::No);
+        // A rate limit whose message mentions quota is still a rate limit.
+        let rate = status(
+            429,
+            "rate_limit_error",
+            "Resource exhausted: check your quota per minute",
+        );
+        assert_eq!(rate.retry(), Retry::Yes(None));
+        // The message's words still count.
+        assert_eq!(status(429, "", "You exceeded your current quota").retry(), Retry::No);
+    }
+
+    #[test]
+    fn x_should_retry_overrides_the_status_rules_issue_15() {
+        assert_eq!(told(status(400, "x", "bad"), true).retry(), Retry::Yes(None));
+        assert_eq!(told(status(503, "x", "busy"), false).retry(), Retry::No);
+        assert_eq!(told(status(429, "rate_limit_error", "busy"), false).retry(), Retry::No);
+        let mut h = reqwest::header::HeaderMap::new();
+        assert_eq!(should_retry(&h), None);
+        h.insert("x-should-retry", "false".parse().expect("header"));
+        assert_eq!(should_retry(&h), Some(false));
+        h.insert("x-should-retry", "true".parse().expect("header"));
+        assert_eq!(should_retry(&h), Some(true));
+        h.insert("x-should-retry", "maybe".parse().expect("header"));
+        assert_eq!(should_retry(&h), None);
+    }
+
+    #[test]
+    fn a_retry_after_that_is_not_a_positive_future_wait_falls_back_to_backoff_issue_15() {
+        for value in [
+            "0",
+            "-5",
+            "soon",
+            "NaN",
+            "inf",
+            "Wed, 21 Oct 2015 07:28:00 GMT",
+            "2015-10-21T07:28:00Z",
+        ] {
+            let mut h = reqwest::header::HeaderMap::new();
+            h.insert("retry-after", value.parse().expect("header"));
+            assert_eq!(retry_after(&h), None, "retry-after: {value}");
+        }
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("retry-after-ms", "0".parse().expect("header"));
+        h.insert("retry-after", "2".parse().expect("header"));
+        assert_eq!(
+            retry_after(&h),
+            Some(Duration::from_secs(2)),
+            "a zero -ms falls back to retry-after"
+        );
     }
 
     #[test]
@@ -204,8 +365,5 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
         h.insert("retry-after-ms", "250".parse().expect("header"));
         assert_eq!(retry_after(&h), Some(Duration::from_millis(250)));
-        let mut h = reqwest::header::HeaderMap::new();
-        h.insert("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT".parse().expect("header"));
-        assert_eq!(retry_after(&h), Some(Duration::ZERO), "a date in the past means now");
     }
 }

@@ -3,6 +3,18 @@
 //! and jitter (honouring `retry-after`, up to a bound), fails fast through a
 //! circuit breaker after repeated failures, records each response when
 //! recording, and writes usage and cost of every call to `usage.jsonl`.
+//!
+//! The queue and the breaker belong to the provider, not to one agent:
+//! every agent of a process (each run of `boram serve`, each sub-agent)
+//! gets a [`Gateway::sibling`] sharing them. So however many runs start
+//! against a failing provider, at most `breaker_threshold + concurrency`
+//! requests reach it before the breaker opens, then one trial per
+//! cooldown. The breaker is checked again after a call waited in the
+//! queue, so calls queued before it opened do not go out anyway.
+//!
+//! Cost is priced by the model the request named (the more expensive of
+//! that and the model the server reports, when both are priced), so a
+//! server answering with an unpriced name cannot switch the budget off.
 
 use super::error::{LlmError, Result, Retry};
 use super::pricing::PriceTable;
@@ -66,12 +78,17 @@ pub struct Completion {
     pub duration: Duration,
 }
 
-pub struct Gateway {
+/// What every agent of a process shares for one provider.
+struct Shared {
     provider: Arc<dyn Provider>,
     options: GatewayOptions,
     queue: Semaphore,
     breaker: Mutex<Breaker>,
     prices: PriceTable,
+}
+
+pub struct Gateway {
+    shared: Arc<Shared>,
     usage_log: Option<JsonlFile>,
     recorder: Option<Recorder>,
     usage_observer: Option<UsageObserver>,
@@ -83,11 +100,24 @@ pub type UsageObserver = Arc<dyn Fn(&str, &Usage, Option<f64>) + Send + Sync>;
 impl Gateway {
     pub fn new(provider: Arc<dyn Provider>, options: GatewayOptions, prices: PriceTable) -> Self {
         Self {
-            queue: Semaphore::new(options.concurrency.max(1)),
-            provider,
-            options,
-            breaker: Mutex::new(Breaker::default()),
-            prices,
+            shared: Arc::new(Shared {
+                queue: Semaphore::new(options.concurrency.max(1)),
+                provider,
+                options,
+                breaker: Mutex::new(Breaker::default()),
+                prices,
+            }),
+            usage_log: None,
+            recorder: None,
+            usage_observer: None,
+        }
+    }
+
+    /// A gateway to the same provider sharing this one's queue and breaker,
+    /// without its usage log, recorder or observer (another agent's).
+    pub fn sibling(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
             usage_log: None,
             recorder: None,
             usage_observer: None,
@@ -113,11 +143,21 @@ impl Gateway {
     }
 
     pub fn provider_kind(&self) -> ProviderKind {
-        self.provider.kind()
+        self.shared.provider.kind()
     }
 
     pub fn prices(&self) -> &PriceTable {
-        &self.prices
+        &self.shared.prices
+    }
+
+    /// What a reply to `requested` costs: priced by the requested model, or
+    /// by the reported one when that is dearer. `None` when neither is priced.
+    pub fn cost(&self, requested: &str, reported: &str, usage: &Usage) -> Option<f64> {
+        let cost = |model: &str| self.shared.prices.price(model).map(|p| p.cost(usage));
+        match (cost(requested), cost(reported)) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Sends `request`, retrying transient failures. `session` labels the usage line.
@@ -128,8 +168,10 @@ impl Gateway {
             attempt += 1;
             self.check_breaker()?;
             let result = {
-                let _permit = self.queue.acquire().await.map_err(|_| LlmError::Cancelled)?;
-                self.provider.send(request, deltas).await
+                let _permit = self.shared.queue.acquire().await.map_err(|_| LlmError::Cancelled)?;
+                // The breaker may have opened while this call waited its turn.
+                self.check_breaker()?;
+                self.shared.provider.send(request, deltas).await
             };
             let error = match result {
                 Ok(response) => {
@@ -138,11 +180,11 @@ impl Gateway {
                 }
                 Err(error) => error,
             };
-            self.lock_breaker().failed(&error, &self.options);
+            self.lock_breaker().failed(&error, &self.shared.options);
             let wait = match error.retry() {
                 Retry::No => return Err(error),
-                _ if attempt > self.options.max_retries => return Err(error),
-                Retry::Yes(Some(asked)) if asked > self.options.max_retry_after => {
+                _ if attempt > self.shared.options.max_retries => return Err(error),
+                Retry::Yes(Some(asked)) if asked > self.shared.options.max_retry_after => {
                     tracing::warn!(
                         asked_s = asked.as_secs(),
                         "the server asks to wait longer than we retry for"
@@ -166,22 +208,23 @@ impl Gateway {
     /// doubled delay, so retries from many clients spread out but never
     /// collapse to zero.
     fn backoff(&self, attempt: u32) -> Duration {
-        let doubled = self.options.backoff_base.saturating_mul(1 << (attempt - 1).min(16));
-        let cap = doubled.min(self.options.backoff_max);
+        let options = &self.shared.options;
+        let doubled = options.backoff_base.saturating_mul(1 << (attempt - 1).min(16));
+        let cap = doubled.min(options.backoff_max);
         cap / 2 + cap.mul_f64(fastrand::f64() / 2.0)
     }
 
     fn check_breaker(&self) -> Result<()> {
         let mut breaker = self.lock_breaker();
         breaker.admit(Instant::now()).map_err(|retry_in| LlmError::CircuitOpen {
-            provider: self.provider.kind().to_string(),
+            provider: self.shared.provider.kind().to_string(),
             failures: breaker.failures,
             retry_in,
         })
     }
 
     fn lock_breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
-        self.breaker.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared.breaker.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn completed(
@@ -197,9 +240,9 @@ impl Gateway {
         } else {
             &response.model
         };
-        let cost_usd = self.prices.price(model).map(|p| p.cost(&response.usage));
+        let cost_usd = self.cost(&request.model, model, &response.usage);
         if let Some(recorder) = &self.recorder
-            && let Err(e) = recorder.record(self.provider.kind(), &response)
+            && let Err(e) = recorder.record(self.shared.provider.kind(), &response)
         {
             tracing::error!(error = %e, "cannot write the recording");
         }
@@ -210,7 +253,7 @@ impl Gateway {
             let line = UsageLine {
                 time: crate::audit::now(),
                 session,
-                provider: self.provider.kind().to_string(),
+                provider: self.shared.provider.kind().to_string(),
                 model,
                 usage: response.usage,
                 cost_usd,
@@ -330,8 +373,10 @@ mod tests {
             provider: "p".into(),
             status: 400,
             kind: "invalid_request_error".into(),
+            code: String::new(),
             message: "bad".into(),
             retry_after: None,
+            should_retry: None,
         };
         breaker.failed(&bad, &options);
         assert!(breaker.admit(Instant::now()).is_ok());

@@ -1,11 +1,11 @@
 //! The HTTP side shared by the providers: POST a JSON body, turn an error
 //! status into an [`LlmError`] with the provider's own message and
-//! `retry-after`, and hand back the body as a stream of SSE events parsed
-//! by `eventsource-stream` (which buffers across chunk boundaries, however
-//! the server cut them).
+//! `retry-after`, and hand back the body as a stream of SSE events framed
+//! by [`super::sse`] (bytes buffered across chunk boundaries however the
+//! server cut them; one event at most `max_event_bytes`).
 
-use super::error::{LlmError, Result, retry_after};
-use eventsource_stream::{Event, Eventsource};
+use super::error::{LlmError, Result, retry_after, should_retry};
+use super::sse::{Event, StreamError};
 use futures::{Stream, StreamExt};
 use std::pin::Pin;
 
@@ -18,6 +18,7 @@ pub async fn post_sse(
     url: &str,
     headers: reqwest::header::HeaderMap,
     body: &serde_json::Value,
+    max_event_bytes: usize,
 ) -> Result<EventStream> {
     let response = client
         .post(url)
@@ -33,46 +34,81 @@ pub async fn post_sse(
     let status = response.status();
     if !status.is_success() {
         let retry_after = retry_after(response.headers());
+        let should_retry = should_retry(response.headers());
         let text = response.text().await.unwrap_or_default();
-        let (kind, message) = error_fields(&text);
+        let fields = error_fields(&text);
         return Err(LlmError::Status {
             provider: provider.to_string(),
             status: status.as_u16(),
-            kind,
-            message,
+            kind: fields.kind,
+            code: fields.code,
+            message: fields.message,
             retry_after,
+            should_retry,
         });
     }
     let provider = provider.to_string();
-    let events = response.bytes_stream().eventsource().map(move |item| {
-        item.map_err(|e| LlmError::Incomplete {
-            provider: provider.clone(),
-            message: format!("the stream broke: {e}"),
+    let events = super::sse::events(response.bytes_stream(), max_event_bytes).map(move |item| {
+        item.map_err(|e| match e {
+            StreamError::Transport(e) => LlmError::Incomplete {
+                provider: provider.clone(),
+                message: format!("the stream broke: {}", error_text(&e)),
+            },
+            // Not transient: the same server would send the same oversized event again.
+            StreamError::Sse(e) => LlmError::Decode {
+                provider: provider.clone(),
+                message: format!("{e} (raise [model] max_stream_event_kib if this server needs it)"),
+            },
         })
     });
     Ok(Box::pin(events))
 }
 
-/// `(type or code, message)` from an error body in either provider's shape:
+/// What an error body says, in either provider's shape:
 /// `{"type":"error","error":{"type":..,"message":..}}` or
 /// `{"error":{"message":..,"type":..,"code":..}}`.
-pub fn error_fields(text: &str) -> (String, String) {
+#[derive(Debug, PartialEq, Eq)]
+pub struct ErrorFields {
+    pub kind: String,
+    pub code: String,
+    pub message: String,
+}
+
+pub fn error_fields(text: &str) -> ErrorFields {
     let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
-        let snippet: String = text.chars().take(300).collect();
-        return (
-            String::new(),
-            if snippet.is_empty() {
+        let snippet: String = crate::scrub::scrub(text).chars().take(300).collect();
+        return ErrorFields {
+            kind: String::new(),
+            code: String::new(),
+            message: if snippet.is_empty() {
                 "(empty body)".into()
             } else {
                 snippet
             },
-        );
+        };
     };
     let error = value.get("error").unwrap_or(&value);
-    let field = |name: &str| error.get(name).and_then(|v| v.as_str()).map(str::to_string);
-    let kind = field("code").or_else(|| field("type")).unwrap_or_default();
-    let message = field("message").unwrap_or_else(|| error.to_string());
-    (kind, message)
+    // A code may be a number (some servers send the HTTP status again).
+    let field = |name: &str| match error.get(name) {
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    ErrorFields {
+        kind: field("type").unwrap_or_default(),
+        code: field("code").unwrap_or_default(),
+        message: crate::scrub::scrub(&field("message").unwrap_or_else(|| error.to_string())).into_owned(),
+    }
+}
+
+/// The start of a long payload, for an error message.
+pub fn snippet(text: &str) -> String {
+    const SHOWN: usize = 300;
+    if text.chars().count() <= SHOWN {
+        return text.to_string();
+    }
+    let head: String = text.chars().take(SHOWN).collect();
+    format!("{head}… ({} bytes)", text.len())
 }
 
 /// reqwest's error plus its sources, which hold the useful part ("connection refused").
@@ -91,6 +127,11 @@ fn error_text(e: &reqwest::Error) -> String {
 pub fn parse_data(provider: &str, event: &Event) -> Result<serde_json::Value> {
     serde_json::from_str(&event.data).map_err(|e| LlmError::Decode {
         provider: provider.to_string(),
-        message: format!("event `{}` is not JSON ({e}): {}", event.event, event.data),
+        message: crate::scrub::scrub(&format!(
+            "event `{}` is not JSON ({e}): {}",
+            event.event,
+            snippet(&event.data)
+        ))
+        .into_owned(),
     })
 }

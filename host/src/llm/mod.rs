@@ -11,6 +11,7 @@ mod http;
 pub mod openai;
 pub mod pricing;
 pub mod record;
+pub mod sse;
 pub mod types;
 
 pub use error::{LlmError, Result, Retry};
@@ -92,28 +93,36 @@ pub fn http_client(base_url: &str) -> Result<reqwest::Client> {
         .map_err(|e| LlmError::NotConfigured(format!("cannot build the HTTP client: {e}")))
 }
 
+/// Largest SSE line or event a provider may send unless the config says
+/// otherwise (`[model] max_stream_event_kib`): far above any real event (a
+/// long tool input is a few hundred KiB), far below what hurts.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 8 << 20;
+
 /// Where and how to reach the model, after config, environment and flags.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub kind: ProviderKind,
     pub base_url: String,
     pub api_key: Option<String>,
+    /// Largest SSE line or event accepted from the stream.
+    pub max_event_bytes: usize,
 }
 
 /// Builds the provider for `endpoint`.
 pub fn connect(endpoint: &Endpoint) -> Result<Arc<dyn Provider>> {
+    if let Some(key) = &endpoint.api_key {
+        crate::scrub::register(key);
+    }
     let client = http_client(&endpoint.base_url)?;
     Ok(match endpoint.kind {
-        ProviderKind::Anthropic => Arc::new(anthropic::Anthropic::new(
-            client,
-            &endpoint.base_url,
-            endpoint.api_key.clone(),
-        )),
-        ProviderKind::OpenAi => Arc::new(openai::OpenAi::new(
-            client,
-            &endpoint.base_url,
-            endpoint.api_key.clone(),
-        )),
+        ProviderKind::Anthropic => Arc::new(
+            anthropic::Anthropic::new(client, &endpoint.base_url, endpoint.api_key.clone())
+                .with_max_event_bytes(endpoint.max_event_bytes),
+        ),
+        ProviderKind::OpenAi => Arc::new(
+            openai::OpenAi::new(client, &endpoint.base_url, endpoint.api_key.clone())
+                .with_max_event_bytes(endpoint.max_event_bytes),
+        ),
         ProviderKind::Replay => {
             return Err(LlmError::NotConfigured(
                 "a replay provider is opened from its file with `record::Replay::open`".into(),

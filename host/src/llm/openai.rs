@@ -21,6 +21,7 @@ pub struct OpenAi {
     client: reqwest::Client,
     url: String,
     api_key: Option<String>,
+    max_event_bytes: usize,
 }
 
 impl OpenAi {
@@ -30,7 +31,14 @@ impl OpenAi {
             client,
             url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
             api_key,
+            max_event_bytes: super::DEFAULT_MAX_EVENT_BYTES,
         }
+    }
+
+    /// Refuses SSE lines or events larger than this.
+    pub fn with_max_event_bytes(mut self, bytes: usize) -> Self {
+        self.max_event_bytes = bytes.max(1024);
+        self
     }
 }
 
@@ -49,7 +57,7 @@ impl Provider for OpenAi {
             headers.insert(reqwest::header::AUTHORIZATION, value);
         }
         let body = request_body(request);
-        let mut events = post_sse(&self.client, "openai", &self.url, headers, &body).await?;
+        let mut events = post_sse(&self.client, "openai", &self.url, headers, &body, self.max_event_bytes).await?;
         let mut reply = Assembler::default();
         while let Some(event) = events.next().await {
             let event = event?;
@@ -58,7 +66,11 @@ impl Provider for OpenAi {
             }
             let data: Value = serde_json::from_str(&event.data).map_err(|e| LlmError::Decode {
                 provider: "openai".into(),
-                message: format!("a chunk is not JSON ({e}): {}", event.data),
+                message: crate::scrub::scrub(&format!(
+                    "a chunk is not JSON ({e}): {}",
+                    super::http::snippet(&event.data)
+                ))
+                .into_owned(),
             })?;
             reply.apply(&data, deltas)?;
         }
@@ -224,6 +236,7 @@ impl Assembler {
         if !self.text.is_empty() {
             content.push(Block::Text { text: self.text });
         }
+        let mut ids = std::collections::HashSet::new();
         for (index, call) in self.calls {
             let input = if call.arguments.trim().is_empty() {
                 json!({})
@@ -236,6 +249,13 @@ impl Assembler {
             } else {
                 call.id
             };
+            // Two calls with one id would get one result between them.
+            if !ids.insert(id.clone()) {
+                return Err(LlmError::Decode {
+                    provider: "openai".into(),
+                    message: format!("two tool calls with the id `{id}` in one reply"),
+                });
+            }
             content.push(Block::ToolUse {
                 id,
                 name: call.name,

@@ -55,8 +55,8 @@ impl FailureStore {
 
     /// Records a failure.
     pub fn record(&self, session: &str, tool: &str, input: &str, kind: &str, message: &str) -> Result<i64> {
-        let kept: String = input.chars().take(MAX_INPUT_CHARS).collect();
-        let message: String = message.chars().take(MAX_INPUT_CHARS).collect();
+        let kept: String = crate::scrub::scrub(input).chars().take(MAX_INPUT_CHARS).collect();
+        let message: String = crate::scrub::scrub(message).chars().take(MAX_INPUT_CHARS).collect();
         self.db(|c| {
             c.execute(
                 "INSERT INTO failures (time, session, tool, input_digest, input, kind, message)

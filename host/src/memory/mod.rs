@@ -135,7 +135,8 @@ impl MemoryStore {
 
     /// Saves a note; returns its id. Text and tags are validated first.
     pub fn save(&self, text: &str, tags: &[String]) -> Result<i64> {
-        let text = text.trim();
+        let text = crate::scrub::scrub(text.trim());
+        let text = text.as_ref();
         if text.is_empty() {
             return Err(MemoryError::Invalid("`text` is empty; say what to remember".into()));
         }

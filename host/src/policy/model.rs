@@ -117,6 +117,10 @@ pub struct AgentLimits {
     pub max_rounds: u32,
     pub same_call_limit: u32,
     pub budget_usd: f64,
+    /// `budget_usd` was written in the policy (or a profile), not defaulted:
+    /// then a model without a price cannot run (its spend could not be capped).
+    #[serde(skip)]
+    pub budget_set: bool,
     pub time_limit: Duration,
 }
 
@@ -126,6 +130,7 @@ impl Default for AgentLimits {
             max_rounds: DEFAULT_MAX_ROUNDS,
             same_call_limit: DEFAULT_SAME_CALL_LIMIT,
             budget_usd: DEFAULT_BUDGET_USD,
+            budget_set: false,
             time_limit: Duration::from_secs(DEFAULT_TIME_LIMIT_S),
         }
     }

@@ -249,6 +249,7 @@ impl Checker<'_> {
             max_rounds: rounds.map_or(d.max_rounds, |n| n as u32),
             same_call_limit: same.map_or(d.same_call_limit, |n| n as u32),
             budget_usd: budget,
+            budget_set: raw.budget_usd.is_some(),
             time_limit: time_limit.map_or(d.time_limit, std::time::Duration::from_secs),
         })
     }

@@ -214,6 +214,12 @@ impl ToolHost {
             CallReport::denied(name, &component.sha256, reason)
         } else if let Err(problem) = input_check.check(input) {
             CallReport::invalid_input(name, &component.sha256, problem)
+        } else if let Some(Err(reason)) = self
+            .audit
+            .as_ref()
+            .map(|audit| audit.call_started(name, &component.sha256, input))
+        {
+            CallReport::denied(name, &component.sha256, reason)
         } else {
             state
                 .registry

@@ -99,6 +99,7 @@ impl Tenant {
         data_root: &Path,
         trusted: &TrustedPaths,
         observer: CallObserver,
+        audit_required: bool,
     ) -> Result<Self, String> {
         let data_dir = crate::config::user_data_dir(data_root, &spec.name);
         std::fs::create_dir_all(&data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
@@ -110,7 +111,9 @@ impl Tenant {
         for warning in warnings {
             tracing::warn!(user = %spec.name, "{warning}");
         }
-        let audit = AuditLog::open(&data_dir).map_err(|e| format!("cannot open the audit log: {e}"))?;
+        let audit = AuditLog::open(&data_dir)
+            .map_err(|e| format!("cannot open the audit log: {e}"))?
+            .required(audit_required);
         let host = ToolHost::new(registry.clone(), policy, Some(audit))
             .with_observer(observer)
             .with_trusted(trusted.clone());

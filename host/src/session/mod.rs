@@ -38,6 +38,14 @@ pub enum Record {
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// Tool call `id` passed its approval and is about to run. Written
+    /// before the call starts, so on resume a call with this record and no
+    /// result is known to have maybe run (its side effects are unknown).
+    ToolStarted {
+        time: String,
+        id: String,
+        tool: String,
+    },
     /// The first `replaced` messages of the working conversation were replaced by `summary`.
     Compaction {
         time: String,

@@ -245,6 +245,7 @@ mod tests {
             kind: crate::llm::ProviderKind::Anthropic,
             base_url: "http://127.0.0.1:9".into(),
             api_key: Some("k".into()),
+            max_event_bytes: crate::llm::DEFAULT_MAX_EVENT_BYTES,
         })
         .expect("provider");
         Recovery {

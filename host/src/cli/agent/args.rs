@@ -106,8 +106,9 @@ impl AgentArgs {
             Some(name) => Some(profiles.require(name).map_err(UsageError)?.clone()),
             None => None,
         };
+        let gateway = Gateway::new(provider, settings.gateway.clone(), settings.prices.clone());
         Ok(AgentKit {
-            provider,
+            gateway,
             model,
             settings,
             profiles,
@@ -134,6 +135,7 @@ impl AgentArgs {
                     kind: ProviderKind::Replay,
                     base_url: String::new(),
                     api_key: None,
+                    max_event_bytes: crate::llm::DEFAULT_MAX_EVENT_BYTES,
                 },
                 model: self.model.clone().unwrap_or_else(|| "replay".into()),
                 max_tokens: model_config::DEFAULT_MAX_TOKENS,
@@ -170,7 +172,9 @@ pub struct AgentPlace<'a> {
 /// A resolved model (provider, name, settings) that builds agents: one per
 /// CLI session, one per run in `boram serve`.
 pub struct AgentKit {
-    provider: Arc<dyn Provider>,
+    /// The process's one gateway to the provider: every agent built here
+    /// gets a sibling sharing its queue and circuit breaker.
+    gateway: Gateway,
     model: String,
     settings: model_config::ModelConfig,
     profiles: Profiles,
@@ -179,13 +183,10 @@ pub struct AgentKit {
 }
 
 impl AgentKit {
-    /// A gateway to this kit's model (for calls outside an agent).
+    /// A gateway to this kit's model (for calls outside an agent), sharing
+    /// the queue and breaker of every agent's.
     pub fn gateway(&self) -> Gateway {
-        Gateway::new(
-            self.provider.clone(),
-            self.settings.gateway.clone(),
-            self.settings.prices.clone(),
-        )
+        self.gateway.sibling()
     }
 
     pub fn model_name(&self) -> &str {
@@ -236,7 +237,9 @@ impl AgentKit {
             tools_dir,
         } = place;
         let settings = &self.settings;
-        let mut gateway = Gateway::new(self.provider.clone(), settings.gateway.clone(), settings.prices.clone())
+        let mut gateway = self
+            .gateway
+            .sibling()
             .with_usage_log(JsonlFile::open(&config::usage_log(data_dir)).context("cannot open usage.jsonl")?);
         if let Some(recorder) = recorder {
             gateway = gateway.with_recorder(recorder);
@@ -267,6 +270,7 @@ impl AgentKit {
             options.tools = profile.narrow(None);
             options.limits = profile.limits(options.limits);
         }
+        refuse_unpriced_budget(&gateway, &options)?;
         let sessions = config::sessions_dir(data_dir);
         let gateway = Arc::new(gateway);
         let provider_name = gateway.provider_kind().to_string();
@@ -297,6 +301,25 @@ impl AgentKit {
         let agent = with_tool_factory(agent.with_delegator(Arc::new(delegator)), tools_dir, data_dir);
         Ok(with_memory(agent, data_dir))
     }
+}
+
+/// A `budget_usd` the policy sets cannot be kept for a model without a
+/// price (its cost would count as zero): refuse, saying how to add one.
+fn refuse_unpriced_budget(gateway: &Gateway, options: &AgentOptions) -> anyhow::Result<()> {
+    let limits = &options.limits;
+    if !limits.budget_set || gateway.provider_kind() == ProviderKind::Replay {
+        return Ok(());
+    }
+    if gateway.prices().price(&options.model).is_some() {
+        return Ok(());
+    }
+    Err(UsageError(format!(
+        "budget_usd = {} is set, but model `{}` has no price, so its spend cannot be counted; \
+         add its price (US$ per million tokens) to the config file:\n\n    [prices.\"{}\"]\n    input = 3.0\n    output = 15.0\n\n\
+         or remove budget_usd from the policy",
+        limits.budget_usd, options.model, options.model
+    ))
+    .into())
 }
 
 /// Gives the agent its memory and failure store from `memory.db`; a broken

@@ -2,6 +2,12 @@
 //! streams to stdout; tool calls, outcomes, retries and a spinner go to
 //! stderr, one compact line each. JSON mode: every event is one JSON line
 //! on stdout, for scripts.
+//!
+//! When stdout is not a terminal (a pipe, a file), a reply's text is held
+//! until its model call completes: a call retried mid-stream discards its
+//! partial text, and what a script reads must be the answer only. On a
+//! terminal the text streams as it comes, and a retry says on stderr that
+//! the partial reply above was discarded.
 
 use crate::agent::{AgentEvent, EventSink, Stop};
 use crate::terminal::sanitize;
@@ -27,6 +33,10 @@ struct Screen {
     spinner: Option<ProgressBar>,
     /// The cursor is after streamed text on stdout (a newline is due before stderr lines).
     mid_line: bool,
+    /// Text of the model call in progress, held when stdout is not a terminal.
+    held: String,
+    /// Text of the model call in progress was shown on the terminal.
+    shown_partial: bool,
 }
 
 impl Screen {
@@ -48,8 +58,22 @@ impl Screen {
         self.spinner = Some(spinner);
     }
 
+    /// Writes the held text of a completed model call.
+    fn release(&mut self) {
+        self.shown_partial = false;
+        if self.held.is_empty() {
+            return;
+        }
+        let text = std::mem::take(&mut self.held);
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+        self.mid_line = !text.ends_with('\n');
+    }
+
     /// Ends streamed text with a newline before a status line.
     fn end_text(&mut self) {
+        self.release();
         if self.mid_line {
             println!();
             self.mid_line = false;
@@ -72,11 +96,16 @@ fn render(screen: &mut Screen, event: &AgentEvent) {
         AgentEvent::TextDelta { text } => {
             screen.stop_spinner();
             let mut out = std::io::stdout().lock();
-            // Model text must not drive the terminal; a pipe gets it unchanged.
-            let shown = if out.is_terminal() { sanitize(text) } else { text.into() };
-            let _ = out.write_all(shown.as_bytes());
+            if !out.is_terminal() {
+                // A pipe gets the text unchanged, once its call completed.
+                screen.held.push_str(text);
+                return;
+            }
+            // Model text must not drive the terminal.
+            let _ = out.write_all(sanitize(text).as_bytes());
             let _ = out.flush();
             screen.mid_line = !text.ends_with('\n');
+            screen.shown_partial = true;
         }
         AgentEvent::Retrying {
             attempt,
@@ -84,7 +113,15 @@ fn render(screen: &mut Screen, event: &AgentEvent) {
             reason,
         } => {
             screen.stop_spinner();
-            screen.end_text();
+            // That attempt's text is void: drop what was held, say so for what was shown.
+            screen.held.clear();
+            if screen.mid_line {
+                println!();
+                screen.mid_line = false;
+            }
+            if std::mem::take(&mut screen.shown_partial) {
+                eprintln!("  (the partial reply above is discarded)");
+            }
             eprintln!(
                 "  ↻ retry {attempt} in {:.1}s: {}",
                 *wait_ms as f64 / 1000.0,
@@ -103,7 +140,9 @@ fn render(screen: &mut Screen, event: &AgentEvent) {
             screen.stop_spinner();
             eprintln!("  ⚑ {}: {}", sanitize(name), sanitize(decision));
         }
-        AgentEvent::Approval { .. } | AgentEvent::Usage { .. } => {}
+        // Usage comes when a model call completed: its text is final.
+        AgentEvent::Usage { .. } => screen.release(),
+        AgentEvent::Approval { .. } => {}
         AgentEvent::ToolResult {
             name,
             outcome,
@@ -129,6 +168,9 @@ fn render(screen: &mut Screen, event: &AgentEvent) {
         }
         AgentEvent::Done { stop, error, .. } => {
             screen.stop_spinner();
+            // Completed calls were released at their usage; what is left
+            // belongs to a call that failed, timed out or was cancelled.
+            screen.held.clear();
             screen.end_text();
             if let Some(message) = stopped_message(*stop, error.as_deref()) {
                 eprintln!("{message}");

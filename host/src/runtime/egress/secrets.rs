@@ -55,6 +55,10 @@ impl Secret {
         value.push_str(rest);
         needles.push(value.clone().into_bytes());
         needles.retain(|n| n.len() >= MIN_REDACTED_LEN);
+        // Kept out of logs, transcripts and stores too, not only responses.
+        for needle in &needles {
+            crate::scrub::register(&String::from_utf8_lossy(needle));
+        }
         let header = http::HeaderName::from_bytes(rule.header.as_bytes()).ok()?;
         let mut header_value = http::HeaderValue::from_str(&value).ok()?;
         header_value.set_sensitive(true);

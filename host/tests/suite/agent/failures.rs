@@ -214,6 +214,7 @@ async fn the_circuit_breaker_fails_fast_after_repeated_failures() {
         kind: ProviderKind::Anthropic,
         base_url: server.url(),
         api_key: Some("k".into()),
+        max_event_bytes: boram_host::llm::DEFAULT_MAX_EVENT_BYTES,
     })
     .expect("provider");
     let options = GatewayOptions {
@@ -255,6 +256,7 @@ async fn calls_beyond_the_concurrency_limit_wait_in_the_queue() {
         kind: ProviderKind::Anthropic,
         base_url: server.url(),
         api_key: Some("k".into()),
+        max_event_bytes: boram_host::llm::DEFAULT_MAX_EVENT_BYTES,
     })
     .expect("provider");
     let options = GatewayOptions {

@@ -126,6 +126,7 @@ impl Harness {
             kind: setup.provider,
             base_url,
             api_key: Some("test-key".into()),
+            max_event_bytes: boram_host::llm::DEFAULT_MAX_EVENT_BYTES,
         })
         .expect("provider");
         let gateway = Gateway::new(provider, setup.gateway, setup.prices)
