@@ -97,6 +97,14 @@ fn forms(secret: &str) -> Vec<String> {
         forms.push(encoded.to_ascii_lowercase());
         forms.push(encoded);
     }
+    // The whole encoding (with its padding) first, then the cores that
+    // also match inside a longer encoded value.
+    for engine in [
+        &base64::engine::general_purpose::STANDARD,
+        &base64::engine::general_purpose::URL_SAFE,
+    ] {
+        forms.push(engine.encode(secret));
+    }
     for engine in [
         &base64::engine::general_purpose::STANDARD_NO_PAD,
         &base64::engine::general_purpose::URL_SAFE_NO_PAD,

@@ -340,15 +340,7 @@ impl Agent {
                 }
             };
             self.account(&completion.response.usage, completion.cost_usd, events);
-            let reply = scrub_message(completion.response.message);
-            // A reused id would give two calls one result and poison the session.
-            if let Some((id, _, _)) = reply.tool_uses().find(|(id, _, _)| self.conversation.has_tool_use(id)) {
-                error = Some(format!(
-                    "the model server sent a tool call with the id `{id}`, which an earlier call already has; \
-                     the reply was dropped"
-                ));
-                break Stop::Error;
-            }
+            let reply = self.unique_tool_ids(scrub_message(completion.response.message));
             self.used.extend(reply.tool_uses().map(|(_, name, _)| name.to_string()));
             self.add_message(reply.clone());
             if reply.tool_uses().next().is_none() {
@@ -539,6 +531,28 @@ impl Agent {
             tool_choice: ToolChoice::Auto,
             max_tokens: self.options.max_tokens,
         }
+    }
+
+    /// Gives a tool call whose id an earlier reply already used a fresh one
+    /// (`id_2`, …). Some local servers number calls per reply (`call_0`
+    /// every time); sent back twice, one id would pair two calls with one
+    /// result and the provider would refuse the conversation from then on.
+    /// (Two calls with one id inside one reply are refused by the provider
+    /// module: which of them would the result belong to?)
+    fn unique_tool_ids(&self, mut reply: Message) -> Message {
+        for block in &mut reply.content {
+            if let crate::llm::Block::ToolUse { id, .. } = block
+                && self.conversation.has_tool_use(id)
+            {
+                let fresh = (2..)
+                    .map(|n| format!("{id}_{n}"))
+                    .find(|candidate| !self.conversation.has_tool_use(candidate))
+                    .expect("an unused id exists");
+                tracing::warn!(old = %id, new = %fresh, "the model reused a tool call id; renamed");
+                *id = fresh;
+            }
+        }
+        reply
     }
 
     fn account(&mut self, usage: &Usage, cost: Option<f64>, events: &EventSink) {

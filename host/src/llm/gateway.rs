@@ -9,8 +9,8 @@
 //! gets a [`Gateway::sibling`] sharing them. So however many runs start
 //! against a failing provider, at most `breaker_threshold + concurrency`
 //! requests reach it before the breaker opens, then one trial per
-//! cooldown. The breaker is checked again after a call waited in the
-//! queue, so calls queued before it opened do not go out anyway.
+//! cooldown. The breaker is checked when a call leaves the queue, so calls
+//! queued before it opened do not go out anyway.
 //!
 //! Cost is priced by the model the request named (the more expensive of
 //! that and the model the server reports, when both are priced), so a
@@ -166,10 +166,10 @@ impl Gateway {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            self.check_breaker()?;
             let result = {
                 let _permit = self.shared.queue.acquire().await.map_err(|_| LlmError::Cancelled)?;
-                // The breaker may have opened while this call waited its turn.
+                // Checked once the call has its turn: the breaker may have
+                // opened while it waited in the queue.
                 self.check_breaker()?;
                 self.shared.provider.send(request, deltas).await
             };

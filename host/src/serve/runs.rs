@@ -120,7 +120,26 @@ impl Runs {
         let cancel = self.cancel.child_token();
         let task_run = run.clone();
         self.tasks.spawn(async move {
-            let result = agent.turn(&prompt, &sink, &cancel).await;
+            // A panic anywhere in the turn still ends the run (`error`) and
+            // reports `done`: a follower must never wait on a lost worker.
+            let turn = std::panic::AssertUnwindSafe(agent.turn(&prompt, &sink, &cancel));
+            let result = match futures::FutureExt::catch_unwind(turn).await {
+                Ok(result) => result,
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".into());
+                    tracing::error!(run = %task_run.summary().id, panic = %what, "a run failed unexpectedly");
+                    crate::agent::TurnResult {
+                        stop: crate::agent::Stop::Error,
+                        rounds: 0,
+                        text: String::new(),
+                        error: Some(format!("the run failed unexpectedly ({what}); this is a bug in boram")),
+                    }
+                }
+            };
             let stop = serde_json::to_value(result.stop)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))

@@ -26,13 +26,18 @@ async fn each_call_appends_one_audit_line() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON line"))
         .collect();
-    assert_eq!(lines.len(), 2);
-    assert_eq!(lines[0]["event"], "tool_call");
+    // The call that runs: an intent line before, the outcome after; the
+    // input refused before running has only its outcome.
+    let events: Vec<&str> = lines.iter().filter_map(|l| l["event"].as_str()).collect();
+    assert_eq!(events, ["tool_call_started", "tool_call", "tool_call"]);
     assert_eq!(lines[0]["tool"], "text_stats");
-    assert_eq!(lines[0]["outcome"], "ok");
-    assert_eq!(lines[0]["tool_hash"].as_str().map(str::len), Some(64));
-    assert_eq!(lines[0]["input_sha256"].as_str().map(str::len), Some(64));
-    assert!(lines[0]["duration_us"].as_u64().is_some() && lines[0]["memory_peak_bytes"].as_u64() > Some(0));
-    assert_eq!(lines[1]["outcome"], "invalid_input");
+    assert_eq!(lines[0]["input_sha256"], lines[1]["input_sha256"]);
+    assert_eq!(lines[0]["tool_hash"], lines[1]["tool_hash"]);
+    assert_eq!(lines[1]["tool"], "text_stats");
+    assert_eq!(lines[1]["outcome"], "ok");
+    assert_eq!(lines[1]["tool_hash"].as_str().map(str::len), Some(64));
+    assert_eq!(lines[1]["input_sha256"].as_str().map(str::len), Some(64));
+    assert!(lines[1]["duration_us"].as_u64().is_some() && lines[1]["memory_peak_bytes"].as_u64() > Some(0));
+    assert_eq!(lines[2]["outcome"], "invalid_input");
     assert!(!text.contains("private words"), "inputs are recorded by digest only");
 }

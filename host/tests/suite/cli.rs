@@ -67,7 +67,15 @@ fn tool_call_prints_the_result_and_json_on_request() {
     assert!(report["duration_us"].as_u64().is_some() && report["memory_peak_bytes"].as_u64() > Some(0));
 
     let audit = std::fs::read_to_string(data.path().join("audit.jsonl")).expect("audit log");
-    assert_eq!(audit.lines().count(), 2, "one audit line per call");
+    let events: Vec<String> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON line")["event"].to_string())
+        .collect();
+    assert_eq!(
+        events,
+        [r#""tool_call_started""#, r#""tool_call""#, r#""tool_call_started""#, r#""tool_call""#],
+        "an intent line and an outcome line per call"
+    );
 }
 
 #[test]

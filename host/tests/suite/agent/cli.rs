@@ -13,12 +13,12 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 /// A data dir, a workspace and a policy for the binary.
-struct Env {
-    dir: tempfile::TempDir,
+pub(super) struct Env {
+    pub(super) dir: tempfile::TempDir,
 }
 
 impl Env {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("ws")).expect("ws");
         std::fs::write(dir.path().join("ws/notes.txt"), NOTES).expect("notes");
@@ -26,12 +26,12 @@ impl Env {
         Self { dir }
     }
 
-    fn path(&self, name: &str) -> String {
+    pub(super) fn path(&self, name: &str) -> String {
         self.dir.path().join(name).display().to_string()
     }
 
     /// `boram ARGS` with a clean environment: no API keys, no user config.
-    fn command(&self, args: &[&str]) -> Command {
+    pub(super) fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_boram"));
         cmd.args(args)
             .current_dir(super::super::workspace_dir())
@@ -57,7 +57,7 @@ impl Env {
     }
 
     /// Model flags pointing at `server`, plus the test policy.
-    fn model_args(&self, server: &ScriptedServer) -> Vec<String> {
+    pub(super) fn model_args(&self, server: &ScriptedServer) -> Vec<String> {
         vec![
             "--provider".into(),
             "anthropic".into(),
@@ -69,7 +69,7 @@ impl Env {
     }
 
     /// `boram chat` with `model`, kept running, after typing `first` into it.
-    async fn chat(&self, model: &[String], first: &str) -> (tokio::process::Child, tokio::process::ChildStdin) {
+    pub(super) async fn chat(&self, model: &[String], first: &str) -> (tokio::process::Child, tokio::process::ChildStdin) {
         let mut child = self
             .command(&args(model, &["chat"]))
             .stdin(Stdio::piped())
@@ -80,7 +80,7 @@ impl Env {
         (child, stdin)
     }
 
-    async fn run(&self, args: &[&str], stdin: &str) -> Output {
+    pub(super) async fn run(&self, args: &[&str], stdin: &str) -> Output {
         let mut child = self.command(args).stdin(Stdio::piped()).spawn().expect("spawn boram");
         let mut input = child.stdin.take().expect("stdin");
         input.write_all(stdin.as_bytes()).await.expect("write stdin");
@@ -96,7 +96,7 @@ impl Env {
         std::os::unix::fs::symlink(super::super::embedding_model(), models.join("all-MiniLM-L6-v2")).expect("symlink");
     }
 
-    fn sessions(&self) -> Vec<std::path::PathBuf> {
+    pub(super) fn sessions(&self) -> Vec<std::path::PathBuf> {
         let mut files: Vec<_> = std::fs::read_dir(self.dir.path().join("data/sessions"))
             .expect("sessions dir")
             .flatten()
@@ -107,11 +107,11 @@ impl Env {
     }
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(super) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn args<'a>(model: &'a [String], rest: &[&'a str]) -> Vec<&'a str> {
+pub(super) fn args<'a>(model: &'a [String], rest: &[&'a str]) -> Vec<&'a str> {
     rest.iter().copied().chain(model.iter().map(String::as_str)).collect()
 }
 
@@ -316,7 +316,7 @@ async fn ctrl_c_in_chat_cancels_the_turn_but_not_the_session() {
 }
 
 /// Waits (up to a minute) until `server` has received `n` requests.
-async fn wait_for_requests(server: &ScriptedServer, n: usize) {
+pub(super) async fn wait_for_requests(server: &ScriptedServer, n: usize) {
     super::super::eventually(
         Duration::from_secs(60),
         || format!("the chat to make model call {n}"),

@@ -3,10 +3,12 @@
 //! sandboxed tools. Helpers build an agent wired to such a server.
 
 mod approvals;
+mod boundary_cli;
 mod cli;
 mod delegation;
 mod failures;
 mod flow;
+mod hostile;
 mod memory;
 mod selection;
 mod sessions;
@@ -78,6 +80,8 @@ pub struct Setup {
     pub tool_factory: bool,
     /// Offer `delegate` with these profiles.
     pub profiles: Option<Profiles>,
+    /// Largest SSE line or event the provider accepts.
+    pub max_event_bytes: usize,
 }
 
 impl Default for Setup {
@@ -99,6 +103,7 @@ impl Default for Setup {
             memory_dir: None,
             tool_factory: false,
             profiles: None,
+            max_event_bytes: boram_host::llm::DEFAULT_MAX_EVENT_BYTES,
         }
     }
 }
@@ -126,7 +131,7 @@ impl Harness {
             kind: setup.provider,
             base_url,
             api_key: Some("test-key".into()),
-            max_event_bytes: boram_host::llm::DEFAULT_MAX_EVENT_BYTES,
+            max_event_bytes: setup.max_event_bytes,
         })
         .expect("provider");
         let gateway = Gateway::new(provider, setup.gateway, setup.prices)

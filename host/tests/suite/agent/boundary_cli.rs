@@ -1,0 +1,257 @@
+//! The agent boundary from the command line (issue 15): a run killed with
+//! SIGKILL mid-call resumes honestly, configured secrets echoed by a
+//! provider reach no file and no stderr, a retried stream leaves only the
+//! answer on stdout, a budget without a price refuses to start, and a
+//! required audit log that cannot be written stops tool calls.
+
+use super::cli::{Env, args, text};
+use super::*;
+use base64::Engine as _;
+use scripted_llm::anthropic::AnthropicReply;
+use serde_json::{Value, json};
+use std::process::Stdio;
+use tokio::io::AsyncWriteExt;
+
+/// `boram ARGS` in `env` with extra environment variables, `stdin` typed in.
+async fn run_with(env: &Env, args: &[&str], vars: &[(&str, &str)], stdin: &str) -> std::process::Output {
+    let mut command = env.command(args);
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    let mut child = command.stdin(Stdio::piped()).spawn().expect("spawn boram");
+    let mut input = child.stdin.take().expect("stdin");
+    input.write_all(stdin.as_bytes()).await.expect("write stdin");
+    drop(input);
+    child.wait_with_output().await.expect("boram output")
+}
+
+/// The `tool_result` blocks of the last message of request `n`.
+fn results_of(server: &ScriptedServer, n: usize) -> Vec<Value> {
+    last_tool_results(&server.requests()[n].body)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_killed_during_a_tool_call_resumes_as_interrupted_not_as_not_run_issue_15() {
+    let server = ScriptedServer::start(vec![
+        AnthropicReply::new()
+            .tool_use("slow", "sleep", json!({"ms": 60_000}))
+            .build(),
+    ])
+    .await;
+    let env = Env::new();
+    let tools = env.dir.path().join("tools");
+    std::fs::create_dir_all(&tools).expect("tools");
+    std::fs::copy(super::super::hostile_wasm(), tools.join("hostile.wasm")).expect("copy");
+    std::fs::write(
+        env.dir.path().join("policy.toml"),
+        policy("[tools.sleep]\ntimeout_ms = 120000"),
+    )
+    .expect("policy");
+    let model = env.model_args(&server);
+    let tools_dir = tools.display().to_string();
+    let mut child = env
+        .command(&args(&model, &["run", "sleep for a minute"]))
+        .env("BORAM_TOOLS_DIR", &tools_dir)
+        .spawn()
+        .expect("spawn");
+    let audit = env.dir.path().join("data/audit.jsonl");
+    super::super::eventually(
+        Duration::from_secs(60),
+        || "the intent line of the sleep call".into(),
+        async || std::fs::read_to_string(&audit).is_ok_and(|a| a.contains("tool_call_started")),
+    )
+    .await;
+    child.kill().await.expect("kill -9");
+    let audit = std::fs::read_to_string(&audit).expect("audit");
+    assert!(
+        !audit.contains(r#""event":"tool_call""#),
+        "the call never finished: {audit}"
+    );
+
+    server.push(AnthropicReply::new().text("It may have run; I will check.").build());
+    let out = run_with(
+        &env,
+        &args(&model, &["chat", "--resume", "last"]),
+        &[("BORAM_TOOLS_DIR", &tools_dir)],
+        "what happened?\n",
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let body = &server.requests()[1].body;
+    let closing = &body["messages"][2]["content"];
+    assert_eq!(closing[0]["type"], "tool_result", "{body}");
+    assert_eq!(closing[0]["tool_use_id"], "slow");
+    assert_eq!(closing[0]["is_error"], true);
+    let content = closing[0]["content"].as_str().expect("content");
+    assert!(
+        content.contains("it may have run, and its side effects are unknown"),
+        "{content}"
+    );
+    assert_eq!(closing[1]["text"], "what happened?");
+}
+
+/// Every file under `dir`, as bytes.
+fn all_files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(all_files(&path));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            out.push((path, bytes));
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_key_echoed_by_the_provider_reaches_no_file_no_stderr_and_no_stdout_issue_15() {
+    const KEY: &str = "sk-ant-canary+7f3e/9a1b=2c4d5e6f";
+    let b64 = base64::engine::general_purpose::STANDARD.encode(KEY);
+    let url = "sk-ant-canary%2B7f3e%2F9a1b%3D2c4d5e6f";
+    let echo = format!("invalid x-api-key {KEY}; as base64 {b64}; in a URL ?key={url}");
+    let server = ScriptedServer::start(vec![
+        scripted_llm::anthropic::error_reply(401, "authentication_error", &echo),
+        AnthropicReply::new().text(&format!("Your key is {KEY}, or {b64}.")).build(),
+    ])
+    .await;
+    let env = Env::new();
+    let model = env.model_args(&server);
+    let key = [("ANTHROPIC_API_KEY", KEY)];
+    let failed = run_with(&env, &args(&model, &["run", "-v", "hello"]), &key, "").await;
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed.stderr));
+    assert!(text(&failed.stderr).contains("[REDACTED]"), "{}", text(&failed.stderr));
+    let answered = run_with(&env, &args(&model, &["run", "-v", "hello again"]), &key, "").await;
+    assert!(answered.status.success(), "{}", text(&answered.stderr));
+    assert_eq!(
+        text(&answered.stdout).trim_end(),
+        "Your key is [REDACTED], or [REDACTED]."
+    );
+    // The key really went to the server, in its header.
+    assert!(
+        server.requests()[0]
+            .headers
+            .iter()
+            .any(|(n, v)| n == "x-api-key" && v == KEY)
+    );
+
+    let forms = [KEY, b64.trim_end_matches('='), url, "7f3e/9a1b"];
+    for out in [&failed, &answered] {
+        for stream in [&out.stderr, &out.stdout] {
+            for form in forms {
+                assert!(!contains(stream, form), "`{form}` printed: {}", text(stream));
+            }
+        }
+    }
+    let files = all_files(&env.dir.path().join("data"));
+    assert!(
+        files.iter().any(|(p, _)| p.ends_with("memory.db")),
+        "the failure went to memory.db: {files:?}",
+        files = files.iter().map(|(p, _)| p).collect::<Vec<_>>()
+    );
+    for (path, bytes) in &files {
+        for form in forms {
+            assert!(!contains(bytes, form), "`{form}` in {}", path.display());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_retried_midway_leaves_only_the_answer_on_stdout_issue_15() {
+    let partial = AnthropicReply::new()
+        .text("Half of a wrong answer that gets discarded")
+        .build();
+    let cut = partial.body.len() * 3 / 4;
+    let server = ScriptedServer::start(vec![
+        partial.truncated_at(cut),
+        AnthropicReply::new().text("The full answer.").build(),
+    ])
+    .await;
+    let env = Env::new();
+    let model = env.model_args(&server);
+    let out = env.run(&args(&model, &["run", "answer me"]), "").await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(server.requests().len(), 2, "the cut stream was retried");
+    assert_eq!(text(&out.stdout), "The full answer.\n");
+    assert!(text(&out.stderr).contains("retry 1"), "{}", text(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_budget_for_a_model_without_a_price_refuses_to_start_issue_15() {
+    let server = ScriptedServer::start(vec![AnthropicReply::new().text("never").build()]).await;
+    let env = Env::new();
+    std::fs::write(
+        env.dir.path().join("policy.toml"),
+        policy("[agent]\nbudget_usd = 1.0"),
+    )
+    .expect("policy");
+    let model = env.model_args(&server);
+    let out = env
+        .run(&args(&model, &["run", "--model", "local-llama", "hello"]), "")
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("budget_usd = 1 is set, but model `local-llama` has no price")
+            && stderr.contains("[prices.\"local-llama\"]"),
+        "{stderr}"
+    );
+    assert!(server.requests().is_empty(), "nothing was sent");
+
+    // A priced model runs under the same budget.
+    let out = env.run(&args(&model, &["run", "hello"]), "").await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_required_audit_log_that_cannot_be_written_stops_tool_calls_issue_15() {
+    let read = || {
+        AnthropicReply::new()
+            .tool_use("r", "read_file", json!({"path": "/workspace/notes.txt"}))
+            .build()
+    };
+    let server = ScriptedServer::start(vec![
+        read(),
+        AnthropicReply::new().text("ok").build(),
+        read(),
+        AnthropicReply::new().text("ok").build(),
+    ])
+    .await;
+    let env = Env::new();
+    // A full disk: every write to the audit log fails with ENOSPC.
+    std::fs::create_dir_all(env.dir.path().join("data")).expect("data");
+    std::os::unix::fs::symlink("/dev/full", env.dir.path().join("data/audit.jsonl")).expect("symlink");
+    std::fs::write(env.dir.path().join("config.toml"), "[audit]\nrequired = true\n").expect("config");
+    let model = env.model_args(&server);
+    let config = env.path("config.toml");
+    let out = env
+        .run(&args(&model, &["run", "--config", &config, "read my notes"]), "")
+        .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let refused = &results_of(&server, 1)[0];
+    assert_eq!(refused["is_error"], true);
+    let content = refused["content"].as_str().expect("content");
+    assert!(
+        content.starts_with("denied:")
+            && content.contains("cannot be written")
+            && content.contains("[audit] required = true"),
+        "{content}"
+    );
+    assert!(!content.contains("Thursday"), "the tool did not run");
+
+    // Best effort (the CLI default): the call runs, the lost line is reported.
+    let out = env.run(&args(&model, &["run", "read my notes"]), "").await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let ran = &results_of(&server, 3)[0];
+    assert_eq!(ran["is_error"], false, "{ran}");
+    assert!(ran["content"].as_str().expect("content").contains("Thursday"));
+    assert!(
+        text(&out.stderr).contains("an audit line was lost"),
+        "{}",
+        text(&out.stderr)
+    );
+}
