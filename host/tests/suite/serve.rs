@@ -649,3 +649,66 @@ async fn schedules_over_http() {
         .expect("delete");
     assert_eq!(again.status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_runs_against_an_overloaded_provider_share_one_breaker_and_all_end_issue_15() {
+    let overloaded: Vec<_> = (0..300)
+        .map(|_| scripted_llm::anthropic::error_reply(529, "overloaded_error", "Overloaded"))
+        .collect();
+    let model = ScriptedServer::start(overloaded).await;
+    let dir = setup(POLICY, &["read_file"]);
+    std::fs::create_dir_all(dir.path().join("ws")).expect("ws");
+    // Fast retries, default breaker (5 failures) and queue (4 at once).
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "[gateway]\nbackoff_base_ms = 5\nbackoff_max_ms = 20\n",
+    )
+    .expect("config");
+    let service = Service::with_model(dir.path(), &model, &[]);
+    let http = client();
+    let url = |path: &str| format!("{}{path}", service.url);
+    let starts = (0..50).map(|n| {
+        let http = http.clone();
+        let url = url("/v1/runs");
+        async move {
+            let response = http
+                .post(url)
+                .body(json!({"prompt": format!("task {n}")}).to_string())
+                .send()
+                .await
+                .expect("run");
+            assert_eq!(response.status(), 202);
+            response.json::<Value>().await.expect("json")["id"]
+                .as_str()
+                .expect("id")
+                .to_string()
+        }
+    });
+    let ids = futures::future::join_all(starts).await;
+    for id in &ids {
+        let run_url = url(&format!("/v1/runs/{id}"));
+        super::eventually(
+            Duration::from_secs(60),
+            || format!("run {id} to end: {}", service.log()),
+            async || get_json(&http, &run_url, None).await["status"] != "running",
+        )
+        .await;
+        let run = get_json(&http, &run_url, None).await;
+        assert_eq!(run["status"], "error", "{run}");
+    }
+    // One breaker for the process: it opens after 5 failures, and at most
+    // the 4 calls already out when it opened fail after it.
+    let requests = model.requests().len();
+    assert!(
+        (5..=9).contains(&requests),
+        "{requests} requests reached the overloaded provider for 50 runs"
+    );
+    // A failed run still ends its event stream with one `done`.
+    let events = read_sse(&http, &url(&format!("/v1/runs/{}/events", ids[0])), None).await;
+    let done = events.last().expect("events");
+    assert_eq!(done["stop"], "error", "{done}");
+    assert!(
+        done["error"].as_str().is_some_and(|e| e.contains("not calling it again")),
+        "{done}"
+    );
+}
