@@ -141,10 +141,10 @@ impl ToolRound<'_> {
             );
         }
         let registry = self.host.registry();
-        let hash = if self.builtins.is_builtin(name) {
-            format!("builtin:{name}")
+        let (hash, source) = if self.builtins.is_builtin(name) {
+            (format!("builtin:{name}"), "built in".to_string())
         } else if let Some((_, component)) = registry.get(name) {
-            component.sha256.clone()
+            (component.sha256.clone(), component.path.display().to_string())
         } else {
             let builtins = self.builtins.defs();
             let names = registry.names().chain(builtins.iter().map(|d| d.name.as_str()));
@@ -164,20 +164,27 @@ impl ToolRound<'_> {
             return ("refused".into(), message, true);
         }
         // `list_tools` shows only names and descriptions: nothing to approve.
+        let mut origins = None;
         if name != super::builtin::LIST_TOOLS {
-            let tool_policy = self.host.policy().tool(name);
+            let policy = self.host.policy();
+            let tool_policy = policy.tool(name);
             let approval = super::builtin::approval_for(name, &tool_policy);
             let request = ApprovalRequest {
                 tool: name.to_string(),
                 tool_hash: hash,
+                source,
                 input: input.clone(),
                 grants: crate::policy::summary(&tool_policy),
+                grant: super::approval::grant_fingerprint(&policy.display_source(), &tool_policy),
+                networked: !tool_policy.net.is_empty(),
             };
-            let decision = self.approvals.decide(approval, &request).await;
-            self.report_decision(id, name, &decision);
-            if let Decision::Deny { reason, .. } = decision {
+            drop(policy);
+            let verdict = self.approvals.verdict(approval, &request).await;
+            self.report_decision(id, name, &verdict.decision);
+            if let Decision::Deny { reason, .. } = verdict.decision {
                 return ("denied".into(), reason, true);
             }
+            origins = verdict.origins;
         }
         // Before it runs: a crash from here on means "it may have run".
         if let Err(e) = self.session.append(Record::ToolStarted {
@@ -198,7 +205,7 @@ impl ToolRound<'_> {
                 Err(BuiltinError::Failed(m)) => ("failed".into(), format!("failed: {m}"), true),
             };
         }
-        match self.host.call(name, &input.to_string(), None).await {
+        match self.host.call_within(name, &input.to_string(), None, origins).await {
             Ok(report) if report.outcome.is_ok() => ("ok".into(), report.output.unwrap_or_default(), false),
             Ok(report) => {
                 let outcome = serde_json::to_value(report.outcome)

@@ -197,6 +197,18 @@ impl ToolHost {
     /// Runs tool `name` on `input` under the policy and records it in the
     /// audit log. A tool whose approval is `deny` is refused without running.
     pub async fn call(&self, name: &str, input: &str, progress: Option<ProgressSink>) -> Result<CallReport, CallError> {
+        self.call_within(name, input, progress, None).await
+    }
+
+    /// [`Self::call`], its HTTP requests limited to `origins` when given
+    /// (the hosts the user approved this call for).
+    pub async fn call_within(
+        &self,
+        name: &str,
+        input: &str,
+        progress: Option<ProgressSink>,
+        origins: Option<Arc<[String]>>,
+    ) -> Result<CallReport, CallError> {
         let state = self.current();
         let Some((_, component)) = state.registry.get(name) else {
             return Err(CallError {
@@ -224,7 +236,7 @@ impl ToolHost {
             state
                 .registry
                 .runtime()
-                .call(component, name, input, template, progress)
+                .call_within(component, name, input, template, progress, origins)
                 .await
         };
         tracing::info!(

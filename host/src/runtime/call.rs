@@ -126,6 +126,7 @@ pub async fn invoke(
     input: &str,
     sandbox: &SandboxTemplate,
     progress: Option<ProgressSink>,
+    origins: Option<std::sync::Arc<[String]>>,
 ) -> CallReport {
     let started = Instant::now();
     let stdout = Capture::new(STDIO_CAPTURE_BYTES);
@@ -135,7 +136,7 @@ pub async fn invoke(
         Err(e) => return CallReport::denied(tool, tool_hash, format!("sandbox could not be built: {e}")),
     };
     let limits = sandbox.limits;
-    let egress = sandbox.egress.hooks();
+    let egress = sandbox.egress.hooks_within(origins);
     let http = egress.activity();
     let mut store = new_store(
         engine,

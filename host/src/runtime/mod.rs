@@ -177,6 +177,19 @@ impl Runtime {
         sandbox: &SandboxTemplate,
         progress: Option<ProgressSink>,
     ) -> CallReport {
+        self.call_within(component, tool, input, sandbox, progress, None).await
+    }
+
+    /// [`Self::call`], its HTTP requests limited to `origins` when given.
+    pub async fn call_within(
+        &self,
+        component: &LoadedComponent,
+        tool: &str,
+        input: &str,
+        sandbox: &SandboxTemplate,
+        progress: Option<ProgressSink>,
+        origins: Option<std::sync::Arc<[String]>>,
+    ) -> CallReport {
         let limits = sandbox.limits;
         let admit = self.admission.admit(&sandbox.queue, limits.memory_bytes);
         let Ok(_ticket) = tokio::time::timeout(limits.timeout, admit).await else {
@@ -190,6 +203,7 @@ impl Runtime {
             input,
             sandbox,
             progress,
+            origins,
         )
         .await
     }

@@ -73,7 +73,12 @@ fn tool_call_prints_the_result_and_json_on_request() {
         .collect();
     assert_eq!(
         events,
-        [r#""tool_call_started""#, r#""tool_call""#, r#""tool_call_started""#, r#""tool_call""#],
+        [
+            r#""tool_call_started""#,
+            r#""tool_call""#,
+            r#""tool_call_started""#,
+            r#""tool_call""#
+        ],
         "an intent line and an outcome line per call"
     );
 }

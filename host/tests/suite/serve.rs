@@ -708,7 +708,9 @@ async fn fifty_runs_against_an_overloaded_provider_share_one_breaker_and_all_end
     let done = events.last().expect("events");
     assert_eq!(done["stop"], "error", "{done}");
     assert!(
-        done["error"].as_str().is_some_and(|e| e.contains("not calling it again")),
+        done["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not calling it again")),
         "{done}"
     );
 }

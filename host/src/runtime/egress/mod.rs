@@ -70,10 +70,18 @@ impl EgressTemplate {
 
     /// The hooks for one call.
     pub fn hooks(self: &Arc<Self>) -> EgressHooks {
+        self.hooks_within(None)
+    }
+
+    /// The hooks for one call that may reach only `origins` (normalised
+    /// `scheme://host:port`), on top of the `net` rules: what the user
+    /// approved for this call.
+    pub fn hooks_within(self: &Arc<Self>, origins: Option<Arc<[String]>>) -> EgressHooks {
         EgressHooks {
             egress: self.clone(),
             activity: Arc::new(HttpActivity::new(self.sink.clone())),
             sent: 0,
+            origins,
         }
     }
 
@@ -82,6 +90,7 @@ impl EgressTemplate {
         mut request: http::Request<WasiBody>,
         number: u64,
         activity: Arc<HttpActivity>,
+        origins: Option<Arc<[String]>>,
     ) -> Result<http::Response<WasiBody>, Error> {
         let started = Instant::now();
         let mut record = HttpRecord::start(&self.tool, request.method().as_str());
@@ -109,6 +118,15 @@ impl EgressTemplate {
             Ok(rule) => rule,
             Err(reason) => return fail(record, true, reason, Error::HttpRequestDenied),
         };
+        if let Some(origins) = &origins
+            && !origins.contains(&target.to_string())
+        {
+            let reason = format!(
+                "{target} is allowed by the policy, but the user approved this call for {} only",
+                origins.join(", ")
+            );
+            return fail(record, true, reason, Error::HttpRequestDenied);
+        }
         record.rule = Some(rule.to_string());
         if let Err((reason, error)) = self
             .headers_fit("request", request.headers(), Error::HttpRequestHeaderSectionSize)
@@ -242,6 +260,8 @@ pub struct EgressHooks {
     egress: Arc<EgressTemplate>,
     activity: Arc<HttpActivity>,
     sent: u64,
+    /// The origins the user approved this call for, when narrower than the policy.
+    origins: Option<Arc<[String]>>,
 }
 
 impl EgressHooks {
@@ -266,8 +286,9 @@ impl WasiHttpHooks for EgressHooks {
         let number = self.sent;
         let egress = self.egress.clone();
         let activity = self.activity.clone();
+        let origins = self.origins.clone();
         Box::new(async move {
-            let response = egress.send(request, number, activity).await?;
+            let response = egress.send(request, number, activity, origins).await?;
             Ok((response, Box::new(async { Ok(()) }) as IoFuture))
         })
     }

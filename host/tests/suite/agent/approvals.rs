@@ -140,8 +140,11 @@ async fn always_is_remembered_across_runs_but_not_for_a_rebuilt_tool() {
     let request = |hash: &str| ApprovalRequest {
         tool: "write_file".into(),
         tool_hash: hash.into(),
+        source: "tools/write_file.wasm".into(),
         input: json!({}),
         grants: "fs /workspace (rw)".into(),
+        grant: "fingerprint".into(),
+        networked: false,
     };
     let prompter = Arc::new(CountingPrompter(0.into()));
     let first = Approvals::new(PromptMode::Ask(prompter.clone()), data.path());
@@ -163,4 +166,56 @@ async fn always_is_remembered_across_runs_but_not_for_a_rebuilt_tool() {
         Decision::Deny { .. }
     ));
     assert!(data.path().join("approvals.json").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_approval_for_one_origin_never_reaches_another_issue_15() {
+    use super::super::egress::EchoServer;
+    let a = EchoServer::start("127.0.0.1").await;
+    let b = EchoServer::start("127.0.0.1").await;
+    let fetch = |id: &str, url: String| AnthropicReply::new().tool_use(id, "fetch", json!({"url": url})).build();
+    let server = ScriptedServer::start(vec![
+        fetch("f1", format!("{}/hello", a.url())),
+        // Covered (origin A), but redirected to B: the approval does not reach B.
+        fetch("f2", format!("{}/redirect?to={}/echo", a.url(), b.url())),
+        // Origin B: asked again, and denied.
+        fetch("f3", format!("{}/hello", b.url())),
+        AnthropicReply::new().text("done").build(),
+    ])
+    .await;
+    let prompter = LinePrompter::new(Box::new(Cursor::new("s\nd\n".to_string())), Box::new(std::io::sink()));
+    let setup = Setup {
+        components: vec![super::super::hostile_wasm()],
+        policy: format!(
+            "version = 1\n[defaults]\napproval = \"allow\"\n[tools.fetch]\napproval = \"prompt\"\nnet = [\"{}\", \"{}\"]\n",
+            a.url(),
+            b.url()
+        ),
+        mode: PromptMode::Ask(Arc::new(prompter)),
+        ..Setup::default()
+    };
+    let mut h = Harness::new(&server, setup).await;
+    assert_eq!(h.turn("fetch things").await.stop, Stop::Answered);
+    let decisions: Vec<String> = h
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            AgentEvent::Approval { decision, .. } => Some(decision),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(decisions, ["allow (session)", "allow (session)", "deny (user)"]);
+    let results = h.tool_results();
+    assert!(!results[0].2, "the approved call ran: {results:?}");
+    assert!(results[1].2, "{results:?}");
+    assert!(
+        results[1].3.contains(&format!(
+            "the user approved this call for {} only",
+            a.url().trim_end_matches('/')
+        )),
+        "{}",
+        results[1].3
+    );
+    assert_eq!(results[2].1, "denied");
+    assert!(b.requests().is_empty(), "nothing reached B: {:?}", b.requests());
 }

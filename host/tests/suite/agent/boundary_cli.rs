@@ -116,7 +116,9 @@ async fn an_api_key_echoed_by_the_provider_reaches_no_file_no_stderr_and_no_stdo
     let echo = format!("invalid x-api-key {KEY}; as base64 {b64}; in a URL ?key={url}");
     let server = ScriptedServer::start(vec![
         scripted_llm::anthropic::error_reply(401, "authentication_error", &echo),
-        AnthropicReply::new().text(&format!("Your key is {KEY}, or {b64}.")).build(),
+        AnthropicReply::new()
+            .text(&format!("Your key is {KEY}, or {b64}."))
+            .build(),
     ])
     .await;
     let env = Env::new();
@@ -184,11 +186,7 @@ async fn a_stream_retried_midway_leaves_only_the_answer_on_stdout_issue_15() {
 async fn a_budget_for_a_model_without_a_price_refuses_to_start_issue_15() {
     let server = ScriptedServer::start(vec![AnthropicReply::new().text("never").build()]).await;
     let env = Env::new();
-    std::fs::write(
-        env.dir.path().join("policy.toml"),
-        policy("[agent]\nbudget_usd = 1.0"),
-    )
-    .expect("policy");
+    std::fs::write(env.dir.path().join("policy.toml"), policy("[agent]\nbudget_usd = 1.0")).expect("policy");
     let model = env.model_args(&server);
     let out = env
         .run(&args(&model, &["run", "--model", "local-llama", "hello"]), "")

@@ -69,7 +69,11 @@ impl Env {
     }
 
     /// `boram chat` with `model`, kept running, after typing `first` into it.
-    pub(super) async fn chat(&self, model: &[String], first: &str) -> (tokio::process::Child, tokio::process::ChildStdin) {
+    pub(super) async fn chat(
+        &self,
+        model: &[String],
+        first: &str,
+    ) -> (tokio::process::Child, tokio::process::ChildStdin) {
         let mut child = self
             .command(&args(model, &["chat"]))
             .stdin(Stdio::piped())

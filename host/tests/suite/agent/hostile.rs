@@ -115,7 +115,11 @@ async fn a_line_over_the_event_cap_is_a_protocol_error_not_retried_issue_15() {
             error.contains("longer than 65536 bytes") && error.contains("max_stream_event_kib"),
             "{provider}: {error}"
         );
-        assert_eq!(server.requests().len(), 1, "{provider}: an oversized event is not retried");
+        assert_eq!(
+            server.requests().len(),
+            1,
+            "{provider}: an oversized event is not retried"
+        );
     }
 }
 
@@ -206,7 +210,10 @@ async fn two_tool_calls_with_one_id_never_run_and_the_session_goes_on_issue_15()
     let result = h.turn("write it").await;
     assert_eq!(result.stop, Stop::Error);
     assert!(
-        result.error.as_deref().is_some_and(|e| e.contains("two tool calls with the id `toolu_dup`")),
+        result
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("two tool calls with the id `toolu_dup`")),
         "{:?}",
         result.error
     );
@@ -220,8 +227,16 @@ async fn two_tool_calls_with_one_id_never_run_and_the_session_goes_on_issue_15()
     // OpenAI: two calls at different indices with one id.
     let server = ScriptedServer::start(vec![
         OpenAiReply::new()
-            .tool_call("call_dup", "write_file", json!({"path": "/workspace/out.txt", "content": "x"}))
-            .tool_call("call_dup", "write_file", json!({"path": "/workspace/out.txt", "content": "y"}))
+            .tool_call(
+                "call_dup",
+                "write_file",
+                json!({"path": "/workspace/out.txt", "content": "x"}),
+            )
+            .tool_call(
+                "call_dup",
+                "write_file",
+                json!({"path": "/workspace/out.txt", "content": "y"}),
+            )
             .build(),
     ])
     .await;
@@ -229,7 +244,10 @@ async fn two_tool_calls_with_one_id_never_run_and_the_session_goes_on_issue_15()
     let result = h.turn("write it").await;
     assert_eq!(result.stop, Stop::Error);
     assert!(
-        result.error.as_deref().is_some_and(|e| e.contains("two tool calls with the id `call_dup`")),
+        result
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("two tool calls with the id `call_dup`")),
         "{:?}",
         result.error
     );
