@@ -253,3 +253,141 @@ async fn a_required_audit_log_that_cannot_be_written_stops_tool_calls_issue_15()
         text(&out.stderr)
     );
 }
+
+/// A tmux server of its own (its socket in `dir`), killed when dropped.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn new(dir: &std::path::Path) -> Self {
+        Self {
+            socket: dir.join("tmux.sock").display().to_string(),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux (Debian's tmux package) runs");
+        assert!(out.status.success(), "tmux {args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux")
+            .args(["-S", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+/// Model text that tries to hide what follows it (SGR 8, conceal), retitle
+/// the terminal (OSC 0) and reverse the text after it (U+202E).
+const HOSTILE_TEXT: &str = "Sure.\u{1b}[8m\u{1b}]0;PWNED\u{7}\u{202e}";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn model_text_cannot_hide_the_approval_prompt_or_retitle_a_real_terminal_issue_15() {
+    let server = ScriptedServer::start(vec![
+        AnthropicReply::new()
+            .text(HOSTILE_TEXT)
+            .tool_use("w", "write_file", json!({"path": "/workspace/out.txt", "content": "x"}))
+            .build(),
+        AnthropicReply::new().text("Done.").build(),
+    ])
+    .await;
+    let env = Env::new();
+    std::fs::write(
+        env.dir.path().join("policy.toml"),
+        policy("").replace("[tools.write_file]\n", "[tools.write_file]\napproval = \"prompt\"\n"),
+    )
+    .expect("policy");
+    let tmux = Tmux::new(env.dir.path());
+    let command = format!(
+        "env -u ANTHROPIC_API_KEY BORAM_DATA_DIR={} BORAM_TOOLS_DIR={} HOME={} XDG_CONFIG_HOME={} {} chat \
+         --provider anthropic --base-url {} --policy {}",
+        env.path("data"),
+        super::super::tools_dir().display(),
+        env.dir.path().display(),
+        env.path("config"),
+        env!("CARGO_BIN_EXE_boram"),
+        server.url(),
+        env.path("policy.toml"),
+    );
+    let workdir = super::super::workspace_dir().display().to_string();
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "chat",
+        "-x",
+        "160",
+        "-y",
+        "50",
+        "-c",
+        &workdir,
+        &command,
+    ]);
+    tmux.run(&["send-keys", "-t", "chat", "write the file", "Enter"]);
+    super::super::eventually(
+        Duration::from_secs(60),
+        || {
+            format!(
+                "the approval prompt on screen:\n{}",
+                tmux.run(&["capture-pane", "-p", "-t", "chat"])
+            )
+        },
+        async || {
+            tmux.run(&["capture-pane", "-p", "-t", "chat"])
+                .contains("answer o/s/a/d?")
+        },
+    )
+    .await;
+    // With attributes: nothing the model sent is in force on the screen.
+    let screen = tmux.run(&["capture-pane", "-p", "-e", "-t", "chat"]);
+    assert!(!screen.contains("\u{1b}[8m"), "conceal is on:\n{screen:?}");
+    assert!(!screen.contains('\u{202e}'), "{screen:?}");
+    // The model's bytes are shown as visible escapes instead.
+    assert!(screen.contains(r"Sure.\x1b[8m\x1b]0;PWNED\x07\u{202e}"), "{screen}");
+    assert!(
+        screen.contains("? `write_file` (") && screen.contains("write_file.wasm, sha256 "),
+        "the prompt names the tool's file and hash:\n{screen}"
+    );
+    let title = tmux.run(&["display-message", "-p", "-t", "chat", "#{pane_title}"]);
+    assert_ne!(title.trim(), "PWNED", "the model retitled the terminal");
+
+    tmux.run(&["send-keys", "-t", "chat", "o", "Enter"]);
+    super::super::eventually(
+        Duration::from_secs(60),
+        || format!("the answer:\n{}", tmux.run(&["capture-pane", "-p", "-t", "chat"])),
+        async || tmux.run(&["capture-pane", "-p", "-t", "chat"]).contains("Done."),
+    )
+    .await;
+    assert!(
+        env.dir.path().join("ws/out.txt").exists(),
+        "approved once: the file was written"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_output_keeps_json_escaping_of_hostile_text_issue_15() {
+    let server = ScriptedServer::start(vec![AnthropicReply::new().text(HOSTILE_TEXT).build()]).await;
+    let env = Env::new();
+    let model = env.model_args(&server);
+    let out = env.run(&args(&model, &["run", "--json", "hi"]), "").await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!out.stdout.contains(&0x1b), "no raw ESC on stdout");
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains(r"\u001b[8m"), "{stdout}");
+    let streamed: String = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON line"))
+        .filter(|e| e["type"] == "text_delta")
+        .filter_map(|e| e["text"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(streamed, HOSTILE_TEXT, "the JSON carries the text exactly");
+}
