@@ -315,3 +315,84 @@ async fn the_time_limit_covers_a_stream_that_never_ends_issue_15() {
     let result = h.turn("hi").await;
     assert_eq!(result.stop, Stop::TimeLimit);
 }
+
+fn priced(model: &str, input_per_million: f64) -> (String, boram_host::llm::Price) {
+    (
+        model.to_string(),
+        boram_host::llm::Price {
+            input: input_per_million,
+            output: 0.0,
+            cache_read: 0.0,
+            cache_write: 0.0,
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_reporting_an_unpriced_model_cannot_switch_the_budget_off_issue_15() {
+    // The request names a priced model; the server claims another name.
+    let costly = || {
+        AnthropicReply::new()
+            .model("free-model-honest")
+            .tool_use(
+                &format!("t{}", fastrand::u32(..)),
+                "list_dir",
+                json!({"path": "/workspace"}),
+            )
+            .usage(1000, 0)
+            .build()
+    };
+    let server = ScriptedServer::start(vec![costly(), costly(), costly()]).await;
+    let setup = Setup {
+        policy: policy("[agent]\nbudget_usd = 1.5"),
+        // $1000 per million input tokens: each call costs $1.
+        prices: PriceTable::new([priced("priced-model", 1000.0)].into()),
+        model: "priced-model".into(),
+        ..Setup::default()
+    };
+    let mut h = Harness::new(&server, setup).await;
+    let result = h.turn("spend").await;
+    assert_eq!(result.stop, Stop::Budget, "{result:?}");
+    assert_eq!(server.requests().len(), 2);
+    assert!((h.agent.spent_usd() - 2.0).abs() < 1e-9, "{}", h.agent.spent_usd());
+
+    // A reported model dearer than the requested one is what is charged.
+    let server = ScriptedServer::start(vec![
+        AnthropicReply::new().model("dear").text("hi").usage(1000, 0).build(),
+    ])
+    .await;
+    let setup = Setup {
+        prices: PriceTable::new([priced("cheap", 1.0), priced("dear", 1000.0)].into()),
+        model: "cheap".into(),
+        ..Setup::default()
+    };
+    let mut h = Harness::new(&server, setup).await;
+    h.turn("hi").await;
+    assert!((h.agent.spent_usd() - 1.0).abs() < 1e-9, "{}", h.agent.spent_usd());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn x_should_retry_is_obeyed_issue_15() {
+    let overloaded = scripted_llm::anthropic::error_reply(529, "overloaded_error", "Overloaded");
+    let server = ScriptedServer::start(vec![overloaded.with_header("x-should-retry", "false")]).await;
+    let mut h = Harness::new(&server, Setup::default()).await;
+    assert_eq!(h.turn("hi").await.stop, Stop::Error);
+    assert_eq!(server.requests().len(), 1, "x-should-retry: false is not retried");
+
+    let bad = scripted_llm::anthropic::error_reply(400, "invalid_request_error", "try again");
+    let server = ScriptedServer::start(vec![
+        bad.with_header("x-should-retry", "true"),
+        AnthropicReply::new().text("ok").build(),
+    ])
+    .await;
+    let mut h = Harness::new(&server, Setup::default()).await;
+    assert_eq!(h.turn("hi").await.stop, Stop::Answered);
+    assert_eq!(server.requests().len(), 2, "x-should-retry: true is retried");
+
+    // A spend limit told by the error's code alone is not retried.
+    let quota = scripted_llm::openai::error_reply(429, "requests", Some("insufficient_quota"), "Slow down.");
+    let server = ScriptedServer::start(vec![quota]).await;
+    let mut h = Harness::new(&server, setup(ProviderKind::OpenAi)).await;
+    assert_eq!(h.turn("hi").await.stop, Stop::Error);
+    assert_eq!(server.requests().len(), 1);
+}
