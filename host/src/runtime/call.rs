@@ -117,6 +117,15 @@ impl CallReport {
     }
 }
 
+/// What one call adds to its sandbox: where progress goes, and the origins
+/// its HTTP requests are limited to (what the user approved), if narrower
+/// than the policy.
+#[derive(Default)]
+pub struct CallScope {
+    pub progress: Option<ProgressSink>,
+    pub origins: Option<std::sync::Arc<[String]>>,
+}
+
 /// Runs `tool` on `input` in a fresh instance built from `sandbox`.
 pub async fn invoke(
     engine: &Engine,
@@ -125,9 +134,9 @@ pub async fn invoke(
     tool: &str,
     input: &str,
     sandbox: &SandboxTemplate,
-    progress: Option<ProgressSink>,
-    origins: Option<std::sync::Arc<[String]>>,
+    scope: CallScope,
 ) -> CallReport {
+    let CallScope { progress, origins } = scope;
     let started = Instant::now();
     let stdout = Capture::new(STDIO_CAPTURE_BYTES);
     let stderr = Capture::new(STDIO_CAPTURE_BYTES);

@@ -202,8 +202,7 @@ impl Runtime {
             tool,
             input,
             sandbox,
-            progress,
-            origins,
+            call::CallScope { progress, origins },
         )
         .await
     }
