@@ -218,75 +218,33 @@ mod tests {
     use super::*;
 
     fn status(status: u16, kind: &str, message: &str) -> LlmError {
+        status_with(status, kind, "", message, None)
+    }
+
+    fn status_with(status: u16, kind: &str, code: &str, message: &str, should_retry: Option<bool>) -> LlmError {
         LlmError::Status {
             provider: "p".into(),
             status,
             kind: kind.into(),
-            code: String::new(),
+            code: code.into(),
             message: message.into(),
             retry_after: None,
-            should_retry: None,
-        }
-    }
-
-    fn with_code(error: LlmError, new_code: &str) -> LlmError {
-        match error {
-            LlmError::Status {
-                provider,
-                status,
-                kind,
-                message,
-                retry_after,
-                should_retry,
-                ..
-            } => LlmError::Status {
-                provider,
-                status,
-                kind,
-                code: new_code.into(),
-                message,
-                retry_after,
-                should_retry,
-            },
-            other => other,
-        }
-    }
-
-    fn told(error: LlmError, told: bool) -> LlmError {
-        match error {
-            LlmError::Status {
-                provider,
-                status,
-                kind,
-                code,
-                message,
-                retry_after,
-                ..
-            } => LlmError::Status {
-                provider,
-                status,
-                kind,
-                code,
-                message,
-                retry_after,
-                should_retry: Some(told),
-            },
-            other => other,
+            should_retry,
         }
     }
 
     #[test]
     fn spend_limits_are_read_from_type_and_code_before_the_message_issue_15() {
         // OpenAI: the code says quota even though the type says rate limit.
-        let quota = with_code(
-            status(429, "rate_limit_error", "Please slow down"),
-            "insufficient_quota",
-        );
+        let quota = status_with(429, "rate_limit_error", "insufficient_quota", "Please slow down", None);
         assert_eq!(quota.retry(), Retry::No);
         // The type says quota, the code says rate limit: still a spend limit.
-        let quota = with_code(
-            status(429, "insufficient_quota", "Please slow down"),
+        let quota = status_with(
+            429,
+            "insufficient_quota",
             "rate_limit_exceeded",
+            "Please slow down",
+            None,
         );
         assert_eq!(quota.retry(), Retry::No);
         // A rate limit whose message mentions quota is still a rate limit.
@@ -302,9 +260,12 @@ mod tests {
 
     #[test]
     fn x_should_retry_overrides_the_status_rules_issue_15() {
-        assert_eq!(told(status(400, "x", "bad"), true).retry(), Retry::Yes(None));
-        assert_eq!(told(status(503, "x", "busy"), false).retry(), Retry::No);
-        assert_eq!(told(status(429, "rate_limit_error", "busy"), false).retry(), Retry::No);
+        assert_eq!(status_with(400, "x", "", "bad", Some(true)).retry(), Retry::Yes(None));
+        assert_eq!(status_with(503, "x", "", "busy", Some(false)).retry(), Retry::No);
+        assert_eq!(
+            status_with(429, "rate_limit_error", "", "busy", Some(false)).retry(),
+            Retry::No
+        );
         let mut h = reqwest::header::HeaderMap::new();
         assert_eq!(should_retry(&h), None);
         h.insert("x-should-retry", "false".parse().expect("header"));

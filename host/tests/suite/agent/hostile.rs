@@ -40,6 +40,15 @@ fn setup(provider: ProviderKind) -> Setup {
     }
 }
 
+/// One turn of a fresh agent against a server that sends `reply` and then
+/// keeps the connection open: the result and how many requests were made.
+async fn one_turn(provider: ProviderKind, reply: Reply) -> (boram_host::agent::TurnResult, usize) {
+    let server = ScriptedServer::start(vec![reply.hanging()]).await;
+    let mut h = Harness::new(&server, setup(provider)).await;
+    let result = h.turn("hi").await;
+    (result, server.requests().len())
+}
+
 fn hello(provider: ProviderKind) -> Reply {
     match provider {
         ProviderKind::OpenAi => OpenAiReply::new().text("Hello there").build(),
@@ -58,12 +67,10 @@ async fn a_bom_and_every_line_end_style_are_read_by_both_providers_issue_15() {
             });
             // Hanging after the body: the final event must not wait for EOF
             // (a bare CR as the last line end used to drop it).
-            let server = ScriptedServer::start(vec![reply.hanging()]).await;
-            let mut h = Harness::new(&server, setup(provider)).await;
-            let result = h.turn("hi").await;
+            let (result, requests) = one_turn(provider, reply).await;
             assert_eq!(result.stop, Stop::Answered, "{provider} {label}: {:?}", result.error);
             assert_eq!(result.text, "Hello there", "{provider} {label}");
-            assert_eq!(server.requests().len(), 1, "{provider} {label}: no retry needed");
+            assert_eq!(requests, 1, "{provider} {label}: no retry needed");
         }
     }
 }
@@ -80,9 +87,7 @@ async fn one_invalid_utf8_byte_becomes_a_replacement_character_and_does_not_stal
             bytes.extend_from_slice(&text.as_bytes()[at..]);
             bytes
         });
-        let server = ScriptedServer::start(vec![reply.hanging()]).await;
-        let mut h = Harness::new(&server, setup(provider)).await;
-        let result = h.turn("hi").await;
+        let (result, _) = one_turn(provider, reply).await;
         assert_eq!(result.stop, Stop::Answered, "{provider}: {:?}", result.error);
         assert_eq!(result.text, "Hel\u{FFFD}lo there", "{provider}");
     }
