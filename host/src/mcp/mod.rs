@@ -197,7 +197,12 @@ fn approval_question(name: &str, input: &Value, grants: &str) -> ElicitRequestPa
     };
     ElicitRequestParams::FormElicitationParams {
         meta: None,
-        message: format!("BoramClaw: allow `{name}` to run with {shown}? It may: {grants}."),
+        // Clients show this on a terminal: bidi and invisible characters in
+        // the input (JSON keeps them) go through the terminal sanitizer.
+        message: crate::terminal::sanitize(&format!(
+            "BoramClaw: allow `{name}` to run with {shown}? It may: {grants}."
+        ))
+        .into_owned(),
         requested_schema: ElicitationSchema::from_json_schema(schema).expect("a valid elicitation schema"),
     }
 }
@@ -270,5 +275,30 @@ impl ServerHandler for McpServer {
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
         self.remember(&context.peer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_elicitation_text_shows_bidi_and_invisible_characters_as_escapes_issue_15() {
+        let question = approval_question(
+            "write_fi\u{200b}le",
+            &json!({"path": "/w/\u{202e}txt.exe"}),
+            "fs /w (rw)",
+        );
+        let ElicitRequestParams::FormElicitationParams { message, .. } = question else {
+            panic!("a form elicitation");
+        };
+        assert!(
+            message.contains(r"write_fi\u{200b}le") && message.contains(r"\u{202e}txt.exe"),
+            "{message}"
+        );
+        assert!(
+            !message.contains('\u{202e}') && !message.contains('\u{200b}'),
+            "{message}"
+        );
     }
 }
