@@ -87,6 +87,7 @@ impl GlobalArgs {
         let options = RuntimeOptions {
             cache_dir,
             memory_budget_mb: self.memory_budget_mb,
+            compile_worker: crate::runtime::compile_worker::CompileWorker::this_binary(),
             ..RuntimeOptions::default()
         };
         Ok(Arc::new(Runtime::new(&options)?))

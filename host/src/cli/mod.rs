@@ -76,6 +76,11 @@ pub struct UsageError(pub String);
 /// Parses the command line, runs the command and turns any error into a
 /// printed cause chain and an exit code.
 pub fn main() -> ExitCode {
+    // Not a user command: the child process that compiles one component.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(crate::runtime::compile_worker::WORKER_ARG) {
+        return crate::runtime::compile_worker::run(&args[2..]);
+    }
     let cli = Cli::parse();
     crate::scrub::register_host_env();
     cli.global.init_tracing();

@@ -78,28 +78,33 @@ impl CompileCache {
     }
 
     /// Loads the compiled form of `wasm` (whose SHA-256 hex is `sha256`),
-    /// compiling and storing it on a miss.
+    /// or on a miss has `precompile` make the artifact (in this process, or
+    /// in a capped compile worker running this same binary) and stores it.
     pub fn load_or_compile(
         &self,
         engine: &Engine,
         wasm: &[u8],
         sha256: &str,
+        precompile: impl FnOnce(&[u8]) -> wasmtime::Result<Vec<u8>>,
     ) -> wasmtime::Result<(Component, ArtifactOrigin)> {
-        let Some(dir) = &self.dir else {
-            self.misses.fetch_add(1, Ordering::Relaxed);
-            return Ok((Component::new(engine, wasm)?, ArtifactOrigin::Compiled));
-        };
-        let path = dir.join(format!("{}-{sha256}.cwasm", self.engine_tag));
-        if let Some(component) = self.load_verified(engine, &path, sha256) {
+        let path = self
+            .dir
+            .as_ref()
+            .map(|dir| dir.join(format!("{}-{sha256}.cwasm", self.engine_tag)));
+        if let Some(component) = path.as_ref().and_then(|p| self.load_verified(engine, p, sha256)) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok((component, ArtifactOrigin::Cache));
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let artifact = engine.precompile_component(wasm)?;
-        if let Err(e) = self.store(dir, &path, sha256, &artifact) {
+        let artifact = precompile(wasm)?;
+        if let (Some(dir), Some(path)) = (&self.dir, &path)
+            && let Err(e) = self.store(dir, path, sha256, &artifact)
+        {
             tracing::warn!(path = %path.display(), error = %e, "cannot write compile cache entry");
         }
-        // SAFETY: `artifact` was produced just now by this engine.
+        // SAFETY: `artifact` was produced just now by this engine's
+        // `precompile_component`, or by this same binary's compile worker
+        // from the same configuration (wasmtime checks the settings match).
         #[allow(unsafe_code)]
         let component = unsafe { Component::deserialize(engine, &artifact)? };
         Ok((component, ArtifactOrigin::Compiled))

@@ -11,6 +11,7 @@ mod bindings;
 mod cache;
 mod call;
 mod capture;
+pub mod compile_worker;
 mod component;
 mod egress;
 mod engine;
@@ -58,6 +59,9 @@ pub struct RuntimeOptions {
     /// Sum of the memory limits of calls running at once, in MiB
     /// (`None`: [`DEFAULT_MEMORY_BUDGET_MB`]); calls past it wait.
     pub memory_budget_mb: Option<u64>,
+    /// Compile in a child process with a memory cap (the CLI and the
+    /// service); `None` compiles on a thread of this process.
+    pub compile_worker: Option<compile_worker::CompileWorker>,
 }
 
 /// The engine, linker and compile cache shared by every tool.
@@ -67,6 +71,7 @@ pub struct Runtime {
     cache: std::sync::Arc<CompileCache>,
     allocator: Allocator,
     admission: admission::Admission,
+    compile_worker: Option<compile_worker::CompileWorker>,
     _ticker: EpochTicker,
 }
 
@@ -87,6 +92,7 @@ impl Runtime {
             cache: std::sync::Arc::new(cache),
             allocator,
             admission: admission::Admission::new(budget, engine::POOL_INSTANCES),
+            compile_worker: options.compile_worker.clone(),
             _ticker: ticker,
         })
     }
@@ -156,8 +162,16 @@ impl Runtime {
         sha256: String,
     ) -> std::result::Result<(wasmtime::component::Component, ArtifactOrigin), String> {
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
-        let job = tokio::task::spawn_blocking(move || cache.load_or_compile(&engine, &bytes, &sha256));
-        match tokio::time::timeout(COMPILE_TIMEOUT, job).await {
+        let worker = self.compile_worker.clone();
+        let job = tokio::task::spawn_blocking(move || {
+            cache.load_or_compile(&engine, &bytes, &sha256, |wasm| match &worker {
+                Some(worker) => worker.compile(wasm, COMPILE_TIMEOUT).map_err(wasmtime::Error::msg),
+                None => engine.precompile_component(wasm),
+            })
+        });
+        // The worker kills itself at the timeout; this bounds the wait for
+        // an in-process compile (whose thread cannot be stopped).
+        match tokio::time::timeout(COMPILE_TIMEOUT + std::time::Duration::from_secs(5), job).await {
             Ok(Ok(Ok(compiled))) => Ok(compiled),
             Ok(Ok(Err(e))) => Err(format!("{e:#}")),
             Ok(Err(e)) => Err(format!("the compiler crashed: {e}")),

@@ -714,3 +714,45 @@ async fn fifty_runs_against_an_overloaded_provider_share_one_breaker_and_all_end
         "{done}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_compile_over_the_memory_cap_is_stopped_and_the_previous_version_keeps_serving_issue_14() {
+    let dir = setup(POLICY, &["read_file"]);
+    std::fs::create_dir_all(dir.path().join("ws")).expect("ws");
+    std::fs::write(dir.path().join("ws/notes.txt"), "hello").expect("notes");
+    // read_file compiles in about 32 MiB; http_get needs about 192.
+    let service = Service::start(dir.path(), &[], &[("BORAM_COMPILE_MEMORY_MB", "96")]);
+    let http = client();
+    let call = || async {
+        let response = http
+            .post(format!("{}/v1/tools/read_file/call", service.url))
+            .body(r#"{"path": "/workspace/notes.txt"}"#)
+            .send()
+            .await
+            .expect("call");
+        response.json::<Value>().await.expect("json")["outcome"].clone()
+    };
+    assert_eq!(call().await, "ok");
+
+    // A new build of read_file.wasm whose compile needs more than the cap.
+    let staged = dir.path().join("tools/.read_file.wasm.tmp");
+    std::fs::copy(tools_dir().join("http_get.wasm"), &staged).expect("stage");
+    std::fs::rename(&staged, dir.path().join("tools/read_file.wasm")).expect("rename");
+    super::eventually(
+        Duration::from_secs(60),
+        || format!("the oversized compile to be stopped:\n{}", service.log()),
+        async || {
+            service
+                .log()
+                .contains("compiling needed more than 96 MiB of memory and was stopped")
+        },
+    )
+    .await;
+    let health = http
+        .get(format!("{}/health", service.url))
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(health.status(), 200);
+    assert_eq!(call().await, "ok", "the previous read_file still serves");
+}
