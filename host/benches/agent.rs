@@ -56,6 +56,7 @@ async fn run() {
             cache_dir: Some(dir.path().join("cache")),
             no_pooling: false,
             memory_budget_mb: None,
+            ..RuntimeOptions::default()
         })
         .expect("runtime"),
     );

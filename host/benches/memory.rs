@@ -6,7 +6,10 @@
 //! - 20 sequential calls that each touch 400 MiB: RSS after them, against
 //!   the RSS before (a finished call's memory must go back to the system);
 //! - 20 such calls started at once under a 2048 MiB budget: the highest RSS
-//!   seen while they run (at most 4 may run at once).
+//!   seen while they run (at most 4 may run at once);
+//! - 40 hot swaps flapping between two versions of a tool, each followed
+//!   by a call: RSS and open memfds (wasmtime's memory images) before and
+//!   after (swapped-out versions must be freed).
 
 use boram_host::policy::Policy;
 use boram_host::runtime::{Runtime, RuntimeOptions, SandboxTemplate};
@@ -30,6 +33,7 @@ fn main() {
             cache_dir: None,
             no_pooling: false,
             memory_budget_mb: Some(BUDGET_MB),
+            ..RuntimeOptions::default()
         })
         .expect("runtime"),
     );
@@ -87,6 +91,53 @@ fn main() {
         BUDGET_MB / 512
     );
     println!("| after they all finished | {} | |", rss_mb());
+    flapping(&rt, &runtime, &fixtures);
+}
+
+/// 40 swaps between two versions of `echo` through a tool host.
+fn flapping(rt: &tokio::runtime::Runtime, runtime: &Arc<Runtime>, fixtures: &std::path::Path) {
+    use boram_host::registry::{Registry, ToolHost};
+    const SWAPS: usize = 40;
+    let versions = [fixtures.join("hostile.wasm"), fixtures.join("echo_v2.wasm")];
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(&versions[0], dir.path().join("echo.wasm")).expect("copy");
+    let registry = rt
+        .block_on(Registry::load_dir(runtime.clone(), dir.path()))
+        .expect("registry");
+    let policy = Policy::parse(
+        "version = 1\n[defaults]\napproval = \"allow\"\n",
+        "bench.toml",
+        std::path::Path::new("."),
+    )
+    .expect("policy");
+    let host = ToolHost::new(registry, policy, None);
+    let call = || rt.block_on(host.call("echo", r#"{"text":"hi"}"#, None)).expect("echo");
+    call();
+    let (rss_before, memfds_before) = (rss_mb(), memfds());
+    for i in 0..SWAPS {
+        // As the watcher does: the new version is loaded from the same path.
+        let path = dir.path().join("echo.wasm");
+        std::fs::copy(&versions[(i + 1) % 2], &path).expect("copy");
+        let component = rt.block_on(runtime.load(&path)).expect("load");
+        host.swap_component(Arc::new(component)).expect("swap");
+        assert!(call().outcome.is_ok());
+    }
+    println!(
+        "| after {SWAPS} hot swaps flapping between two versions | {} | was {rss_before} before; memfds {memfds_before} → {} |",
+        rss_mb(),
+        memfds()
+    );
+}
+
+/// Open memfds of this process (wasmtime's copy-on-write memory images).
+fn memfds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|fds| {
+            fds.flatten()
+                .filter(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with("/memfd:")))
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 /// This process's resident set, from /proc.

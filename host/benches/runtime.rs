@@ -42,6 +42,7 @@ fn main() {
             cache_dir: Some(cache.path().into()),
             no_pooling: false,
             memory_budget_mb: None,
+            ..RuntimeOptions::default()
         })
         .expect("runtime"),
     );
@@ -197,8 +198,7 @@ fn loads(rt: &tokio::runtime::Runtime, wasm: &Path) -> (Vec<Duration>, Vec<Durat
     let cache = tempfile::tempdir().expect("tempdir");
     let with_cache = RuntimeOptions {
         cache_dir: Some(cache.path().into()),
-        no_pooling: false,
-        memory_budget_mb: None,
+        ..RuntimeOptions::default()
     };
     rt.block_on(Runtime::new(&with_cache).expect("runtime").load(wasm))
         .expect("warm the cache");

@@ -84,6 +84,7 @@ async fn setup(v1: &[u8], cache: bool) -> (Arc<ToolHost>, tempfile::TempDir, bor
             cache_dir: cache.then(|| dir.path().join("cache")),
             no_pooling: false,
             memory_budget_mb: None,
+            ..RuntimeOptions::default()
         })
         .expect("runtime"),
     );
