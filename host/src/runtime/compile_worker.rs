@@ -171,8 +171,6 @@ fn cap_address_space(mb: u64) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn an_artifact_from_the_worker_engine_loads_in_the_service_engine() {
         let wasm = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../tools/read_file.wasm"))
