@@ -30,6 +30,7 @@ pub mod schedule;
 pub mod scrub;
 pub mod serve;
 pub mod session;
+pub mod store;
 mod suggest;
 pub mod supervise;
 pub mod terminal;

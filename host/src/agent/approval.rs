@@ -341,12 +341,8 @@ impl Remembered {
             grant,
             granted: crate::audit::now(),
         });
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)?;
-        let mut file = tempfile::NamedTempFile::new_in(dir)?;
-        file.write_all(&serde_json::to_vec_pretty(&*entries).map_err(std::io::Error::other)?)?;
-        file.as_file().sync_all()?;
-        file.persist(&self.path).map(|_| ()).map_err(|e| e.error)
+        let text = serde_json::to_vec_pretty(&*entries).map_err(std::io::Error::other)?;
+        crate::store::atomic::write(&self.path, &[&text], Some(0o600))
     }
 }
 

@@ -100,6 +100,52 @@ pub fn interrupted_results(ids: &[String], why: &str) -> Message {
     }
 }
 
+/// Results for the tool calls of `dangling` (in that order) from what the
+/// transcript `records` say about them: a finished call's recorded result
+/// (it is not run again); "interrupted, it may have run" for one that
+/// started; "not run" for one that never did.
+pub fn closing_results(records: &[Record], dangling: &[String]) -> Vec<Block> {
+    let started = |id: &str| {
+        records
+            .iter()
+            .any(|r| matches!(r, Record::ToolStarted { id: other, .. } if other == id))
+    };
+    let finished = |id: &str| {
+        records.iter().rev().find_map(|r| match r {
+            Record::ToolFinished {
+                id: other,
+                content,
+                is_error,
+                ..
+            } if other == id => Some((content.clone(), *is_error)),
+            _ => None,
+        })
+    };
+    dangling
+        .iter()
+        .map(|id| {
+            let (content, is_error) = match finished(id) {
+                Some(result) => result,
+                None if started(id) => (
+                    "interrupted: the session ended while this tool call was running; it may have run, \
+                     and its side effects are unknown — check before repeating it"
+                        .to_string(),
+                    true,
+                ),
+                None => (
+                    "not run: the session ended before this tool call started".to_string(),
+                    true,
+                ),
+            };
+            Block::ToolResult {
+                tool_use_id: id.clone(),
+                content,
+                is_error,
+            }
+        })
+        .collect()
+}
+
 /// The conversation as plain text, for the summariser.
 pub fn as_transcript(messages: &[Message]) -> String {
     let mut out = String::new();

@@ -183,17 +183,14 @@ impl Agent {
 
     /// Continues a session from its transcript: the working conversation,
     /// spend and identical-call counts are rebuilt; tool calls that never
-    /// got results (the process died in between) are closed with an error
-    /// result: "not run" when no start was recorded, "interrupted, may have
-    /// run" when it was (the request may have reached its server, the file
-    /// may have been written).
+    /// got results (the process died in between) are closed from the
+    /// journal: a finished call gets its recorded result (it is not run
+    /// again), one that started is "interrupted, may have run" (the request
+    /// may have reached its server, the file may have been written), and
+    /// one that never started is "not run".
     pub fn resume(mut self, records: &[Record]) -> Self {
         self.conversation = Conversation::from_records(records);
-        let mut started = std::collections::HashSet::new();
         for record in records {
-            if let Record::ToolStarted { id, .. } = record {
-                started.insert(id.as_str());
-            }
             match record {
                 Record::Usage { usage, cost_usd, .. } => {
                     self.spent_usd += cost_usd.unwrap_or(0.0);
@@ -212,28 +209,8 @@ impl Agent {
                 _ => {}
             }
         }
-        let (maybe_ran, not_run): (Vec<String>, Vec<String>) = self
-            .conversation
-            .dangling_tool_uses()
-            .into_iter()
-            .partition(|id| started.contains(id.as_str()));
-        let mut results = Vec::new();
-        if !maybe_ran.is_empty() {
-            let why = "interrupted: the session ended while this tool call was running; \
-                       it may have run, and its side effects are unknown — check before repeating it";
-            results.extend(interrupted_results(&maybe_ran, why).content);
-        }
-        if !not_run.is_empty() {
-            let why = "not run: the session ended before this tool call started";
-            results.extend(interrupted_results(&not_run, why).content);
-        }
+        let results = conversation::closing_results(records, &self.conversation.dangling_tool_uses());
         if !results.is_empty() {
-            // In the order the model made the calls.
-            let order = self.conversation.dangling_tool_uses();
-            results.sort_by_key(|b| match b {
-                crate::llm::Block::ToolResult { tool_use_id, .. } => order.iter().position(|id| id == tool_use_id),
-                _ => None,
-            });
             self.add_message(Message {
                 role: crate::llm::Role::User,
                 content: results,

@@ -87,6 +87,17 @@ impl ToolRound<'_> {
     async fn one(&self, id: &str, name: &str, input: &serde_json::Value) -> Finished {
         let started = Instant::now();
         let (outcome, content, is_error) = self.execute(id, name, input).await;
+        // Each call's end is journalled as it happens: a crash before the
+        // round ends must not turn a finished call into an interrupted one.
+        if let Err(e) = self.session.append(Record::ToolFinished {
+            time: crate::audit::now(),
+            id: id.to_string(),
+            tool: name.to_string(),
+            content: content.clone(),
+            is_error,
+        }) {
+            tracing::error!(error = %e, "cannot write the transcript");
+        }
         (self.events)(&AgentEvent::ToolResult {
             id: id.to_string(),
             name: name.to_string(),

@@ -28,6 +28,30 @@ impl JsonlFile {
         })
     }
 
+    /// [`Self::open`] for a file only one process may write at a time (a
+    /// transcript): takes an exclusive advisory lock (`flock`) held until
+    /// the value is dropped, before the torn-tail repair — which must never
+    /// cut a line another process is writing. `ErrorKind::WouldBlock` when
+    /// another open file holds the lock.
+    pub fn open_exclusive(path: &Path) -> std::io::Result<Self> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|e| {
+            if e == rustix::io::Errno::WOULDBLOCK {
+                std::io::Error::new(std::io::ErrorKind::WouldBlock, "the file is locked by another writer")
+            } else {
+                std::io::Error::from(e)
+            }
+        })?;
+        repair_torn_tail(&mut file)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file: Mutex::new(file),
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -11,7 +11,6 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::hash::{Hash, Hasher};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use wasmtime::Engine;
@@ -131,13 +130,9 @@ impl CompileCache {
     }
 
     fn store(&self, dir: &Path, path: &Path, sha256: &str, artifact: &[u8]) -> std::io::Result<()> {
+        debug_assert!(path.starts_with(dir));
         let tag = self.mac(sha256, artifact).finalize().into_bytes();
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        tmp.write_all(&tag)?;
-        tmp.write_all(artifact)?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(path).map_err(|e| e.error)?;
-        Ok(())
+        crate::store::atomic::write(path, &[&tag, artifact], Some(0o600))
     }
 
     /// The MAC binds the artifact to this engine and this component.
@@ -178,10 +173,6 @@ fn load_or_create_key(dir: &Path) -> std::io::Result<[u8; 32]> {
     }
     let mut key = [0u8; 32];
     getrandom::fill(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    tmp.write_all(&key)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(&path).map_err(|e| e.error)?;
+    crate::store::atomic::write(&path, &[&key], Some(0o600))?;
     Ok(key)
 }

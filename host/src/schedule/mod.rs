@@ -97,12 +97,9 @@ impl ScheduleStore {
     }
 
     fn save(&self, schedules: &[Schedule]) -> anyhow::Result<()> {
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_string_pretty(schedules)?)?;
-        std::fs::rename(&tmp, &self.path).with_context(|| format!("cannot write {}", self.path.display()))
+        let text = serde_json::to_string_pretty(schedules)?;
+        crate::store::atomic::write(&self.path, &[text.as_bytes()], None)
+            .with_context(|| format!("cannot write {}", self.path.display()))
     }
 
     /// Changes the list under the lock.

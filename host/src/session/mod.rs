@@ -46,6 +46,16 @@ pub enum Record {
         id: String,
         tool: String,
     },
+    /// Tool call `id` ended with this result (written as each call ends,
+    /// before the round's results message): on resume a finished call's
+    /// real result is given to the model, and the call is not run again.
+    ToolFinished {
+        time: String,
+        id: String,
+        tool: String,
+        content: String,
+        is_error: bool,
+    },
     /// The first `replaced` messages of the working conversation were replaced by `summary`.
     Compaction {
         time: String,
@@ -87,7 +97,7 @@ impl Session {
     pub fn create(dir: &Path, provider: &str, model: &str) -> std::io::Result<Self> {
         let id = new_id();
         let session = Self {
-            file: JsonlFile::open(&dir.join(format!("{id}.jsonl")))?,
+            file: JsonlFile::open_exclusive(&dir.join(format!("{id}.jsonl")))?,
             id: id.clone(),
         };
         session.append(Record::Started {
@@ -108,7 +118,21 @@ impl Session {
                 format!("no session `{id}` in {} (see `boram sessions list`)", dir.display()),
             ));
         }
-        let file = JsonlFile::open(&path)?;
+        // One writer per transcript: a second process appending would
+        // interleave its turns with ours (and its open would cut our tail).
+        let file = JsonlFile::open_exclusive(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    format!(
+                        "session `{id}` is open in another boram process; quit it there first \
+                         (one process at a time may continue a session)"
+                    ),
+                )
+            } else {
+                e
+            }
+        })?;
         let records = read_records(&path)?;
         Ok((
             Self {
@@ -290,5 +314,22 @@ mod tests {
         let (_, records) = Session::open(dir.path(), &id).expect("open");
         assert_eq!(records.len(), 2);
         assert!(std::fs::read_to_string(&path).expect("read").ends_with("}\n"));
+    }
+
+    #[test]
+    fn a_session_being_written_cannot_be_opened_a_second_time_issue_16() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let session = Session::create(dir.path(), "anthropic", "m").expect("create");
+        let id = session.id().to_string();
+        let err = Session::open(dir.path(), &id).expect_err("a second writer");
+        assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+        assert!(
+            err.to_string()
+                .contains(&format!("session `{id}` is open in another boram process")),
+            "{err}"
+        );
+        drop(session);
+        let (_, records) = Session::open(dir.path(), &id).expect("free once the first closed");
+        assert_eq!(records.len(), 1);
     }
 }

@@ -32,8 +32,10 @@ fn results_of(server: &ScriptedServer, n: usize) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_killed_during_a_tool_call_resumes_as_interrupted_not_as_not_run_issue_15() {
+    // Two calls at once: `fast` finishes, `slow` is running at the kill.
     let server = ScriptedServer::start(vec![
         AnthropicReply::new()
+            .tool_use("fast", "read_file", json!({"path": "/workspace/notes.txt"}))
             .tool_use("slow", "sleep", json!({"ms": 60_000}))
             .build(),
     ])
@@ -42,6 +44,11 @@ async fn a_run_killed_during_a_tool_call_resumes_as_interrupted_not_as_not_run_i
     let tools = env.dir.path().join("tools");
     std::fs::create_dir_all(&tools).expect("tools");
     std::fs::copy(super::super::hostile_wasm(), tools.join("hostile.wasm")).expect("copy");
+    std::fs::copy(
+        super::super::tools_dir().join("read_file.wasm"),
+        tools.join("read_file.wasm"),
+    )
+    .expect("copy");
     std::fs::write(
         env.dir.path().join("policy.toml"),
         policy("[tools.sleep]\ntimeout_ms = 120000"),
@@ -55,17 +62,27 @@ async fn a_run_killed_during_a_tool_call_resumes_as_interrupted_not_as_not_run_i
         .spawn()
         .expect("spawn");
     let audit = env.dir.path().join("data/audit.jsonl");
+    let transcript_says = |what: &str| {
+        std::fs::read_dir(env.dir.path().join("data/sessions")).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| std::fs::read_to_string(e.path()).is_ok_and(|text| text.contains(what)))
+        })
+    };
     super::super::eventually(
         Duration::from_secs(60),
-        || "the intent line of the sleep call".into(),
-        async || std::fs::read_to_string(&audit).is_ok_and(|a| a.contains("tool_call_started")),
+        || "`fast` to finish while `sleep` runs".into(),
+        async || {
+            transcript_says(r#""type":"tool_finished","time""#)
+                && std::fs::read_to_string(&audit).is_ok_and(|a| a.contains(r#""tool_call_started","tool":"sleep""#))
+        },
     )
     .await;
     child.kill().await.expect("kill -9");
     let audit = std::fs::read_to_string(&audit).expect("audit");
     assert!(
-        !audit.contains(r#""event":"tool_call""#),
-        "the call never finished: {audit}"
+        !audit.contains(r#""event":"tool_call","tool":"sleep""#),
+        "the sleep call never finished: {audit}"
     );
 
     server.push(AnthropicReply::new().text("It may have run; I will check.").build());
@@ -79,15 +96,26 @@ async fn a_run_killed_during_a_tool_call_resumes_as_interrupted_not_as_not_run_i
     assert!(out.status.success(), "{}", text(&out.stderr));
     let body = &server.requests()[1].body;
     let closing = &body["messages"][2]["content"];
+    // The finished call keeps its real result (issue 16: it is not run again)…
     assert_eq!(closing[0]["type"], "tool_result", "{body}");
-    assert_eq!(closing[0]["tool_use_id"], "slow");
-    assert_eq!(closing[0]["is_error"], true);
-    let content = closing[0]["content"].as_str().expect("content");
+    assert_eq!(closing[0]["tool_use_id"], "fast");
+    assert_eq!(closing[0]["is_error"], false);
+    assert!(closing[0]["content"].as_str().expect("content").contains("Thursday"));
+    // …the running one is reported as interrupted.
+    assert_eq!(closing[1]["tool_use_id"], "slow");
+    assert_eq!(closing[1]["is_error"], true);
+    let content = closing[1]["content"].as_str().expect("content");
     assert!(
         content.contains("it may have run, and its side effects are unknown"),
         "{content}"
     );
-    assert_eq!(closing[1]["text"], "what happened?");
+    assert_eq!(closing[2]["text"], "what happened?");
+    let audit = std::fs::read_to_string(env.dir.path().join("data/audit.jsonl")).expect("audit");
+    assert_eq!(
+        audit.matches(r#""event":"tool_call","tool":"read_file""#).count(),
+        1,
+        "the finished call did not run again"
+    );
 }
 
 /// Every file under `dir`, as bytes.
@@ -390,4 +418,30 @@ async fn json_output_keeps_json_escaping_of_hostile_text_issue_15() {
         .filter_map(|e| e["text"].as_str().map(str::to_string))
         .collect();
     assert_eq!(streamed, HOSTILE_TEXT, "the JSON carries the text exactly");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_open_in_one_chat_is_refused_in_a_second_issue_16() {
+    let server = ScriptedServer::start(vec![AnthropicReply::new().text("First answer.").build()]).await;
+    let env = Env::new();
+    let model = env.model_args(&server);
+    let (mut first, stdin) = env.chat(&model, "hello").await;
+    super::cli::wait_for_requests(&server, 1).await;
+    let second = env.run(&args(&model, &["chat", "--resume", "last"]), "again\n").await;
+    assert_eq!(second.status.code(), Some(2), "{}", text(&second.stderr));
+    let stderr = text(&second.stderr);
+    assert!(
+        stderr.contains("is open in another boram process; quit it there first"),
+        "{stderr}"
+    );
+    assert_eq!(server.requests().len(), 1, "the second chat sent nothing");
+    drop(stdin);
+    let out = first.wait().await.expect("first chat ends");
+    assert!(out.success());
+
+    // Once the first has quit, the session continues.
+    server.push(AnthropicReply::new().text("Continued.").build());
+    let third = env.run(&args(&model, &["chat", "--resume", "last"]), "again\n").await;
+    assert!(third.status.success(), "{}", text(&third.stderr));
+    assert!(text(&third.stdout).contains("Continued."));
 }

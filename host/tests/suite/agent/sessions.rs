@@ -98,6 +98,9 @@ async fn a_session_cut_between_tool_call_and_result_resumes_cleanly() {
     assert!(cut.is_err(), "the turn was still running");
     let sessions = h.dir.path().join("sessions");
     let id = h.agent.session().id().to_string();
+    // The "dead process" lets go of its transcript (one writer at a time).
+    let Harness { agent, dir: _dead, .. } = h;
+    drop(agent);
 
     // Resume in a "new process": a new agent from the transcript.
     server.push(AnthropicReply::new().text("It did not finish; shall I retry?").build());
