@@ -1,6 +1,10 @@
 //! Hot swap: watch the tools directory and the policy file, and swap
 //! changes into the [`ToolHost`] without a restart.
 //!
+//! Only events that change a file's content or its name count (inotify also
+//! reports every open and read, and loading a changed file reads it: taken
+//! as changes, those made one edit reload forever). A policy whose bytes
+//! did not change is not reloaded. So one save is exactly one reload.
 //! File events are debounced (a build writes a file in several steps);
 //! a changed `.wasm` is then loaded off the request path — compiled,
 //! instantiated, `describe` called — and swapped in only if all of that
@@ -80,12 +84,25 @@ pub fn watch(
     let mut dirs = vec![tools_dir.to_path_buf()];
     dirs.extend(policy.as_deref().and_then(Path::parent).map(Path::to_path_buf));
     let tools_dir = std::path::absolute(tools_dir).unwrap_or_else(|_| tools_dir.to_path_buf());
+    // The policy text in force: a save that changes nothing is not a reload.
+    let applied = Arc::new(std::sync::Mutex::new(
+        policy.as_deref().and_then(|p| std::fs::read(p).ok()),
+    ));
     watch_dirs(&dirs, DEBOUNCE, move |changed| {
         let (host, policy, tools_dir, on_event) = (host.clone(), policy.clone(), tools_dir.clone(), on_event.clone());
+        let applied = applied.clone();
         async move {
             for path in changed {
                 let event = if Some(&path) == policy.as_ref() {
-                    reload_policy(&host, &path)
+                    let text = std::fs::read(&path).ok();
+                    let mut applied = applied.lock().unwrap_or_else(|e| e.into_inner());
+                    if text.is_some() && *applied == text {
+                        None
+                    } else {
+                        let event = reload_policy(&host, &path);
+                        *applied = text;
+                        event
+                    }
                 } else if path.parent() == Some(tools_dir.as_path()) && path.extension().is_some_and(|e| e == "wasm") {
                     reload_tool(&host, &path).await
                 } else {
@@ -110,7 +127,9 @@ where
 {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
+        if let Ok(event) = event
+            && changes_content(&event.kind)
+        {
             for path in event.paths {
                 let _ = tx.send(path);
             }
@@ -132,6 +151,24 @@ where
         _watcher: watcher,
         task,
     })
+}
+
+/// Whether an event can change what a file holds: creation, removal, a
+/// write, a rename. Opens, reads, closes without writing, and metadata
+/// (permissions, access times) cannot.
+fn changes_content(kind: &notify::EventKind) -> bool {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode, ModifyKind};
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) => true,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Modify(_) => true,
+        // A file closed after writing: its content is final now.
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) | EventKind::Other => false,
+        // A backend that cannot say what happened: assume a change.
+        EventKind::Any => true,
+    }
 }
 
 /// Loads, replaces or unloads the component at `path`.

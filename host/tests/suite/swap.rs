@@ -182,3 +182,73 @@ async fn a_policy_edit_applies_and_a_bad_one_is_rejected() {
     assert!(rejected.expect("rejected").contains("approvl"));
     assert_eq!(echo(&s.host).await.0, Outcome::Denied, "the previous policy stays");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_save_is_exactly_one_reload_and_then_the_watcher_is_idle_issue_17() {
+    // A runtime of its own, so its load counters are this test's alone.
+    let cache = tempfile::tempdir().expect("cache");
+    let runtime = Arc::new(
+        boram_host::runtime::Runtime::new(&boram_host::runtime::RuntimeOptions {
+            cache_dir: Some(cache.path().to_path_buf()),
+            ..Default::default()
+        })
+        .expect("runtime"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tools = dir.path().join("tools");
+    std::fs::create_dir_all(&tools).expect("tools dir");
+    install(&std::fs::read(hostile_wasm()).expect("v1"), &tools);
+    let policy_path = dir.path().join("policy.toml");
+    let policy = "version = 1\n[defaults]\napproval = \"allow\"\n";
+    std::fs::write(&policy_path, policy).expect("policy");
+    let registry = Registry::load_dir(runtime.clone(), &tools).await.expect("load");
+    let host = Arc::new(ToolHost::new(
+        registry,
+        Policy::load(&policy_path).expect("policy"),
+        None,
+    ));
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let _watching = watch(
+        host.clone(),
+        &tools,
+        Some(&policy_path),
+        Arc::new(move |e: &ReloadEvent| sink.lock().expect("events").push(e.clone())),
+    )
+    .expect("watch");
+    let count = |f: fn(&ReloadEvent) -> bool| events.lock().expect("events").iter().filter(|e| f(e)).count();
+
+    // One policy save.
+    std::fs::write(&policy_path, format!("{policy}# edited\n")).expect("edit");
+    eventually("the policy reload", async || {
+        count(|e| matches!(e, ReloadEvent::PolicyReloaded { .. })) == 1
+    })
+    .await;
+    // One new build of the tool.
+    let loads_before = runtime.cache_stats();
+    install(&std::fs::read(echo_v2()).expect("v2"), &tools);
+    eventually("the swap", async || {
+        count(|e| matches!(e, ReloadEvent::ToolSwapped { .. })) == 1
+    })
+    .await;
+    // Then a few quiet seconds: reading the files must not count as edits.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(count(|e| matches!(e, ReloadEvent::PolicyReloaded { .. })), 1);
+    assert_eq!(count(|e| matches!(e, ReloadEvent::ToolSwapped { .. })), 1);
+    assert_eq!(
+        events.lock().expect("events").len(),
+        2,
+        "{:?}",
+        events.lock().expect("events")
+    );
+    let loads_after = runtime.cache_stats();
+    assert_eq!(
+        (loads_after.hits + loads_after.misses) - (loads_before.hits + loads_before.misses),
+        1,
+        "the new build was loaded once: {loads_before:?} -> {loads_after:?}"
+    );
+    // Saving the same bytes again is not a reload.
+    std::fs::write(&policy_path, format!("{policy}# edited\n")).expect("same again");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(count(|e| matches!(e, ReloadEvent::PolicyReloaded { .. })), 1);
+}
