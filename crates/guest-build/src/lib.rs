@@ -75,6 +75,8 @@ pub struct Build {
     pub package: Option<String>,
     /// Stop the build (and every compiler it started) after this long.
     pub timeout: Option<Duration>,
+    /// Stop it (the same way) as soon as this becomes true (Ctrl-C).
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Something the build reported while running.
@@ -149,6 +151,8 @@ pub enum BuildError {
     Spawn(String),
     /// The time cap passed; the build was stopped.
     TimedOut(Duration),
+    /// `cancel` was set; the build was stopped.
+    Cancelled,
 }
 
 impl std::fmt::Display for BuildError {
@@ -156,6 +160,7 @@ impl std::fmt::Display for BuildError {
         match self {
             Self::Spawn(message) => f.write_str(message),
             Self::TimedOut(after) => write!(f, "the build was stopped after {} s, its time limit", after.as_secs()),
+            Self::Cancelled => f.write_str("the build was cancelled"),
         }
     }
 }
@@ -192,10 +197,23 @@ impl Build {
 
         let mut output = BuildOutput::default();
         let deadline = self.timeout.map(|t| started + t);
+        let cancelled = || {
+            self.cancel
+                .as_ref()
+                .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        };
         loop {
-            let wait = deadline.map_or(Duration::from_secs(3600), |d| {
-                d.saturating_duration_since(Instant::now())
-            });
+            if cancelled() {
+                kill_build(&mut child);
+                let _ = reader.join();
+                return Err(BuildError::Cancelled);
+            }
+            // Woken at least every 50 ms to see a cancel.
+            let wait = deadline
+                .map_or(Duration::from_secs(3600), |d| {
+                    d.saturating_duration_since(Instant::now())
+                })
+                .min(Duration::from_millis(50));
             match rx.recv_timeout(wait) {
                 Ok(line) => {
                     if let Some(event) = parse_message(&line, &mut output) {
@@ -303,6 +321,7 @@ pub fn build_workspace(manifest: &Path, target_dir: &Path) -> Result<Vec<PathBuf
         target_dir: target_dir.to_path_buf(),
         package: None,
         timeout: None,
+        cancel: None,
     };
     let output = build
         .run(&mut |event| {

@@ -110,6 +110,7 @@ pub fn build_and_place(
     krate: &ToolCrate,
     tools_dir: &Path,
     timeout: Option<Duration>,
+    cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     on_event: &mut dyn FnMut(&BuildEvent),
 ) -> Result<(BuildOutput, Vec<Placed>), BuildFailure> {
     let build = Build {
@@ -117,6 +118,7 @@ pub fn build_and_place(
         target_dir: super::guest_target_dir(),
         package: krate.package.clone(),
         timeout,
+        cancel,
     };
     let output = build.run(on_event).map_err(BuildFailure::NotRun)?;
     if !output.success {

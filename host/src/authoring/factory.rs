@@ -147,10 +147,11 @@ impl ToolFactory {
         let staging = self.crates_dir.join(".staging").join(name);
         let timeout = self.build_timeout;
         let max_error_chars = self.max_error_chars;
-        let built =
-            tokio::task::spawn_blocking(move || build::build_and_place(&krate, &staging, Some(timeout), &mut |_| {}))
-                .await
-                .map_err(|e| CreateError::Failed(format!("the build task failed: {e}")))?;
+        let built = tokio::task::spawn_blocking(move || {
+            build::build_and_place(&krate, &staging, Some(timeout), None, &mut |_| {})
+        })
+        .await
+        .map_err(|e| CreateError::Failed(format!("the build task failed: {e}")))?;
         let (output, placed) = built.map_err(|failure| match failure {
             BuildFailure::Compile(output) => CreateError::Compile(output.failure_text(max_error_chars)),
             other => CreateError::Failed(other.to_string()),

@@ -156,7 +156,7 @@ where
 /// Whether an event can change what a file holds: creation, removal, a
 /// write, a rename. Opens, reads, closes without writing, and metadata
 /// (permissions, access times) cannot.
-fn changes_content(kind: &notify::EventKind) -> bool {
+pub(crate) fn changes_content(kind: &notify::EventKind) -> bool {
     use notify::EventKind;
     use notify::event::{AccessKind, AccessMode, ModifyKind};
     match kind {

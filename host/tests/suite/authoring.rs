@@ -135,9 +135,11 @@ fn build_watch_rebuilds_on_save() {
         data,
         crates,
         tools,
-        crates_arg,
+        crates_arg: _,
     } = scaffold("watched");
     let log = root.path().join("watch.log");
+    // Relative directories, as a user types them (issue 17: a save under a
+    // relative --dir never triggered a rebuild).
     let mut child = Command::new(env!("CARGO_BIN_EXE_boram"))
         .args([
             "tool",
@@ -145,10 +147,11 @@ fn build_watch_rebuilds_on_save() {
             "watched",
             "--watch",
             "--dir",
-            &crates_arg,
+            "crates",
             "--tools-dir",
+            "tools",
         ])
-        .arg(&tools)
+        .current_dir(root.path())
         .env("BORAM_DATA_DIR", &data)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log"))
@@ -174,16 +177,60 @@ fn build_watch_rebuilds_on_save() {
     let doubled = std::fs::read_to_string(&lib)
         .expect("lib")
         .replace("input.text.chars().count()", "input.text.chars().count() * 2");
-    std::fs::write(&lib, doubled).expect("save");
+    std::fs::write(&lib, &doubled).expect("save");
     wait_for("the rebuild", &|| std::fs::read(&wasm).is_ok_and(|b| b != first));
-    let _ = child.kill();
-    let _ = child.wait();
+    // One save, one rebuild: the build's own reads of the sources are not saves.
+    std::thread::sleep(Duration::from_secs(3));
+    let rebuilds = || log_text().matches("change detected; rebuilding").count();
+    assert_eq!(rebuilds(), 1, "{}", log_text());
+
+    // Ctrl-C during a rebuild stops it, cargo included.
+    std::fs::write(&lib, format!("{doubled}\n// touched\n")).expect("save again");
+    wait_for("the second rebuild to start", &|| rebuilds() == 2);
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Ctrl-C did not stop the watch:\n{}",
+            log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130), "{}", log_text());
+    let manifest = crates.join("watched/Cargo.toml").display().to_string();
+    assert_eq!(
+        processes_mentioning(&manifest),
+        Vec::<String>::new(),
+        "cargo still runs"
+    );
 
     let out = boram(&["tool", "call", "watched", r#"{"text":"abc"}"#], &data, &tools);
     assert!(out.status.success(), "{}", output_text(&out));
     let output: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(output, json!({"length": 6}));
     assert!(log_text().contains("change detected; rebuilding"), "{}", log_text());
+}
+
+/// Command lines of running processes that contain `needle` (from /proc).
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(needle))
+        .collect()
 }
 
 /// Does not compile: `txt` is not defined.

@@ -1,8 +1,11 @@
 //! `boram tool build [NAME] [--watch]`: compiles tool crates to
 //! `wasm32-wasip2` with a progress display and places each component in the
 //! tools directory, where a running `boram chat` swaps it in. With
-//! `--watch` it rebuilds on every save until Ctrl-C; a failed build leaves
-//! the last good component in place.
+//! `--watch` it rebuilds once per save until Ctrl-C (which also stops a
+//! build in progress, cargo and its compilers with it); a failed build
+//! leaves the last good component in place. Only writes, creations,
+//! removals and renames of sources count as saves: a build reads every
+//! source, and inotify reports those reads too.
 
 use crate::authoring::build::{self, BuildFailure, ToolCrate};
 use crate::cli::UsageError;
@@ -30,13 +33,20 @@ pub struct BuildCommand {
 
 /// Quiet time after the last save before rebuilding (editors write in steps).
 const WATCH_DEBOUNCE: Duration = Duration::from_millis(300);
+/// Exit code after Ctrl-C, as shells expect (128 + SIGINT).
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// Ctrl-C stopped a build.
+struct Interrupted;
 
 impl BuildCommand {
     pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let tools_dir = global.tools_dir();
         let dir = self.dir.clone().unwrap_or_else(|| tools_dir.clone());
         let krate = build::locate(&dir, self.name.as_deref()).map_err(UsageError)?;
-        let ok = build_once(&krate, &tools_dir).await;
+        let Ok(ok) = build_once(&krate, &tools_dir).await else {
+            return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        };
         if !self.watch {
             return Ok(if ok {
                 ExitCode::SUCCESS
@@ -45,28 +55,42 @@ impl BuildCommand {
             });
         }
         watch(&krate, &tools_dir).await?;
-        Ok(ExitCode::SUCCESS)
+        Ok(ExitCode::from(EXIT_INTERRUPTED))
     }
 }
 
 /// One build with progress on stderr; true when it placed its components.
-async fn build_once(krate: &ToolCrate, tools_dir: &Path) -> bool {
+/// Ctrl-C stops it (and the whole cargo process group); `Err` then.
+async fn build_once(krate: &ToolCrate, tools_dir: &Path) -> Result<bool, Interrupted> {
     let what = krate
         .package
         .clone()
         .unwrap_or_else(|| krate.manifest.display().to_string());
     let progress = Progress::start(&what);
-    let job = {
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut job = {
         let krate = krate.clone();
         let tools_dir = tools_dir.to_path_buf();
         let progress = progress.clone();
+        let cancel = cancel.clone();
         tokio::task::spawn_blocking(move || {
-            build::build_and_place(&krate, &tools_dir, None, &mut |event| progress.event(event))
+            build::build_and_place(&krate, &tools_dir, None, Some(cancel), &mut |event| {
+                progress.event(event)
+            })
         })
     };
-    let result = job.await;
+    let result = tokio::select! {
+        result = &mut job => result,
+        _ = tokio::signal::ctrl_c() => {
+            cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = job.await;
+            progress.finish();
+            eprintln!("build cancelled");
+            return Err(Interrupted);
+        }
+    };
     progress.finish();
-    match result {
+    Ok(match result {
         Ok(Ok((output, placed))) => {
             for p in &placed {
                 eprintln!(
@@ -100,21 +124,28 @@ async fn build_once(krate: &ToolCrate, tools_dir: &Path) -> bool {
             eprintln!("build failed: {e}");
             false
         }
-    }
+    })
 }
 
-/// Rebuilds on every change to the crate's sources until Ctrl-C.
+/// Rebuilds once per save of the crate's sources until Ctrl-C.
 async fn watch(krate: &ToolCrate, tools_dir: &Path) -> anyhow::Result<()> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let roots = krate.sources.clone();
+    // notify reports absolute paths; a relative `--dir` must match them.
+    let roots: Vec<PathBuf> = krate
+        .sources
+        .iter()
+        .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone()))
+        .collect();
+    let watched = roots.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
-            && event.paths.iter().any(|p| is_source(&roots, p))
+            && crate::registry::watch::changes_content(&event.kind)
+            && event.paths.iter().any(|p| is_source(&watched, p))
         {
             let _ = tx.send(());
         }
     })?;
-    for dir in &krate.sources {
+    for dir in &roots {
         watcher.watch(dir, notify::RecursiveMode::Recursive)?;
     }
     eprintln!(
@@ -134,7 +165,9 @@ async fn watch(krate: &ToolCrate, tools_dir: &Path) -> anyhow::Result<()> {
                 }
                 while let Ok(Some(())) = tokio::time::timeout(WATCH_DEBOUNCE, rx.recv()).await {}
                 eprintln!("change detected; rebuilding");
-                build_once(krate, tools_dir).await;
+                if build_once(krate, tools_dir).await.is_err() {
+                    return Ok(());
+                }
             }
             _ = tokio::signal::ctrl_c() => return Ok(()),
         }
