@@ -61,6 +61,7 @@ impl ServeCommand {
         if self.supervise {
             return self.supervise(global).await;
         }
+        crate::supervise::die_with_supervisor();
         let config = self.agent.config_file()?;
         let serve = &config.serve;
         let data_dir = global.data_dir();

@@ -139,9 +139,37 @@ fn record(audit: Option<&AuditLog>, reason: &str, attempt: u32, delay: Option<Du
     }
 }
 
+/// Set in the supervised child: the supervisor's pid. The child asks the
+/// kernel for SIGTERM when its parent dies ([`die_with_supervisor`]), so a
+/// supervisor killed with SIGKILL does not leave a service holding the port.
+pub const SUPERVISOR_PID_ENV: &str = "BORAM_SUPERVISOR_PID";
+
+/// In a supervised child: be sent SIGTERM when the supervisor dies, and
+/// stop at once if it already has (it died before the request was made).
+/// A no-op outside supervision.
+pub fn die_with_supervisor() {
+    let Some(supervisor) = std::env::var(SUPERVISOR_PID_ENV)
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+    else {
+        return;
+    };
+    if let Err(e) = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM)) {
+        tracing::warn!(error = %e, "cannot ask to be stopped with the supervisor");
+    }
+    let parent = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get());
+    if parent != supervisor {
+        eprintln!("the supervisor ({supervisor}) is gone; stopping");
+        std::process::exit(1);
+    }
+}
+
 fn spawn(options: &SuperviseOptions, args: &[String]) -> anyhow::Result<Child> {
+    // The death signal is tied to the thread that forks, and tokio's worker
+    // threads live as long as the supervisor: spawn from one of them.
     Command::new(&options.program)
         .args(args)
+        .env(SUPERVISOR_PID_ENV, std::process::id().to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::inherit())
         .stderr(Stdio::piped())

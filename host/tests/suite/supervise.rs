@@ -240,6 +240,27 @@ fn signal(pid: u64, sig: &str) {
 }
 
 #[test]
+fn a_service_dies_with_its_supervisor_issue_17() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut supervised = Supervised::start(dir.path(), &["--addr", "127.0.0.1:0"]);
+    let url = supervised.wait_listening(1);
+    let pid = health(&url)["pid"].as_u64().expect("pid");
+    // SIGKILL: the supervisor cannot clean up; the kernel must stop the child.
+    supervised.child.kill().expect("kill -9 the supervisor");
+    supervised.child.wait().expect("wait");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+    {
+        assert!(Instant::now() < deadline, "the service {pid} outlived its supervisor");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The port is free again.
+    let addr = url.trim_start_matches("http://");
+    assert!(std::net::TcpStream::connect(addr).is_err(), "{addr} still answers");
+}
+
+#[test]
 fn a_killed_service_is_restarted_and_a_hung_one_replaced() {
     let dir = tempfile::tempdir().expect("tempdir");
     let supervised = Supervised::start(dir.path(), &["--addr", "127.0.0.1:0"]);
