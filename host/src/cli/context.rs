@@ -56,8 +56,11 @@ impl GlobalArgs {
         };
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        // Colour only on a terminal: a log file or pipe gets plain text.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
+            .with_ansi(ansi)
             .with_writer(|| crate::scrub::ScrubbedStderr);
         if self.log_json {
             builder.json().init()

@@ -244,3 +244,13 @@ fn policy_check_accepts_the_multi_user_example() {
         stderr(&out)
     );
 }
+
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes_issue_17() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let out = boram(&["-vv", "tool", "list", "--policy", "policies/dev.toml"], data.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = stderr(&out);
+    assert!(log.contains("INFO") || log.contains("DEBUG"), "some log lines: {log}");
+    assert!(!log.contains('\u{1b}'), "ANSI codes in a piped log: {log:?}");
+}
