@@ -64,7 +64,8 @@ impl Conversation {
         }
     }
 
-    /// Rebuilds the conversation from a transcript.
+    /// Rebuilds the conversation from a transcript, repairing what a
+    /// damaged transcript (a skipped line) broke: see [`Self::repair`].
     pub fn from_records(records: &[Record]) -> Self {
         let mut conversation = Self::default();
         for record in records {
@@ -74,7 +75,69 @@ impl Conversation {
                 _ => {}
             }
         }
+        let repaired = conversation.repair();
+        if repaired > 0 {
+            tracing::warn!(
+                repaired,
+                "the transcript was damaged: tool results without their call were dropped and calls without a result closed"
+            );
+        }
         conversation
+    }
+
+    /// Pairs every tool call with exactly one result again, as both APIs
+    /// require (one unpaired id makes every later request fail with 400):
+    /// a result whose call is not in the message before it is dropped; a
+    /// call whose result was lost (its line skipped) gets an error result
+    /// saying so. The last message's calls stay open for
+    /// [`closing_results`]. Returns how many blocks were dropped or added.
+    pub fn repair(&mut self) -> usize {
+        const LOST: &str = "lost: the transcript line holding this result was damaged; it may have run";
+        let mut changed = 0;
+        let mut out: Vec<Message> = Vec::with_capacity(self.messages.len());
+        for mut message in std::mem::take(&mut self.messages) {
+            let open: Vec<String> = match out.last() {
+                Some(prev) if prev.role == Role::Assistant => {
+                    prev.tool_uses().map(|(id, _, _)| id.to_string()).collect()
+                }
+                _ => Vec::new(),
+            };
+            match message.role {
+                Role::User => {
+                    let mut answered = Vec::new();
+                    message.content.retain(|block| match block {
+                        Block::ToolResult { tool_use_id, .. } => {
+                            let keep = open.contains(tool_use_id) && !answered.contains(tool_use_id);
+                            if keep {
+                                answered.push(tool_use_id.clone());
+                            } else {
+                                changed += 1;
+                            }
+                            keep
+                        }
+                        _ => true,
+                    });
+                    let missing: Vec<String> = open.iter().filter(|id| !answered.contains(id)).cloned().collect();
+                    changed += missing.len();
+                    let mut content = interrupted_results(&missing, LOST).content;
+                    content.append(&mut message.content);
+                    message.content = content;
+                    if !message.content.is_empty() {
+                        out.push(message);
+                    }
+                }
+                Role::Assistant => {
+                    if !open.is_empty() {
+                        // The results message between two replies was lost whole.
+                        changed += open.len();
+                        out.push(interrupted_results(&open, LOST));
+                    }
+                    out.push(message);
+                }
+            }
+        }
+        self.messages = out;
+        changed
     }
 }
 
@@ -214,5 +277,89 @@ mod tests {
         assert_eq!(c.messages.len(), 2);
         assert!(c.messages[0].text().contains("they said first") && c.messages[0].text().contains("second"));
         assert_eq!(c.dangling_tool_uses(), vec!["b".to_string()]);
+    }
+
+    fn result_for(id: &str) -> Message {
+        Message {
+            role: Role::User,
+            content: vec![Block::ToolResult {
+                tool_use_id: id.into(),
+                content: "r".into(),
+                is_error: false,
+            }],
+        }
+    }
+
+    fn reply(text: &str) -> Message {
+        Message {
+            role: Role::Assistant,
+            content: vec![Block::Text { text: text.into() }],
+        }
+    }
+
+    /// Every tool_result pairs with a tool_use in the message right before it, and back.
+    fn assert_paired(c: &Conversation) {
+        for (i, m) in c.messages.iter().enumerate() {
+            let results: Vec<&str> = m
+                .content
+                .iter()
+                .filter_map(|b| match b {
+                    Block::ToolResult { tool_use_id, .. } => Some(tool_use_id.as_str()),
+                    _ => None,
+                })
+                .collect();
+            let calls: Vec<&str> = match i.checked_sub(1).map(|p| &c.messages[p]) {
+                Some(prev) if prev.role == Role::Assistant => prev.tool_uses().map(|(id, _, _)| id).collect(),
+                _ => Vec::new(),
+            };
+            if m.role == Role::User {
+                assert_eq!(results, calls, "message {i}: {:?}", c.messages);
+            }
+        }
+    }
+
+    #[test]
+    fn a_result_whose_call_line_was_lost_is_dropped_issue_17() {
+        let records: Vec<Record> = [
+            Message::user_text("q"),
+            // (the assistant's tool_use line was damaged and skipped)
+            result_for("t1"),
+            reply("done"),
+            Message::user_text("next"),
+        ]
+        .into_iter()
+        .map(|message| Record::Message {
+            time: String::new(),
+            message,
+        })
+        .collect();
+        let c = Conversation::from_records(&records);
+        assert_paired(&c);
+        assert_eq!(c.messages.len(), 3, "{:?}", c.messages);
+        assert_eq!(c.messages[0].text(), "q");
+    }
+
+    #[test]
+    fn a_call_whose_result_line_was_lost_gets_a_lost_result_issue_17() {
+        let mut c = Conversation {
+            messages: vec![
+                Message::user_text("q"),
+                assistant_calling("t1"),
+                reply("after"),
+                Message::user_text("next"),
+            ],
+        };
+        assert_eq!(c.repair(), 1);
+        assert_paired(&c);
+        assert_eq!(c.messages.len(), 5);
+        assert!(
+            matches!(&c.messages[2].content[0], Block::ToolResult { content, is_error: true, .. } if content.starts_with("lost:"))
+        );
+        // A call still open at the end is left for closing_results.
+        let mut open = Conversation {
+            messages: vec![Message::user_text("q"), assistant_calling("t2")],
+        };
+        assert_eq!(open.repair(), 0);
+        assert_eq!(open.dangling_tool_uses(), vec!["t2".to_string()]);
     }
 }

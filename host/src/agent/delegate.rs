@@ -47,6 +47,9 @@ pub struct Delegator {
     /// Sub-agents finished since the parent last looked (it adds their
     /// cost to its spend and links their sessions in its transcript).
     finished: Mutex<Vec<Delegated>>,
+    /// The session of the agent holding this delegator: its sub-agents'
+    /// sessions name it as their parent.
+    parent_session: Mutex<Option<String>>,
 }
 
 impl Delegator {
@@ -68,7 +71,13 @@ impl Delegator {
             sessions_dir,
             depth,
             finished: Mutex::default(),
+            parent_session: Mutex::default(),
         }
+    }
+
+    /// The holding agent's session (set when the agent takes this delegator).
+    pub fn set_parent_session(&self, id: &str) {
+        *self.parent_session.lock().unwrap_or_else(|e| e.into_inner()) = Some(id.to_string());
     }
 
     /// Sub-agents finished since the last call.
@@ -111,10 +120,15 @@ impl Delegator {
             selection: self.parent.selection.clone(),
             tools: profile.narrow(self.parent.tools.as_ref()),
         };
-        let session = Session::create(
+        let session = Session::create_with_parent(
             &self.sessions_dir,
             &self.gateway.provider_kind().to_string(),
             &options.model,
+            self.parent_session
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .as_deref(),
         )
         .map_err(|e| format!("cannot create the sub-agent's session: {e}"))?;
         let session_id = session.id().to_string();

@@ -149,6 +149,7 @@ impl Agent {
 
     /// Lets the model hand sub-tasks to profiles (`delegate`).
     pub fn with_delegator(mut self, delegator: Arc<delegate::Delegator>) -> Self {
+        delegator.set_parent_session(self.session.id());
         self.delegator = Some(delegator.clone());
         let builtins = Builtins::new(self.builtins.memory(), self.catalogue(), self.selector.clone());
         self.builtins = Arc::new(
@@ -222,6 +223,9 @@ impl Agent {
     /// The same model, tools and approvals, continuing another transcript
     /// (follow with [`Agent::resume`] to load its conversation).
     pub fn with_session(mut self, session: Session) -> Self {
+        if let Some(delegator) = &self.delegator {
+            delegator.set_parent_session(session.id());
+        }
         self.session = session;
         self.conversation = Conversation::default();
         self.guard = RepeatGuard::default();

@@ -20,6 +20,9 @@ pub enum Record {
         id: String,
         provider: String,
         model: String,
+        /// The session of the agent that delegated this one (`delegate`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent: Option<String>,
     },
     /// A message added to the conversation (user prompt, assistant reply, tool results).
     Message {
@@ -95,6 +98,12 @@ pub struct Session {
 impl Session {
     /// Starts a new transcript in `dir` with a fresh id.
     pub fn create(dir: &Path, provider: &str, model: &str) -> std::io::Result<Self> {
+        Self::create_with_parent(dir, provider, model, None)
+    }
+
+    /// [`Self::create`] for a sub-agent of session `parent`: `--resume
+    /// last` never picks it.
+    pub fn create_with_parent(dir: &Path, provider: &str, model: &str, parent: Option<&str>) -> std::io::Result<Self> {
         let id = new_id();
         let session = Self {
             file: JsonlFile::open_exclusive(&dir.join(format!("{id}.jsonl")))?,
@@ -105,6 +114,7 @@ impl Session {
             id,
             provider: provider.to_string(),
             model: model.to_string(),
+            parent: parent.map(str::to_string),
         })?;
         Ok(session)
     }
@@ -164,9 +174,12 @@ impl Session {
 }
 
 /// Every readable record of a transcript; an unreadable line (from a newer
-/// version, or damaged) is skipped with a warning rather than losing the rest.
+/// version, or damaged) is skipped with a warning rather than losing the
+/// rest, and bytes that are not UTF-8 (a crash that cut a character) read
+/// as U+FFFD instead of failing the whole file.
 pub fn read_records(path: &Path) -> std::io::Result<Vec<Record>> {
-    let text = std::fs::read_to_string(path)?;
+    let bytes = std::fs::read(path)?;
+    let text = String::from_utf8_lossy(&bytes);
     let mut records = Vec::new();
     for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         match serde_json::from_str(line) {
@@ -190,6 +203,9 @@ pub struct SessionSummary {
     /// The first prompt, shortened.
     pub title: String,
     pub cost_usd: f64,
+    /// The delegating session, for a sub-agent's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 /// Every session in `dir`, oldest first (ids sort by time).
@@ -206,9 +222,16 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<SessionSummary>> {
         Err(e) => return Err(e),
     };
     ids.sort();
-    ids.into_iter()
-        .map(|id| summarize(&dir.join(format!("{id}.jsonl")), id))
-        .collect()
+    // A file that cannot be read is skipped (and said), never the listing.
+    Ok(ids
+        .into_iter()
+        .filter_map(|id| {
+            let path = dir.join(format!("{id}.jsonl"));
+            summarize(&path, id)
+                .inspect_err(|e| tracing::warn!(file = %path.display(), error = %e, "skipping an unreadable session"))
+                .ok()
+        })
+        .collect())
 }
 
 fn summarize(path: &Path, id: String) -> std::io::Result<SessionSummary> {
@@ -219,12 +242,16 @@ fn summarize(path: &Path, id: String) -> std::io::Result<SessionSummary> {
         prompts: 0,
         title: String::new(),
         cost_usd: 0.0,
+        parent: None,
     };
     for record in read_records(path)? {
         match record {
-            Record::Started { time, model, .. } => {
+            Record::Started {
+                time, model, parent, ..
+            } => {
                 summary.started = time;
                 summary.model = model;
+                summary.parent = parent;
             }
             Record::Message { message, .. } if message.role == crate::llm::Role::User && !message.is_tool_results() => {
                 if summary.prompts == 0 {
@@ -245,7 +272,18 @@ pub fn resolve_id(dir: &Path, wanted: &str) -> std::io::Result<String> {
     if wanted != "last" {
         return Ok(wanted.to_string());
     }
-    list(dir)?.pop().map(|s| s.id).ok_or_else(|| {
+    // The top-level session written to last — not the highest id (a clock
+    // set back makes older-looking ids), and never a sub-agent's.
+    let modified = |id: &str| {
+        std::fs::metadata(dir.join(format!("{id}.jsonl")))
+            .and_then(|m| m.modified())
+            .ok()
+    };
+    let last = list(dir)?
+        .into_iter()
+        .filter(|s| s.parent.is_none())
+        .max_by_key(|s| (modified(&s.id), s.id.clone()));
+    last.map(|s| s.id).ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::NotFound,
             format!("there is no session to resume in {}", dir.display()),
@@ -331,5 +369,36 @@ mod tests {
         drop(session);
         let (_, records) = Session::open(dir.path(), &id).expect("free once the first closed");
         assert_eq!(records.len(), 1);
+    }
+
+    #[test]
+    fn listing_survives_damaged_files_and_last_is_the_latest_written_top_level_session_issue_17() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let older = Session::create(dir.path(), "anthropic", "m").expect("create");
+        older.message(&Message::user_text("older")).expect("append");
+        let newer = Session::create(dir.path(), "anthropic", "m").expect("create");
+        newer.message(&Message::user_text("newer")).expect("append");
+        let child = Session::create_with_parent(dir.path(), "anthropic", "m", Some(newer.id())).expect("child");
+        child.message(&Message::user_text("sub task")).expect("append");
+        // The older session is written to last: it is "last", whatever its id says.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        older.message(&Message::user_text("again")).expect("append");
+        // A crash cut a character in the middle of one transcript; another "file" cannot be read.
+        let mut cut = std::fs::read(newer.path()).expect("read");
+        cut.extend_from_slice("{\"type\":\"message\",\"time\":\"t\",\"message\":{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"\u{d55c}".as_bytes().split_last().expect("bytes").1);
+        cut.push(b'\n');
+        std::fs::write(newer.path(), &cut).expect("damage");
+        std::fs::create_dir(dir.path().join("broken.jsonl")).expect("a directory named like a transcript");
+        let listed = list(dir.path()).expect("the listing survives");
+        assert_eq!(listed.len(), 3, "{listed:?}");
+        assert!(listed.iter().any(|s| s.title == "newer"), "{listed:?}");
+        assert_eq!(
+            listed
+                .iter()
+                .find(|s| s.title == "sub task")
+                .and_then(|s| s.parent.clone()),
+            Some(newer.id().to_string())
+        );
+        assert_eq!(resolve_id(dir.path(), "last").expect("last"), older.id());
     }
 }
