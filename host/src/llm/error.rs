@@ -22,6 +22,10 @@ pub enum LlmError {
     /// The request never got an HTTP response.
     #[error("cannot reach {url}: {message}")]
     Connect { url: String, message: String },
+    /// A model server on this machine refused the connection: nothing
+    /// listens on its port. Retried once (it may be starting), then said.
+    #[error("nothing is listening at {url} — is the model server (Ollama, llama.cpp, vLLM…) running?")]
+    NotListening { url: String },
     /// The server answered with an error status.
     #[error("{provider} answered HTTP {status}: {message}")]
     Status {
@@ -75,7 +79,9 @@ pub enum Retry {
 impl LlmError {
     pub fn retry(&self) -> Retry {
         match self {
-            LlmError::Connect { .. } | LlmError::Incomplete { .. } => Retry::Yes(None),
+            LlmError::Connect { .. } | LlmError::Incomplete { .. } | LlmError::NotListening { .. } => {
+                Retry::Yes(None)
+            }
             LlmError::Status {
                 status,
                 kind,

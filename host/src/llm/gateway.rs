@@ -153,6 +153,10 @@ impl Gateway {
     /// What a reply to `requested` costs: priced by the requested model, or
     /// by the reported one when that is dearer. `None` when neither is priced.
     pub fn cost(&self, requested: &str, reported: &str, usage: &Usage) -> Option<f64> {
+        // A replayed recording was paid for when it was recorded.
+        if self.shared.provider.kind() == ProviderKind::Replay {
+            return Some(0.0);
+        }
         let cost = |model: &str| self.shared.prices.price(model).map(|p| p.cost(usage));
         match (cost(requested), cost(reported)) {
             (Some(a), Some(b)) => Some(a.max(b)),
@@ -184,6 +188,8 @@ impl Gateway {
             let wait = match error.retry() {
                 Retry::No => return Err(error),
                 _ if attempt > self.shared.options.max_retries => return Err(error),
+                // A local server that is not running will not start by itself.
+                _ if matches!(error, LlmError::NotListening { .. }) && attempt >= 2 => return Err(error),
                 Retry::Yes(Some(asked)) if asked > self.shared.options.max_retry_after => {
                     tracing::warn!(
                         asked_s = asked.as_secs(),

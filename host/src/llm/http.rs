@@ -27,10 +27,7 @@ pub async fn post_sse(
         .json(body)
         .send()
         .await
-        .map_err(|e| LlmError::Connect {
-            url: url.to_string(),
-            message: error_text(&e),
-        })?;
+        .map_err(|e| connect_error(url, &e))?;
     let status = response.status();
     if !status.is_success() {
         let retry_after = retry_after(response.headers());
@@ -109,6 +106,28 @@ pub fn snippet(text: &str) -> String {
     }
     let head: String = text.chars().take(SHOWN).collect();
     format!("{head}… ({} bytes)", text.len())
+}
+
+/// A connection that failed: "nothing is listening" for a refused local
+/// port, reqwest's chain of reasons otherwise.
+fn connect_error(url: &str, e: &reqwest::Error) -> LlmError {
+    let text = error_text(e);
+    let local = url::Url::parse(url).ok().is_some_and(|u| match u.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    });
+    if local && e.is_connect() && text.contains("Connection refused") {
+        let base = url::Url::parse(url)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_else(|_| url.to_string());
+        return LlmError::NotListening { url: base };
+    }
+    LlmError::Connect {
+        url: url.to_string(),
+        message: text,
+    }
 }
 
 /// reqwest's error plus its sources, which hold the useful part ("connection refused").

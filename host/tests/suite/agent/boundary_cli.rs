@@ -445,3 +445,33 @@ async fn a_session_open_in_one_chat_is_refused_in_a_second_issue_16() {
     assert!(third.status.success(), "{}", text(&third.stderr));
     assert!(text(&third.stdout).contains("Continued."));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nothing_listening_at_a_local_base_url_is_said_once_issue_17() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let env = Env::new();
+    let out = env
+        .run(
+            &["run", "--provider", "anthropic", "--base-url", &url, "--policy", &env.path("policy.toml"), "hi"],
+            "",
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    let retries = stderr.lines().filter(|l| l.contains("↻ retry")).count();
+    assert_eq!(retries, 1, "one retry for a local server that is not running:\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "nothing is listening at {url} — is the model server (Ollama, llama.cpp, vLLM…) running?"
+        )),
+        "{stderr}"
+    );
+    for line in stderr.lines() {
+        assert!(line.matches(&url).count() <= 1, "the URL twice in one line: {line}");
+    }
+}

@@ -298,6 +298,13 @@ async fn the_recording_shipped_in_the_repo_replays() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("read_file") && stderr.contains("✓"), "{stderr}");
+    // A recording was paid for when it was made (issue 17).
+    let usage = std::fs::read_to_string(env.dir.path().join("data/usage.jsonl")).expect("usage");
+    let costs: Vec<Value> = usage
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("usage line")["cost_usd"].clone())
+        .collect();
+    assert!(!costs.is_empty() && costs.iter().all(|c| c == &json!(0.0)), "{costs:?}");
     assert!(!text(&out.stdout).trim().is_empty());
 }
 
