@@ -231,11 +231,18 @@ impl ToolRound<'_> {
                     .filter(|r| r.denied())
                     .filter_map(|r| r.error.as_deref())
                     .collect();
-                let content = if why.is_empty() {
+                let mut content = if why.is_empty() {
                     format!("{outcome}: {error}")
                 } else {
                     format!("{outcome}: {error} (the host refused: {})", why.join("; "))
                 };
+                // WASI says "not found" for a directory that was never granted.
+                let ungranted = self.host.policy().tool(name).fs.is_empty();
+                if ungranted && (error.contains("os error 44") || error.contains("No such file or directory")) {
+                    content.push_str(&format!(
+                        " (no policy grants `{name}` a directory: pass --workspace DIR or a --policy that grants one)"
+                    ));
+                }
                 (outcome.clone(), content, true)
             }
             Err(e) => ("unknown_tool".into(), e.to_string(), true),

@@ -2,6 +2,7 @@
 //! tool host from them.
 
 use crate::audit::AuditLog;
+use crate::cli::UsageError;
 use crate::config;
 use crate::policy::{Policy, TrustedKind, TrustedPaths};
 use crate::registry::{Registry, ToolHost, check_grants};
@@ -109,6 +110,70 @@ impl GlobalArgs {
         Ok(registry)
     }
 
+    /// [`Self::tool_host_for`] for an agent command (`chat`, `run`): without
+    /// `--policy`, the built-in workspace policy over `workspace` (default:
+    /// the current directory); `${workspace}` in a `--policy` file is that
+    /// directory too. Returns the host and one line saying where the agent
+    /// works, for the banner.
+    pub async fn agent_tool_host(
+        &self,
+        config: Option<&Path>,
+        workspace: Option<&Path>,
+    ) -> anyhow::Result<(ToolHost, String)> {
+        let here = std::env::current_dir().context("cannot read the current directory")?;
+        let dir = workspace.map_or(here, Path::to_path_buf);
+        let trusted = self.trusted_paths(config);
+        let (policy, line) = match &self.policy {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| UsageError(format!("cannot read the policy {}: {e}", path.display())))?;
+                let uses_workspace = text.contains(crate::policy::workspace::WORKSPACE_VAR);
+                let policy = crate::policy::workspace::parse_with_workspace(
+                    path,
+                    &text,
+                    (uses_workspace || workspace.is_some()).then_some(dir.as_path()),
+                )
+                .map_err(UsageError)?;
+                let line = if uses_workspace {
+                    format!("policy {} over workspace {}", path.display(), dir.display())
+                } else {
+                    format!("policy {}", path.display())
+                };
+                (policy, line)
+            }
+            None => {
+                let policy = crate::policy::workspace::builtin(&dir, true).map_err(UsageError)?;
+                match check_grants(&policy, &trusted) {
+                    Ok(_) => (
+                        policy,
+                        format!(
+                            "workspace {} (read tools read it, write_file writes after asking, no network; \
+                             --policy to change)",
+                            dir.display()
+                        ),
+                    ),
+                    // The directory holds the host's own files (a checkout
+                    // with its tools/): read-only, and say why.
+                    Err(why) => (
+                        crate::policy::workspace::builtin(&dir, false).map_err(UsageError)?,
+                        format!(
+                            "workspace {} read-only: write_file gets no directory, since {}; \
+                             pass --workspace DIR for a directory to write in",
+                            dir.display(),
+                            why.lines().next().unwrap_or_default()
+                        ),
+                    ),
+                }
+            }
+        };
+        for warning in check_grants(&policy, &trusted).map_err(refused)? {
+            eprintln!("warning: {warning}");
+        }
+        let registry = self.registry().await?;
+        let audit = self.audit_log(config)?;
+        Ok((ToolHost::new(registry, policy, Some(audit)).with_trusted(trusted), line))
+    }
+
     /// Policy + registry + audit log: what a tool call needs.
     pub async fn tool_host(&self) -> anyhow::Result<ToolHost> {
         self.tool_host_for(None).await
@@ -124,15 +189,20 @@ impl GlobalArgs {
             eprintln!("warning: {warning}");
         }
         let registry = self.registry().await?;
+        let audit = self.audit_log(config)?;
+        Ok(ToolHost::new(registry, policy, Some(audit)).with_trusted(trusted))
+    }
+
+    /// The data directory's audit log, `[audit] required` from `config`.
+    fn audit_log(&self, config: Option<&Path>) -> anyhow::Result<AuditLog> {
         // A config that does not parse is reported by the command that reads it.
         let required = config::model::ConfigToml::load_or_default(config)
             .ok()
             .and_then(|c| c.audit.required)
             .unwrap_or(false);
-        let audit = AuditLog::open(&self.data_dir())
+        Ok(AuditLog::open(&self.data_dir())
             .with_context(|| format!("cannot open the audit log in {}", self.data_dir().display()))?
-            .required(required);
-        Ok(ToolHost::new(registry, policy, Some(audit)).with_trusted(trusted))
+            .required(required))
     }
 
     /// The files no tool may write: the policy, the config, the data and

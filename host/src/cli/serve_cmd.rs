@@ -29,10 +29,6 @@ pub struct ServeCommand {
     /// a free one. Default: `[serve] addr`, else 127.0.0.1:8080.
     #[arg(long, value_name = "ADDR")]
     addr: Option<String>,
-    /// Workspace directory of the single user when `[[serve.users]]` is
-    /// not configured: `${workspace}` in the policy.
-    #[arg(long, value_name = "DIR")]
-    workspace: Option<PathBuf>,
     /// Check everything the service needs (data directory, policy, tools,
     /// port), print what is wrong and how to fix it, and exit.
     #[arg(long)]
@@ -76,7 +72,9 @@ impl ServeCommand {
             .map_err(|e| UsageError(format!("--addr {addr_text}: {e}; use IP:PORT, e.g. 127.0.0.1:8080")))?;
         let approve_prompt = serve.approve_prompt.unwrap_or(false) || self.agent.yes;
 
-        let users = users(&serve.users, self.workspace.clone())?;
+        // `--workspace` (from the agent flags): the single user's directory
+        // when `[[serve.users]]` is not configured.
+        let users = users(&serve.users, self.agent.workspace.clone())?;
         let mut problems = Vec::new();
         let policy = match &global.policy {
             Some(path) => match std::fs::read_to_string(path) {

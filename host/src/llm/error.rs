@@ -79,9 +79,7 @@ pub enum Retry {
 impl LlmError {
     pub fn retry(&self) -> Retry {
         match self {
-            LlmError::Connect { .. } | LlmError::Incomplete { .. } | LlmError::NotListening { .. } => {
-                Retry::Yes(None)
-            }
+            LlmError::Connect { .. } | LlmError::Incomplete { .. } | LlmError::NotListening { .. } => Retry::Yes(None),
             LlmError::Status {
                 status,
                 kind,

@@ -16,6 +16,7 @@ pub(crate) mod parse;
 mod placement;
 mod scan;
 mod schema;
+pub mod workspace;
 
 pub use error::PolicyError;
 pub use explain::{explain, summary};

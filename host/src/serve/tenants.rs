@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// What `${workspace}` in the policy becomes for each user.
-pub const WORKSPACE_VAR: &str = "${workspace}";
+pub use crate::policy::workspace::WORKSPACE_VAR;
 
 pub struct Tenant {
     pub name: String,
@@ -139,22 +139,12 @@ impl Tenant {
 /// `workspace`: `${workspace}` replaced before parsing, so errors still
 /// point at the file's lines.
 pub fn policy_for(path: &Path, text: &str, workspace: Option<&Path>) -> Result<Policy, String> {
-    let text = match workspace {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create the workspace {}: {e}", dir.display()))?;
-            let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-            text.replace(WORKSPACE_VAR, &dir.display().to_string())
-        }
-        None if text.contains(WORKSPACE_VAR) => {
-            return Err(format!(
-                "{} uses {WORKSPACE_VAR}, but no workspace is set: pass --workspace DIR or configure [[serve.users]]",
-                path.display()
-            ));
-        }
-        None => text.to_string(),
-    };
-    let base = path.parent().unwrap_or(Path::new("."));
-    Policy::parse(&text, &path.display().to_string(), base).map_err(|e| e.to_string())
+    crate::policy::workspace::parse_with_workspace(path, text, workspace).map_err(|e| {
+        e.replace(
+            "pass --workspace DIR",
+            "pass --workspace DIR or configure [[serve.users]]",
+        )
+    })
 }
 
 #[cfg(test)]

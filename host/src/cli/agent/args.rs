@@ -60,12 +60,25 @@ pub struct AgentArgs {
     /// (`general`, `research`, `ops`, `builder`, or `[profiles.NAME]` in the config).
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
+
+    /// The directory the agent works on, seen by tools as /workspace: what
+    /// `${workspace}` in the policy stands for. For chat and run without
+    /// --policy, the built-in workspace policy grants it (read tools read
+    /// it, write_file writes after asking, no network); default: the
+    /// current directory. For serve: the single user's workspace when
+    /// `[[serve.users]]` is not configured.
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
 }
 
 impl AgentArgs {
     /// Builds the agent with a new session, or resumes `resume` (`last` or an id).
     pub async fn agent(&self, global: &GlobalArgs, resume: Option<&str>) -> anyhow::Result<Agent> {
-        let host = Arc::new(global.tool_host_for(self.config.as_deref()).await?);
+        let (host, place_line) = global
+            .agent_tool_host(self.config.as_deref(), self.workspace.as_deref())
+            .await?;
+        eprintln!("{place_line}");
+        let host = Arc::new(host);
         let data_dir = global.data_dir();
         let kit = self.kit(&data_dir)?;
         let recorder = match &self.record {

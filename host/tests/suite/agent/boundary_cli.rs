@@ -457,14 +457,26 @@ async fn nothing_listening_at_a_local_base_url_is_said_once_issue_17() {
     let env = Env::new();
     let out = env
         .run(
-            &["run", "--provider", "anthropic", "--base-url", &url, "--policy", &env.path("policy.toml"), "hi"],
+            &[
+                "run",
+                "--provider",
+                "anthropic",
+                "--base-url",
+                &url,
+                "--policy",
+                &env.path("policy.toml"),
+                "hi",
+            ],
             "",
         )
         .await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
     let retries = stderr.lines().filter(|l| l.contains("↻ retry")).count();
-    assert_eq!(retries, 1, "one retry for a local server that is not running:\n{stderr}");
+    assert_eq!(
+        retries, 1,
+        "one retry for a local server that is not running:\n{stderr}"
+    );
     assert!(
         stderr.contains(&format!(
             "nothing is listening at {url} — is the model server (Ollama, llama.cpp, vLLM…) running?"
@@ -474,4 +486,141 @@ async fn nothing_listening_at_a_local_base_url_is_said_once_issue_17() {
     for line in stderr.lines() {
         assert!(line.matches(&url).count() <= 1, "the URL twice in one line: {line}");
     }
+}
+
+/// `boram ARGS` from `cwd`, with `env`'s data dir and the model at `server`, no --policy.
+async fn run_in(env: &Env, cwd: &std::path::Path, server: &ScriptedServer, rest: &[&str]) -> std::process::Output {
+    let url = server.url();
+    let mut args = vec!["run", "--provider", "anthropic", "--base-url", url.as_str()];
+    args.extend_from_slice(rest);
+    let child = env.command(&args).current_dir(cwd).spawn().expect("spawn boram");
+    child.wait_with_output().await.expect("output")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_policy_the_agent_works_on_the_current_directory_issue_17() {
+    let read = || {
+        AnthropicReply::new()
+            .tool_use(
+                &format!("r{}", fastrand::u32(..)),
+                "read_file",
+                json!({"path": "/workspace/todo.txt"}),
+            )
+            .build()
+    };
+    let server = ScriptedServer::start(vec![
+        read(),
+        AnthropicReply::new().text("ok").build(),
+        read(),
+        AnthropicReply::new().text("ok").build(),
+    ])
+    .await;
+    let env = Env::new();
+    let project = env.dir.path().join("project");
+    std::fs::create_dir_all(&project).expect("project");
+    std::fs::write(project.join("todo.txt"), "ship the release\n").expect("todo");
+    let out = run_in(&env, &project, &server, &["what is on my list?"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    let shown = project.canonicalize().expect("canonical").display().to_string();
+    assert!(
+        stderr.contains(&format!(
+            "workspace {shown} (read tools read it, write_file writes after asking"
+        )),
+        "{stderr}"
+    );
+    let result = &results_of(&server, 1)[0];
+    assert_eq!(result["is_error"], false, "{result}");
+    assert!(
+        result["content"]
+            .as_str()
+            .expect("content")
+            .contains("ship the release")
+    );
+
+    // --workspace picks another directory, from anywhere.
+    let other = env.dir.path().join("other");
+    std::fs::create_dir_all(&other).expect("other");
+    std::fs::write(other.join("todo.txt"), "water the plants\n").expect("todo");
+    let out = run_in(&env, &project, &server, &["--workspace", "../other", "and there?"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let result = &results_of(&server, 3)[0];
+    assert!(
+        result["content"]
+            .as_str()
+            .expect("content")
+            .contains("water the plants"),
+        "{result}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workspace_holding_the_tools_directory_is_read_only_and_a_missing_grant_says_so_issue_17() {
+    let server = ScriptedServer::start(vec![
+        AnthropicReply::new()
+            .tool_use("w", "write_file", json!({"path": "/workspace/x.txt", "content": "x"}))
+            .build(),
+        AnthropicReply::new().text("ok").build(),
+        AnthropicReply::new()
+            .tool_use("r", "read_file", json!({"path": "/workspace/notes.txt"}))
+            .build(),
+        AnthropicReply::new().text("ok").build(),
+    ])
+    .await;
+    let env = Env::new();
+    // A checkout: the tools directory lies inside the working directory.
+    let checkout = env.dir.path().join("checkout");
+    let tools = checkout.join("tools");
+    std::fs::create_dir_all(&tools).expect("tools");
+    for tool in ["read_file", "write_file"] {
+        std::fs::copy(
+            super::super::tools_dir().join(format!("{tool}.wasm")),
+            tools.join(format!("{tool}.wasm")),
+        )
+        .expect("copy");
+    }
+    let url = server.url();
+    let out = env
+        .command(&["run", "--provider", "anthropic", "--base-url", &url, "--yes", "write x"])
+        .current_dir(&checkout)
+        .env("BORAM_TOOLS_DIR", &tools)
+        .spawn()
+        .expect("spawn")
+        .wait_with_output()
+        .await
+        .expect("output");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("read-only: write_file gets no directory") && stderr.contains("tools directory"),
+        "{stderr}"
+    );
+    let refused = &results_of(&server, 1)[0];
+    assert_eq!(refused["is_error"], true);
+    assert!(
+        refused["content"]
+            .as_str()
+            .expect("content")
+            .contains("no policy grants `write_file` a directory"),
+        "{refused}"
+    );
+    assert!(!checkout.join("x.txt").exists());
+
+    // A --policy that grants read_file nothing: the denial says why.
+    std::fs::write(
+        env.dir.path().join("bare.toml"),
+        "version = 1\n[defaults]\napproval = \"allow\"\n",
+    )
+    .expect("policy");
+    let bare = env.path("bare.toml");
+    let out = run_in(&env, env.dir.path(), &server, &["--policy", &bare, "read"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let result = &results_of(&server, 3)[0];
+    assert!(
+        result["content"]
+            .as_str()
+            .expect("content")
+            .contains("no policy grants `read_file` a directory: pass --workspace DIR or a --policy"),
+        "{result}"
+    );
 }
