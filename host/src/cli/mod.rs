@@ -81,7 +81,15 @@ pub fn main() -> ExitCode {
     if args.get(1).map(String::as_str) == Some(crate::runtime::compile_worker::WORKER_ARG) {
         return crate::runtime::compile_worker::run(&args[2..]);
     }
-    let cli = Cli::parse();
+    // `boram` alone on a terminal is `boram chat`, as coding agents start.
+    let bare = args.len() == 1
+        && std::io::IsTerminal::is_terminal(&std::io::stdin())
+        && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let cli = if bare {
+        Cli::parse_from(["boram", "chat"])
+    } else {
+        Cli::parse()
+    };
     crate::scrub::register_host_env();
     cli.global.init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

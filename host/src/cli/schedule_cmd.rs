@@ -124,6 +124,7 @@ impl ScheduleArgs {
                     host,
                     data_dir: &data_dir,
                     tools_dir: &global.tools_dir(),
+                    workspace: None,
                 };
                 let mode = PromptMode::Unattended { yes: agent.yes };
                 let mut run = kit.agent_as(schedule.profile.as_deref(), place, mode, None)?;

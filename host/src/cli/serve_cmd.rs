@@ -173,6 +173,7 @@ impl ServeCommand {
                         host: tenant.host.clone(),
                         data_dir: &tenant.data_dir,
                         tools_dir: &tools_dir,
+                        workspace: None,
                     };
                     let mode = PromptMode::Unattended { yes: approve_prompt };
                     kit.agent_as(profile, place, mode, Some(observer))

@@ -94,10 +94,13 @@ impl AgentArgs {
         } else {
             PromptMode::Unattended { yes: false }
         };
+        let here = std::env::current_dir().ok();
+        let workspace = self.workspace.clone().or(here);
         let place = AgentPlace {
             host,
             data_dir: &data_dir,
             tools_dir: &global.tools_dir(),
+            workspace: workspace.as_deref(),
         };
         kit.agent(place, mode, resume, recorder, None)
     }
@@ -175,11 +178,38 @@ impl AgentArgs {
     }
 }
 
-/// Where an agent works: its tools and its data directory.
+/// Where an agent works: its tools, its data directory, and the workspace
+/// whose `AGENTS.md` / `BORAM.md` join its system prompt.
 pub struct AgentPlace<'a> {
     pub host: Arc<ToolHost>,
     pub data_dir: &'a std::path::Path,
     pub tools_dir: &'a std::path::Path,
+    pub workspace: Option<&'a std::path::Path>,
+}
+
+/// Files in a workspace's root whose text joins the system prompt, as
+/// coding agents read theirs.
+pub const INSTRUCTION_FILES: [&str; 2] = ["AGENTS.md", "BORAM.md"];
+/// At most this much of each instruction file is used.
+const MAX_INSTRUCTIONS_BYTES: usize = 32 << 10;
+
+/// The system prompt's addition from `dir`'s instruction files, if any.
+pub fn workspace_instructions(dir: &std::path::Path) -> Option<String> {
+    let mut parts = Vec::new();
+    for name in INSTRUCTION_FILES {
+        let Ok(bytes) = std::fs::read(dir.join(name)) else {
+            continue;
+        };
+        let mut text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_INSTRUCTIONS_BYTES)]).into_owned();
+        if bytes.len() > MAX_INSTRUCTIONS_BYTES {
+            text.push_str("\n[… cut at 32 KiB]");
+        }
+        parts.push(format!(
+            "Instructions from {name} in the workspace (/workspace), written by the user:\n{}",
+            text.trim()
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join("\n\n"))
 }
 
 /// A resolved model (provider, name, settings) that builds agents: one per
@@ -248,6 +278,7 @@ impl AgentKit {
             host,
             data_dir,
             tools_dir,
+            workspace,
         } = place;
         let settings = &self.settings;
         let mut gateway = self
@@ -282,6 +313,9 @@ impl AgentKit {
             }
             options.tools = profile.narrow(None);
             options.limits = profile.limits(options.limits);
+        }
+        if let Some(instructions) = workspace.and_then(workspace_instructions) {
+            options.system_prompt = format!("{}\n\n{instructions}", options.system_prompt);
         }
         refuse_unpriced_budget(&gateway, &options)?;
         let sessions = config::sessions_dir(data_dir);

@@ -624,3 +624,61 @@ async fn a_workspace_holding_the_tools_directory_is_read_only_and_a_missing_gran
         "{result}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agents_md_in_the_workspace_joins_the_system_prompt_issue_17() {
+    let server = ScriptedServer::start(vec![AnthropicReply::new().text("네.").build()]).await;
+    let env = Env::new();
+    let project = env.dir.path().join("project");
+    std::fs::create_dir_all(&project).expect("project");
+    std::fs::write(project.join("AGENTS.md"), "# House rules\nAlways answer in Korean.\n").expect("agents");
+    let out = run_in(&env, &project, &server, &["hello"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let system = server.requests()[0].body["system"].to_string();
+    assert!(
+        system.contains("Instructions from AGENTS.md in the workspace") && system.contains("Always answer in Korean."),
+        "{system}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn boram_alone_on_a_terminal_starts_chat_issue_17() {
+    let server = ScriptedServer::start(vec![]).await;
+    let env = Env::new();
+    let tmux = Tmux::new(env.dir.path());
+    let command = format!(
+        "env -u ANTHROPIC_API_KEY BORAM_DATA_DIR={} BORAM_TOOLS_DIR={} HOME={} XDG_CONFIG_HOME={} \
+         BORAM_PROVIDER=anthropic ANTHROPIC_BASE_URL={} {}",
+        env.path("data"),
+        super::super::tools_dir().display(),
+        env.dir.path().display(),
+        env.path("config"),
+        server.url(),
+        env!("CARGO_BIN_EXE_boram"),
+    );
+    let project = env.dir.path().join("project");
+    std::fs::create_dir_all(&project).expect("project");
+    let cwd = project.display().to_string();
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "bare",
+        "-x",
+        "160",
+        "-y",
+        "40",
+        "-c",
+        &cwd,
+        &command,
+    ]);
+    super::super::eventually(
+        Duration::from_secs(60),
+        || format!("the chat banner:\n{}", tmux.run(&["capture-pane", "-p", "-t", "bare"])),
+        async || {
+            tmux.run(&["capture-pane", "-p", "-t", "bare"])
+                .contains("boram chat · session")
+        },
+    )
+    .await;
+}
