@@ -206,6 +206,9 @@ pub struct SessionSummary {
     /// The delegating session, for a sub-agent's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
+    /// The `boram serve` user whose directory holds it (`None`: the CLI's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// Every session in `dir`, oldest first (ids sort by time).
@@ -243,6 +246,7 @@ fn summarize(path: &Path, id: String) -> std::io::Result<SessionSummary> {
         title: String::new(),
         cost_usd: 0.0,
         parent: None,
+        user: None,
     };
     for record in read_records(path)? {
         match record {
@@ -307,6 +311,35 @@ fn shorten(text: &str, max: usize) -> String {
     }
     let cut: String = line.chars().take(max - 1).collect();
     format!("{cut}…")
+}
+
+/// Every directory of transcripts under `data_dir`: the CLI's own
+/// (`None`) and each `boram serve` user's (their runs and schedules), so
+/// that every session id `boram` prints can be listed and resumed.
+pub fn all_dirs(data_dir: &Path) -> Vec<(Option<String>, PathBuf)> {
+    let mut dirs = vec![(None, crate::config::sessions_dir(data_dir))];
+    if let Ok(users) = std::fs::read_dir(data_dir.join("users")) {
+        let mut users: Vec<(Option<String>, PathBuf)> = users
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let dir = crate::config::sessions_dir(&e.path());
+                dir.is_dir().then_some((Some(name), dir))
+            })
+            .collect();
+        users.sort();
+        dirs.extend(users);
+    }
+    dirs
+}
+
+/// The directory under `data_dir` that holds session `id`: the CLI's own
+/// first, then the service users'.
+pub fn find_dir(data_dir: &Path, id: &str) -> Option<PathBuf> {
+    all_dirs(data_dir)
+        .into_iter()
+        .map(|(_, dir)| dir)
+        .find(|dir| dir.join(format!("{id}.jsonl")).is_file())
 }
 
 /// The transcript directory's path, for messages.

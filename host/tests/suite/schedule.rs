@@ -106,6 +106,46 @@ async fn add_list_run_now_and_remove() {
             .join(format!("data/users/local/sessions/{session}.jsonl"))
             .exists()
     );
+    // The id it printed is one `sessions list` shows and `chat --resume` finds (issue 17).
+    let listed = boram(dir.path(), &["sessions", "list", "--json"]);
+    let sessions: Vec<Value> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert!(
+        sessions.iter().any(|s| s["id"] == session && s["user"] == "local"),
+        "{sessions:?}"
+    );
+    server.push(AnthropicReply::new().text("Resumed the digest.").build());
+    let url = server.url();
+    let resumed = Command::new(env!("CARGO_BIN_EXE_boram"))
+        .args([
+            "chat",
+            "--resume",
+            session,
+            "--provider",
+            "anthropic",
+            "--base-url",
+            &url,
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--tools-dir")
+        .arg(super::tools_dir())
+        .env("ANTHROPIC_API_KEY", "k")
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child.stdin.take().expect("stdin").write_all(b"and now?\n")?;
+            child.wait_with_output()
+        })
+        .expect("resume");
+    assert!(resumed.status.success(), "{}", output_text(&resumed));
+    assert!(String::from_utf8_lossy(&resumed.stdout).contains("Resumed the digest."));
 
     assert!(
         boram(dir.path(), &["schedule", "remove", "weekly_digest"])

@@ -332,7 +332,9 @@ impl AgentKit {
             }
             Some(wanted) => {
                 let id = crate::session::resolve_id(&sessions, wanted).map_err(|e| UsageError(e.to_string()))?;
-                let (session, records) = Session::open(&sessions, &id).map_err(|e| UsageError(e.to_string()))?;
+                // An id printed by a schedule or a service run lives in that user's directory.
+                let dir = crate::session::find_dir(data_dir, &id).unwrap_or_else(|| sessions.clone());
+                let (session, records) = Session::open(&dir, &id).map_err(|e| UsageError(e.to_string()))?;
                 Agent::new(gateway.clone(), agent_host, agent_approvals, options, session).resume(&records)
             }
         };
