@@ -483,3 +483,79 @@ async fn a_python_tool_runs_unchanged_under_the_same_policy() {
         report.error
     );
 }
+
+/// The fenced block after `marker` in README.md (`lang` its language).
+fn readme_block(marker: &str, lang: &str) -> String {
+    let readme = std::fs::read_to_string(super::workspace_dir().join("README.md")).expect("README.md");
+    let from = readme.find(marker).unwrap_or_else(|| panic!("`{marker}` in README.md"));
+    let fence = format!("```{lang}\n");
+    let start = from + readme[from..].find(&fence).expect("the block") + fence.len();
+    let end = start + readme[start..].find("```").expect("its end");
+    readme[start..end].to_string()
+}
+
+#[test]
+fn the_readme_word_count_guide_passes_its_own_examples_issue_17() {
+    let Scaffolded {
+        root,
+        data,
+        crates,
+        tools,
+        crates_arg,
+    } = scaffold("word_count");
+    // Step 2's source, step 4's grant (its `../workspace` is this checkout's), step 5's examples.
+    std::fs::write(
+        crates.join("word_count/src/lib.rs"),
+        readme_block("**2. Write the function.**", "rust"),
+    )
+    .expect("lib");
+    let workspace = super::workspace_dir().join("workspace").display().to_string();
+    let stanza = readme_block("**4. Grant it something.**", "toml").replace("../workspace", &workspace);
+    let policy = root.path().join("policy.toml");
+    std::fs::write(&policy, format!("version = 1\n{stanza}")).expect("policy");
+    std::fs::write(
+        crates.join("word_count/examples.toml"),
+        readme_block("**5. Test it in the sandbox.**", "toml"),
+    )
+    .expect("examples");
+    let policy_arg = policy.display().to_string();
+    let out = boram(&["tool", "build", "word_count", "--dir", &crates_arg], &data, &tools);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let test = || {
+        boram(
+            &[
+                "tool",
+                "test",
+                "word_count",
+                "--dir",
+                &crates_arg,
+                "--policy",
+                &policy_arg,
+            ],
+            &data,
+            &tools,
+        )
+    };
+    let out = test();
+    assert!(
+        out.status.success(),
+        "the guide's examples fail:\n{}",
+        output_text(&out)
+    );
+    assert!(!output_text(&out).contains("sources changed"), "{}", output_text(&out));
+
+    // Touch the sources: the warning; rebuild (same bytes): the warning is gone.
+    std::thread::sleep(Duration::from_millis(20));
+    let lib = crates.join("word_count/src/lib.rs");
+    std::fs::write(&lib, std::fs::read(&lib).expect("lib")).expect("touch");
+    assert!(output_text(&test()).contains("sources changed"));
+    let out = boram(&["tool", "build", "word_count", "--dir", &crates_arg], &data, &tools);
+    assert!(output_text(&out).contains("unchanged"), "{}", output_text(&out));
+    let out = test();
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(
+        !output_text(&out).contains("sources changed"),
+        "the warning stays: {}",
+        output_text(&out)
+    );
+}
