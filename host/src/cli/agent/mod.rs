@@ -4,6 +4,7 @@
 
 pub(crate) mod args;
 mod chat;
+mod markdown;
 mod render;
 mod run;
 mod sessions;

@@ -3,6 +3,9 @@
 //! stderr, one compact line each. JSON mode: every event is one JSON line
 //! on stdout, for scripts.
 //!
+//! On a terminal, Markdown in the model's text is rendered line by line
+//! ([`super::markdown`]); a pipe or a file gets it as written.
+//!
 //! When stdout is not a terminal (a pipe, a file), a reply's text is held
 //! until its model call completes: a call retried mid-stream discards its
 //! partial text, and what a script reads must be the answer only. On a
@@ -37,6 +40,8 @@ struct Screen {
     held: String,
     /// Text of the model call in progress was shown on the terminal.
     shown_partial: bool,
+    /// Markdown of the answer being streamed to the terminal.
+    markdown: super::markdown::MarkdownStream,
 }
 
 impl Screen {
@@ -58,9 +63,17 @@ impl Screen {
         self.spinner = Some(spinner);
     }
 
-    /// Writes the held text of a completed model call.
+    /// Writes the held text of a completed model call (on a terminal: the
+    /// last, unfinished line of its Markdown).
     fn release(&mut self) {
         self.shown_partial = false;
+        let rest = self.markdown.finish();
+        if !rest.is_empty() {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(rest.as_bytes());
+            let _ = out.flush();
+            self.mid_line = true;
+        }
         if self.held.is_empty() {
             return;
         }
@@ -101,10 +114,14 @@ fn render(screen: &mut Screen, event: &AgentEvent) {
                 screen.held.push_str(text);
                 return;
             }
-            // Model text must not drive the terminal.
-            let _ = out.write_all(sanitize(text).as_bytes());
+            // Model text must not drive the terminal: the renderer sanitizes
+            // each line before adding its own styles.
+            let shown = screen.markdown.push(text);
+            let _ = out.write_all(shown.as_bytes());
             let _ = out.flush();
-            screen.mid_line = !text.ends_with('\n');
+            if !shown.is_empty() {
+                screen.mid_line = false;
+            }
             screen.shown_partial = true;
         }
         AgentEvent::Retrying {
@@ -115,6 +132,7 @@ fn render(screen: &mut Screen, event: &AgentEvent) {
             screen.stop_spinner();
             // That attempt's text is void: drop what was held, say so for what was shown.
             screen.held.clear();
+            screen.markdown.discard();
             if screen.mid_line {
                 println!();
                 screen.mid_line = false;

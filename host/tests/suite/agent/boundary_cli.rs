@@ -682,3 +682,53 @@ async fn boram_alone_on_a_terminal_starts_chat_issue_17() {
     )
     .await;
 }
+
+const MARKDOWN: &str = "# Plan\n**Step one** uses `grep`.\n- first\n- second\n```\nlet x = 1;\n```\nDone.";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn markdown_is_rendered_on_a_terminal_and_left_as_is_in_a_pipe_issue_17() {
+    let server = ScriptedServer::start(vec![
+        AnthropicReply::new().text(MARKDOWN).build(),
+        AnthropicReply::new().text(MARKDOWN).build(),
+    ])
+    .await;
+    let env = Env::new();
+    let tmux = Tmux::new(env.dir.path());
+    let command = format!(
+        "env -u ANTHROPIC_API_KEY BORAM_DATA_DIR={} BORAM_TOOLS_DIR={} HOME={} XDG_CONFIG_HOME={} {} chat \
+         --provider anthropic --base-url {} --policy {}",
+        env.path("data"),
+        super::super::tools_dir().display(),
+        env.dir.path().display(),
+        env.path("config"),
+        env!("CARGO_BIN_EXE_boram"),
+        server.url(),
+        env.path("policy.toml"),
+    );
+    tmux.run(&["new-session", "-d", "-s", "md", "-x", "120", "-y", "40", &command]);
+    tmux.run(&["send-keys", "-t", "md", "plan it", "Enter"]);
+    super::super::eventually(
+        Duration::from_secs(60),
+        || format!("the answer:\n{}", tmux.run(&["capture-pane", "-p", "-t", "md"])),
+        async || tmux.run(&["capture-pane", "-p", "-t", "md"]).contains("Done."),
+    )
+    .await;
+    let plain = tmux.run(&["capture-pane", "-p", "-t", "md"]);
+    assert!(plain.contains("• first") && plain.contains("let x = 1;"), "{plain}");
+    assert!(!plain.contains("**Step one**") && !plain.contains("```"), "{plain}");
+    let styled = tmux.run(&["capture-pane", "-p", "-e", "-t", "md"]);
+    // tmux re-encodes the attributes it holds: bold and underline on the heading.
+    assert!(
+        styled.contains("\u{1b}[1;4mPlan"),
+        "a styled heading on screen: {styled:?}"
+    );
+
+    let model = env.model_args(&server);
+    let out = env.run(&args(&model, &["run", "plan it"]), "").await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!("{MARKDOWN}\n"),
+        "a pipe gets the Markdown as written"
+    );
+}
