@@ -92,6 +92,13 @@ impl GlobalArgs {
             cache_dir,
             memory_budget_mb: self.memory_budget_mb,
             compile_worker: crate::runtime::compile_worker::CompileWorker::this_binary(),
+            // BORAM_SLOW_COMPILE_MS: when a compile is announced (tests set 0).
+            announce_slow_compiles: Some(
+                std::env::var("BORAM_SLOW_COMPILE_MS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .map_or(crate::runtime::SLOW_COMPILE, std::time::Duration::from_millis),
+            ),
             ..RuntimeOptions::default()
         };
         Ok(Arc::new(Runtime::new(&options)?))

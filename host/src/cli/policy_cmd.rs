@@ -28,8 +28,10 @@ impl PolicyCommand {
             Self::Explain { tool } => {
                 let policy = global.load_policy()?;
                 println!("{}", explain(&policy, &tool));
-                if let Ok(registry) = global.registry().await
-                    && registry.get(&tool).is_none()
+                let cache = crate::config::cache_dir(&global.data_dir());
+                if let Ok((known, unknown)) = crate::registry::indexed_names(&global.tools_dir(), &cache)
+                    && unknown.is_empty()
+                    && !known.contains(&tool)
                 {
                     eprintln!(
                         "note: no loaded tool is named `{tool}` (in {})",
@@ -90,13 +92,25 @@ async fn check(file: &Path, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    // Names that match no loaded tool are probably typos; say so when the tools can be loaded.
-    if let Ok(registry) = global.registry().await {
-        let loaded: Vec<&str> = registry.names().collect();
+    // Names that match no tool are probably typos. The names come from what
+    // the compile cache remembers: checking a policy loads no component.
+    let cache = crate::config::cache_dir(&global.data_dir());
+    if let Ok((known, unknown)) = crate::registry::indexed_names(&global.tools_dir(), &cache) {
         let builtin = crate::agent::builtin::BUILTIN_NAMES;
-        for name in names.iter().filter(|n| !loaded.contains(n) && !builtin.contains(n)) {
-            let hint = crate::suggest::did_you_mean(name, loaded.iter().copied()).unwrap_or_default();
-            eprintln!("warning: [tools.{name}] names no loaded tool{hint}");
+        if unknown.is_empty() {
+            for name in names
+                .iter()
+                .filter(|n| !known.iter().any(|k| k == *n) && !builtin.contains(n))
+            {
+                let hint = crate::suggest::did_you_mean(name, known.iter().map(String::as_str)).unwrap_or_default();
+                eprintln!("warning: [tools.{name}] names no loaded tool{hint}");
+            }
+        } else {
+            eprintln!(
+                "note: tool names not checked: {} component(s) in {} were never loaded here (`boram tool list` loads them)",
+                unknown.len(),
+                global.tools_dir().display()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

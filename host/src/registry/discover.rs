@@ -40,11 +40,39 @@ impl Registry {
 
     /// Loads every `*.wasm` directly inside `dir`, in name order.
     pub async fn load_dir(runtime: Arc<Runtime>, dir: &Path) -> std::io::Result<Self> {
+        use futures::StreamExt as _;
+        // Components compile in parallel, one per core: a start waits for
+        // the slowest, not for their sum.
+        let parallel = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        let loads: Vec<_> = futures::stream::iter(wasm_files(dir)?)
+            .map(|path| {
+                let runtime = runtime.clone();
+                async move {
+                    let loaded = runtime.load(&path).await;
+                    (path, loaded)
+                }
+            })
+            .buffered(parallel)
+            .collect()
+            .await;
         let mut registry = Self::new(runtime);
-        for path in wasm_files(dir)? {
-            registry.load_file(&path).await;
+        for (path, loaded) in loads {
+            match loaded {
+                Ok(component) => registry.components.push(Arc::new(component)),
+                Err(e) => registry.problem(&path, &e),
+            }
         }
+        registry.components.sort_by(|a, b| a.path.cmp(&b.path));
+        registry.assign_names();
         Ok(registry)
+    }
+
+    fn problem(&mut self, path: &Path, e: &crate::runtime::Error) {
+        tracing::warn!(path = %path.display(), error = %e, "tool component not loaded");
+        self.problems.push(LoadProblem {
+            path: path.to_path_buf(),
+            error: e.to_string(),
+        });
     }
 
     /// Loads one component; a failure is recorded in [`Self::problems`].
@@ -56,11 +84,7 @@ impl Registry {
                 true
             }
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "tool component not loaded");
-                self.problems.push(LoadProblem {
-                    path: path.to_path_buf(),
-                    error: e.to_string(),
-                });
+                self.problem(path, &e);
                 false
             }
         }
@@ -184,6 +208,25 @@ impl Registry {
     pub fn problems(&self) -> Vec<LoadProblem> {
         self.problems.iter().chain(&self.contested).cloned().collect()
     }
+}
+
+/// The tool names of the components in `tools_dir`, from the names the
+/// compile cache in `cache_dir` remembers, without loading anything (for
+/// `policy check`); and the files it has no names for (never loaded here).
+pub fn indexed_names(tools_dir: &Path, cache_dir: &Path) -> std::io::Result<(Vec<String>, Vec<PathBuf>)> {
+    use sha2::Digest as _;
+    let mut names = Vec::new();
+    let mut unknown = Vec::new();
+    for path in wasm_files(tools_dir)? {
+        let sha256 = std::fs::read(&path).map(|bytes| hex::encode(sha2::Sha256::digest(&bytes)))?;
+        match crate::runtime::remembered_names(cache_dir, &sha256) {
+            Some(found) => names.extend(found),
+            None => unknown.push(path),
+        }
+    }
+    names.sort();
+    names.dedup();
+    Ok((names, unknown))
 }
 
 /// `*.wasm` files directly inside `dir`, sorted.

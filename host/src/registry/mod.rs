@@ -11,6 +11,6 @@ mod host;
 mod input;
 pub mod watch;
 
-pub use discover::{LoadProblem, Registry};
+pub use discover::{LoadProblem, Registry, indexed_names};
 pub use host::{CallError, CallObserver, HostState, ToolHost, check_grants};
 pub use watch::{ReloadEvent, apply_tool_file};

@@ -135,6 +135,17 @@ impl CompileCache {
         crate::store::atomic::write(path, &[&tag, artifact], Some(0o600))
     }
 
+    /// Records the tool names component `sha256` describes, so commands that
+    /// only need names (`policy check`) need not load it. Best effort.
+    pub fn remember_names(&self, sha256: &str, names: &[String]) {
+        let Some(dir) = &self.dir else { return };
+        let path = names_path(dir, sha256);
+        let text = serde_json::to_vec(names).unwrap_or_default();
+        if let Err(e) = crate::store::atomic::write(&path, &[&text], None) {
+            tracing::debug!(path = %path.display(), error = %e, "cannot write the tool names index");
+        }
+    }
+
     /// The MAC binds the artifact to this engine and this component.
     fn mac(&self, sha256: &str, artifact: &[u8]) -> HmacSha256 {
         let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC accepts any key length");
@@ -143,6 +154,18 @@ impl CompileCache {
         mac.update(artifact);
         mac
     }
+}
+
+fn names_path(cache_dir: &Path, sha256: &str) -> PathBuf {
+    cache_dir.join("names").join(format!("{sha256}.json"))
+}
+
+/// The tool names the component with `sha256` described when it was last
+/// loaded with the cache in `cache_dir`; `None` if it never was. The index
+/// only names tools (for typo warnings); it is never used to run one.
+pub fn remembered_names(cache_dir: &Path, sha256: &str) -> Option<Vec<String>> {
+    let text = std::fs::read(names_path(cache_dir, sha256)).ok()?;
+    serde_json::from_slice(&text).ok()
 }
 
 /// Reads the cache's secret key, creating the directory (owner only) and

@@ -22,7 +22,7 @@ mod sandbox;
 mod state;
 
 pub use admission::DEFAULT_MEMORY_BUDGET_MB;
-pub use cache::{ArtifactOrigin, CacheStats};
+pub use cache::{ArtifactOrigin, CacheStats, remembered_names};
 pub use call::{CallReport, Outcome};
 pub use capture::Captured;
 pub use component::{LoadedComponent, ToolSpec};
@@ -62,7 +62,14 @@ pub struct RuntimeOptions {
     /// Compile in a child process with a memory cap (the CLI and the
     /// service); `None` compiles on a thread of this process.
     pub compile_worker: Option<compile_worker::CompileWorker>,
+    /// Say on stderr when a compile takes longer than this
+    /// (`compiling py_summarize.wasm (18.2 MB)…`), so the CLI's long waits
+    /// are visible; `None`: silent.
+    pub announce_slow_compiles: Option<std::time::Duration>,
 }
+
+/// The CLI announces compiles that take longer than this.
+pub const SLOW_COMPILE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The engine, linker and compile cache shared by every tool.
 pub struct Runtime {
@@ -72,6 +79,7 @@ pub struct Runtime {
     allocator: Allocator,
     admission: admission::Admission,
     compile_worker: Option<compile_worker::CompileWorker>,
+    announce_slow_compiles: Option<std::time::Duration>,
     _ticker: EpochTicker,
 }
 
@@ -93,6 +101,7 @@ impl Runtime {
             allocator,
             admission: admission::Admission::new(budget, engine::POOL_INSTANCES),
             compile_worker: options.compile_worker.clone(),
+            announce_slow_compiles: options.announce_slow_compiles,
             _ticker: ticker,
         })
     }
@@ -125,10 +134,23 @@ impl Runtime {
         })?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let bytes = std::sync::Arc::new(bytes);
-        let (component, origin) = self
-            .compile(bytes.clone(), sha256.clone())
-            .await
-            .map_err(compile_error)?;
+        let compiling = self.compile(bytes.clone(), sha256.clone());
+        let (component, origin) = if let Some(after) = self.announce_slow_compiles {
+            tokio::pin!(compiling);
+            match tokio::time::timeout(after, &mut compiling).await {
+                Ok(done) => done,
+                Err(_) => {
+                    let name = path
+                        .file_name()
+                        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+                    eprintln!("compiling {name} ({:.1} MB)…", size as f64 / 1e6);
+                    compiling.await
+                }
+            }
+        } else {
+            compiling.await
+        }
+        .map_err(compile_error)?;
         let ty = component.component_type();
         let imports: Vec<String> = ty.imports(&self.engine).map(|(name, _)| name.to_string()).collect();
         let exports: Vec<String> = ty.exports(&self.engine).map(|(name, _)| name.to_string()).collect();
@@ -141,6 +163,8 @@ impl Runtime {
                 message: format!("{e:#}"),
             })?;
         let specs = self.describe(path, &pre).await?;
+        let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+        self.cache.remember_names(&sha256, &names);
         Ok(LoadedComponent {
             path: path.to_path_buf(),
             sha256,

@@ -254,3 +254,32 @@ fn logs_to_a_pipe_carry_no_colour_codes_issue_17() {
     assert!(log.contains("INFO") || log.contains("DEBUG"), "some log lines: {log}");
     assert!(!log.contains('\u{1b}'), "ANSI codes in a piped log: {log:?}");
 }
+
+#[test]
+fn policy_check_loads_no_component_and_checks_names_from_the_cache_issue_17() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let policy = data.path().join("typo.toml");
+    std::fs::write(&policy, "version = 1\n[tools.read_fiel]\napproval = \"allow\"\n").expect("policy");
+    let policy_arg = policy.display().to_string();
+    let out = boram(&["policy", "check", &policy_arg], data.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("tool names not checked"), "{}", stderr(&out));
+    let compiled = std::fs::read_dir(data.path().join("cache"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(compiled, 0, "policy check compiled components");
+
+    // Once the tools were loaded here, the same check catches the typo.
+    assert!(boram(&["tool", "list"], data.path()).status.success());
+    let out = boram(&["policy", "check", &policy_arg], data.path());
+    assert!(
+        stderr(&out).contains("[tools.read_fiel] names no loaded tool (did you mean `read_file`?)"),
+        "{}",
+        stderr(&out)
+    );
+}
