@@ -114,6 +114,11 @@ impl Runs {
         let sink: EventSink = {
             let run = run.clone();
             Arc::new(move |event: &AgentEvent| {
+                // The run's own `done` (below, with cost and tokens) is the
+                // one end a follower sees; the agent's would come first.
+                if matches!(event, AgentEvent::Done { .. }) {
+                    return;
+                }
                 run.push(serde_json::to_value(event).unwrap_or_else(|_| json!({"type": "unknown"})));
             })
         };
@@ -157,6 +162,7 @@ impl Runs {
                 "text": result.text,
                 "error": result.error,
                 "cost_usd": agent.spent_usd(),
+                "usage": agent.usage(),
             }));
             on_finish(&stop);
         });

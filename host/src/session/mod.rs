@@ -413,15 +413,15 @@ mod tests {
         newer.message(&Message::user_text("newer")).expect("append");
         let child = Session::create_with_parent(dir.path(), "anthropic", "m", Some(newer.id())).expect("child");
         child.message(&Message::user_text("sub task")).expect("append");
-        // The older session is written to last: it is "last", whatever its id says.
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        older.message(&Message::user_text("again")).expect("append");
         // A crash cut a character in the middle of one transcript; another "file" cannot be read.
         let mut cut = std::fs::read(newer.path()).expect("read");
         cut.extend_from_slice("{\"type\":\"message\",\"time\":\"t\",\"message\":{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"\u{d55c}".as_bytes().split_last().expect("bytes").1);
         cut.push(b'\n');
         std::fs::write(newer.path(), &cut).expect("damage");
         std::fs::create_dir(dir.path().join("broken.jsonl")).expect("a directory named like a transcript");
+        // The older session is written to last: it is "last", whatever its id says.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        older.message(&Message::user_text("again")).expect("append");
         let listed = list(dir.path()).expect("the listing survives");
         assert_eq!(listed.len(), 3, "{listed:?}");
         assert!(listed.iter().any(|s| s.title == "newer"), "{listed:?}");

@@ -225,6 +225,10 @@ async fn health_metrics_tools_calls_and_a_run_over_sse() {
         "{done}"
     );
     assert_eq!(done["text"], "It moved to Thursday.");
+    // One `done`, carrying the run's cost and tokens (issue 18).
+    assert_eq!(kinds.iter().filter(|k| **k == "done").count(), 1, "{kinds:?}");
+    assert!(done["cost_usd"].is_number(), "{done}");
+    assert_eq!(done["usage"]["input_tokens"], 250, "{done}");
     let result = events.iter().find(|e| e["type"] == "tool_result").expect("tool_result");
     assert!(
         result["content"].as_str().is_some_and(|c| c.contains("Thursday")),
