@@ -32,13 +32,18 @@ struct Setup {
 }
 
 async fn setup(policy: &str) -> Setup {
+    setup_on(shared_runtime(), policy).await
+}
+
+/// [`setup`] over `runtime`.
+async fn setup_on(runtime: Arc<boram_host::runtime::Runtime>, policy: &str) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     let tools = dir.path().join("tools");
     std::fs::create_dir_all(&tools).expect("tools dir");
     install(&std::fs::read(hostile_wasm()).expect("v1"), &tools);
     let policy_path = dir.path().join("policy.toml");
     std::fs::write(&policy_path, policy).expect("policy");
-    let registry = Registry::load_dir(shared_runtime(), &tools).await.expect("load");
+    let registry = Registry::load_dir(runtime, &tools).await.expect("load");
     let host = Arc::new(ToolHost::new(
         registry,
         Policy::load(&policy_path).expect("policy"),
@@ -194,28 +199,13 @@ async fn one_save_is_exactly_one_reload_and_then_the_watcher_is_idle_issue_17() 
         })
         .expect("runtime"),
     );
-    let dir = tempfile::tempdir().expect("tempdir");
-    let tools = dir.path().join("tools");
-    std::fs::create_dir_all(&tools).expect("tools dir");
-    install(&std::fs::read(hostile_wasm()).expect("v1"), &tools);
-    let policy_path = dir.path().join("policy.toml");
     let policy = "version = 1\n[defaults]\napproval = \"allow\"\n";
-    std::fs::write(&policy_path, policy).expect("policy");
-    let registry = Registry::load_dir(runtime.clone(), &tools).await.expect("load");
-    let host = Arc::new(ToolHost::new(
-        registry,
-        Policy::load(&policy_path).expect("policy"),
-        None,
-    ));
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let sink = events.clone();
-    let _watching = watch(
-        host.clone(),
-        &tools,
-        Some(&policy_path),
-        Arc::new(move |e: &ReloadEvent| sink.lock().expect("events").push(e.clone())),
-    )
-    .expect("watch");
+    let s = setup_on(runtime.clone(), policy).await;
+    let (tools, policy_path, events) = (
+        s.dir.path().join("tools"),
+        s.dir.path().join("policy.toml"),
+        s.events.clone(),
+    );
     let count = |f: fn(&ReloadEvent) -> bool| events.lock().expect("events").iter().filter(|e| f(e)).count();
 
     // One policy save.

@@ -314,6 +314,19 @@ impl Drop for Tmux {
     }
 }
 
+/// The shell command that runs `boram ARGS` in `env` inside tmux: env's
+/// data dir, the built tools, no API key, no user config.
+fn boram_in_tmux(env: &Env, vars: &str, args: &str) -> String {
+    format!(
+        "env -u ANTHROPIC_API_KEY BORAM_DATA_DIR={} BORAM_TOOLS_DIR={} HOME={} XDG_CONFIG_HOME={} {vars} {} {args}",
+        env.path("data"),
+        super::super::tools_dir().display(),
+        env.dir.path().display(),
+        env.path("config"),
+        env!("CARGO_BIN_EXE_boram"),
+    )
+}
+
 /// Model text that tries to hide what follows it (SGR 8, conceal), retitle
 /// the terminal (OSC 0) and reverse the text after it (U+202E).
 const HOSTILE_TEXT: &str = "Sure.\u{1b}[8m\u{1b}]0;PWNED\u{7}\u{202e}";
@@ -335,16 +348,14 @@ async fn model_text_cannot_hide_the_approval_prompt_or_retitle_a_real_terminal_i
     )
     .expect("policy");
     let tmux = Tmux::new(env.dir.path());
-    let command = format!(
-        "env -u ANTHROPIC_API_KEY BORAM_DATA_DIR={} BORAM_TOOLS_DIR={} HOME={} XDG_CONFIG_HOME={} {} chat \
-         --provider anthropic --base-url {} --policy {}",
-        env.path("data"),
-        super::super::tools_dir().display(),
-        env.dir.path().display(),
-        env.path("config"),
-        env!("CARGO_BIN_EXE_boram"),
-        server.url(),
-        env.path("policy.toml"),
+    let command = boram_in_tmux(
+        &env,
+        "",
+        &format!(
+            "chat --provider anthropic --base-url {} --policy {}",
+            server.url(),
+            env.path("policy.toml")
+        ),
     );
     let workdir = super::super::workspace_dir().display().to_string();
     tmux.run(&[
@@ -646,16 +657,8 @@ async fn boram_alone_on_a_terminal_starts_chat_issue_17() {
     let server = ScriptedServer::start(vec![]).await;
     let env = Env::new();
     let tmux = Tmux::new(env.dir.path());
-    let command = format!(
-        "env -u ANTHROPIC_API_KEY BORAM_DATA_DIR={} BORAM_TOOLS_DIR={} HOME={} XDG_CONFIG_HOME={} \
-         BORAM_PROVIDER=anthropic ANTHROPIC_BASE_URL={} {}",
-        env.path("data"),
-        super::super::tools_dir().display(),
-        env.dir.path().display(),
-        env.path("config"),
-        server.url(),
-        env!("CARGO_BIN_EXE_boram"),
-    );
+    let vars = format!("BORAM_PROVIDER=anthropic ANTHROPIC_BASE_URL={}", server.url());
+    let command = boram_in_tmux(&env, &vars, "");
     let project = env.dir.path().join("project");
     std::fs::create_dir_all(&project).expect("project");
     let cwd = project.display().to_string();
@@ -694,16 +697,14 @@ async fn markdown_is_rendered_on_a_terminal_and_left_as_is_in_a_pipe_issue_17() 
     .await;
     let env = Env::new();
     let tmux = Tmux::new(env.dir.path());
-    let command = format!(
-        "env -u ANTHROPIC_API_KEY BORAM_DATA_DIR={} BORAM_TOOLS_DIR={} HOME={} XDG_CONFIG_HOME={} {} chat \
-         --provider anthropic --base-url {} --policy {}",
-        env.path("data"),
-        super::super::tools_dir().display(),
-        env.dir.path().display(),
-        env.path("config"),
-        env!("CARGO_BIN_EXE_boram"),
-        server.url(),
-        env.path("policy.toml"),
+    let command = boram_in_tmux(
+        &env,
+        "",
+        &format!(
+            "chat --provider anthropic --base-url {} --policy {}",
+            server.url(),
+            env.path("policy.toml")
+        ),
     );
     tmux.run(&["new-session", "-d", "-s", "md", "-x", "120", "-y", "40", &command]);
     tmux.run(&["send-keys", "-t", "md", "plan it", "Enter"]);
