@@ -223,6 +223,16 @@ impl ServeCommand {
             agents,
             approve_prompt,
             shutdown: Default::default(),
+            hidden_paths: Arc::new(crate::serve::client_errors::HiddenPaths::new(
+                global
+                    .policy
+                    .iter()
+                    .map(|p| (p.clone(), "the service's policy"))
+                    .chain([
+                        (tools_dir.clone(), "the tools directory"),
+                        (data_dir.clone(), "the data directory"),
+                    ]),
+            )),
         });
         let _schedulers = start_schedulers(&state);
         let local = listener.local_addr()?;

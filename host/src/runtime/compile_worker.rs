@@ -100,22 +100,28 @@ impl CompileWorker {
         if status.success() {
             return Ok(artifact);
         }
-        let out_of_memory = errors.contains("memory allocation of")
-            || errors.contains("out of memory")
-            || errors.contains("Cannot allocate memory");
-        if out_of_memory || std::os::unix::process::ExitStatusExt::signal(&status).is_some() {
-            return Err(format!(
-                "compiling needed more than {} MiB of memory and was stopped; it is not loaded \
-                 (raise {MEMORY_ENV} if this component is genuine)",
-                self.memory_mb
-            ));
-        }
-        Err(errors
+        let last = errors
             .trim()
             .lines()
             .last()
             .unwrap_or("the compile worker failed")
-            .to_string())
+            .to_string();
+        // Exit 1 is the worker's own answer (the component does not
+        // compile). Anything else — an abort on a failed allocation, a
+        // panic on a thread that could not be created — is the cap.
+        if status.code() == Some(1) {
+            return Err(last);
+        }
+        let said = errors
+            .lines()
+            .find(|l| l.contains("memory allocation") || l.contains("panicked"))
+            .map_or(last.as_str(), str::trim)
+            .to_string();
+        Err(format!(
+            "compiling needed more than {} MiB of memory and was stopped; it is not loaded \
+             (raise {MEMORY_ENV} if this component is genuine; the worker said: {said})",
+            self.memory_mb
+        ))
     }
 }
 

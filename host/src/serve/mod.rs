@@ -14,6 +14,7 @@
 //!   running agent runs a grace period.
 
 pub mod api;
+pub mod client_errors;
 mod dashboard;
 pub mod metrics;
 pub mod policy_watch;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub approve_prompt: bool,
     /// Cancelled on shutdown; ends event streams.
     pub shutdown: CancellationToken,
+    /// Server paths no response may name.
+    pub hidden_paths: Arc<client_errors::HiddenPaths>,
 }
 
 /// Refuses an open service on a non-loopback address.
@@ -85,6 +88,10 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .merge(authenticated)
         .route("/health", get(api::health))
         .merge(dashboard::routes())
+        .layer(middleware::from_fn_with_state(
+            state.hidden_paths.clone(),
+            client_errors::client_errors,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             let id = request

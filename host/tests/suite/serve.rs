@@ -202,6 +202,30 @@ async fn health_metrics_tools_calls_and_a_run_over_sse() {
     );
     let big = json!({"text": "x".repeat(4096)}).to_string();
     assert_eq!(status("/v1/tools/text_stats/call", &big).await, 413);
+    // Error bodies are JSON everywhere and name no server file (issue 18).
+    let body = |path: &str, body: &str| {
+        let request = http.post(url(path)).body(body.to_string());
+        async move {
+            let response = request.send().await.expect("send");
+            assert_eq!(response.headers()["content-type"], "application/json");
+            response.json::<Value>().await.expect("a JSON error body")
+        }
+    };
+    let too_big = body("/v1/tools/text_stats/call", &big).await;
+    assert!(
+        too_big["error"].as_str().is_some_and(|e| e.contains("body_limit_kb")),
+        "{too_big}"
+    );
+    let denied = body("/v1/tools/write_file/call", r#"{"path":"/x","content":"y"}"#).await;
+    let server_dir = dir.path().canonicalize().expect("canonical").display().to_string();
+    assert!(
+        !denied.to_string().contains(&server_dir) && !denied.to_string().contains(&dir.path().display().to_string()),
+        "{denied}"
+    );
+    assert!(
+        denied["error"].as_str().is_some_and(|e| e.contains("needs approval")),
+        "{denied}"
+    );
 
     // A run: 202, then its events over SSE until `done`.
     let started = http
@@ -247,7 +271,8 @@ async fn health_metrics_tools_calls_and_a_run_over_sse() {
     for line in [
         "boram_tool_calls_total{tool=\"text_stats\",outcome=\"ok\"} 1",
         "boram_tool_calls_total{tool=\"read_file\",outcome=\"ok\"} 1",
-        "boram_denials_total{kind=\"approval\"} 1",
+        // write_file was refused twice above (its status, then its body).
+        "boram_denials_total{kind=\"approval\"} 2",
         "boram_model_calls_total{model=\"claude-sonnet-4-5\"} 2",
         "boram_model_tokens_total{model=\"claude-sonnet-4-5\",kind=\"input\"} 250",
         "boram_runs_total{kind=\"answered\"} 1",
