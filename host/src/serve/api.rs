@@ -229,11 +229,10 @@ fn tokio_stream_from(
 /// `GET /v1/stats`: the dashboard's figures (service-wide), plus this
 /// user's recent runs and sessions.
 pub async fn stats(State(state): State<Arc<AppState>>, Extension(tenant): Extension<Arc<Tenant>>) -> Json<Value> {
-    let sessions = crate::session::list(&crate::config::sessions_dir(&tenant.data_dir)).unwrap_or_default();
+    let sessions = crate::session::list_newest(&crate::config::sessions_dir(&tenant.data_dir), 10).unwrap_or_default();
     let sessions: Vec<Value> = sessions
         .into_iter()
         .rev()
-        .take(10)
         .map(|s| serde_json::to_value(s).unwrap_or_default())
         .collect();
     Json(json!({

@@ -213,6 +213,14 @@ pub struct SessionSummary {
 
 /// Every session in `dir`, oldest first (ids sort by time).
 pub fn list(dir: &Path) -> std::io::Result<Vec<SessionSummary>> {
+    list_newest(dir, usize::MAX)
+}
+
+/// The `n` newest sessions in `dir` (by id, which sorts by start time),
+/// oldest first: only their transcripts are read (the dashboard polls
+/// this every few seconds; reading every transcript each time grew with
+/// the history).
+pub fn list_newest(dir: &Path, n: usize) -> std::io::Result<Vec<SessionSummary>> {
     let mut ids: Vec<String> = match std::fs::read_dir(dir) {
         Ok(entries) => entries
             .flatten()
@@ -225,9 +233,11 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<SessionSummary>> {
         Err(e) => return Err(e),
     };
     ids.sort();
+    let skip = ids.len().saturating_sub(n);
     // A file that cannot be read is skipped (and said), never the listing.
     Ok(ids
         .into_iter()
+        .skip(skip)
         .filter_map(|id| {
             let path = dir.join(format!("{id}.jsonl"));
             summarize(&path, id)
@@ -433,5 +443,26 @@ mod tests {
             Some(newer.id().to_string())
         );
         assert_eq!(resolve_id(dir.path(), "last").expect("last"), older.id());
+    }
+
+    #[test]
+    fn only_the_newest_sessions_are_read_for_the_dashboard_issue_16() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (id, prompt) in [
+            ("20260101-000000-0001", "one"),
+            ("20260102-000000-0002", "two"),
+            ("20260103-000000-0003", "three"),
+        ] {
+            let file = JsonlFile::open(&dir.path().join(format!("{id}.jsonl"))).expect("file");
+            file.append(&Record::Message {
+                time: now(),
+                message: Message::user_text(prompt),
+            })
+            .expect("append");
+        }
+        let newest = list_newest(dir.path(), 2).expect("newest");
+        let titles: Vec<&str> = newest.iter().map(|s| s.title.as_str()).collect();
+        assert_eq!(titles, ["two", "three"]);
+        assert_eq!(list(dir.path()).expect("all").len(), 3);
     }
 }
