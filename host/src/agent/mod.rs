@@ -521,14 +521,17 @@ impl Agent {
     /// (Two calls with one id inside one reply are refused by the provider
     /// module: which of them would the result belong to?)
     fn unique_tool_ids(&self, mut reply: Message) -> Message {
+        let mut taken: Vec<String> = reply.tool_uses().map(|(id, _, _)| id.to_string()).collect();
         for block in &mut reply.content {
             if let crate::llm::Block::ToolUse { id, .. } = block
                 && self.conversation.has_tool_use(id)
             {
+                // Unused in the conversation and in this reply.
                 let fresh = (2..)
                     .map(|n| format!("{id}_{n}"))
-                    .find(|candidate| !self.conversation.has_tool_use(candidate))
+                    .find(|candidate| !self.conversation.has_tool_use(candidate) && !taken.contains(candidate))
                     .expect("an unused id exists");
+                taken.push(fresh.clone());
                 tracing::warn!(old = %id, new = %fresh, "the model reused a tool call id; renamed");
                 *id = fresh;
             }
