@@ -41,6 +41,11 @@ impl Registry {
     /// Loads every `*.wasm` directly inside `dir`, in name order.
     pub async fn load_dir(runtime: Arc<Runtime>, dir: &Path) -> std::io::Result<Self> {
         use futures::StreamExt as _;
+        // Absolute paths, as the watcher reports them: a component swapped
+        // in later is recognised as the same file (with a relative tools
+        // directory it was refused as "a second component").
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+        let dir = dir.as_path();
         // Components compile in parallel, one per core: a start waits for
         // the slowest, not for their sum.
         let parallel = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);

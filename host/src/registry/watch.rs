@@ -173,6 +173,8 @@ pub(crate) fn changes_content(kind: &notify::EventKind) -> bool {
 
 /// Loads, replaces or unloads the component at `path`.
 pub async fn reload_tool(host: &ToolHost, path: &Path) -> Option<ReloadEvent> {
+    // Registries hold absolute paths (see `Registry::load_dir`).
+    let path = &std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let old = host.registry().component_at(path).map(|c| c.sha256.clone());
     if !path.exists() {
         host.remove_file(path);

@@ -12,9 +12,10 @@
 //! (wasmtime checks the settings match) and stores it in the compile cache
 //! under its HMAC, as for an in-process compile.
 //!
-//! The worker's engine uses on-demand allocation: the pooling allocator
-//! reserves terabytes of address space, which a capped process cannot, and
-//! allocation strategy does not change the compiled code.
+//! The worker's engine uses on-demand allocation (the pooling allocator
+//! reserves terabytes of address space, which a capped process cannot) and
+//! one compiler thread; neither changes the compiled code. Components still
+//! compile in parallel: one worker per component, one per core.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -55,18 +56,22 @@ impl CompileWorker {
     /// Compiles `wasm` in a worker; the artifact, or why not. Blocks the
     /// calling thread (run it on a blocking thread) for at most `timeout`.
     pub fn compile(&self, wasm: &[u8], timeout: Duration) -> Result<Vec<u8>, String> {
+        // The component goes in a file, not a pipe: a worker that dies while
+        // reading (the cap) would otherwise make our write raise SIGPIPE,
+        // which `boram` leaves fatal (for `boram … | head`).
+        let mut input = tempfile::NamedTempFile::new().map_err(|e| format!("cannot stage the component: {e}"))?;
+        input
+            .write_all(wasm)
+            .and_then(|()| input.flush())
+            .map_err(|e| format!("cannot stage the component: {e}"))?;
         let mut child = Command::new(&self.program)
             .arg(WORKER_ARG)
             .arg(self.memory_mb.to_string())
-            .stdin(Stdio::piped())
+            .stdin(std::fs::File::open(input.path()).map_err(|e| format!("cannot stage the component: {e}"))?)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start the compile worker {}: {e}", self.program.display()))?;
-        let mut stdin = child.stdin.take().expect("piped");
-        let input = wasm.to_vec();
-        // Fed from a thread so a worker that stops reading cannot block us.
-        let feeder = std::thread::spawn(move || stdin.write_all(&input));
         let mut stdout = child.stdout.take().expect("piped");
         let reader = std::thread::spawn(move || {
             let mut artifact = Vec::new();
@@ -94,7 +99,6 @@ impl CompileWorker {
                 Err(e) => return Err(format!("cannot wait for the compile worker: {e}")),
             }
         };
-        let _ = feeder.join();
         let artifact = reader.join().ok().and_then(Result::ok).unwrap_or_default();
         let errors = errors.join().unwrap_or_default();
         if status.success() {
@@ -138,9 +142,20 @@ pub fn run(args: &[String]) -> ExitCode {
     let mut wasm = Vec::new();
     if let Err(e) = std::io::stdin().read_to_end(&mut wasm) {
         eprintln!("cannot read the component: {e}");
-        return ExitCode::FAILURE;
+        // Out of memory is the cap (see `compile`), not a broken component.
+        return ExitCode::from(if e.kind() == std::io::ErrorKind::OutOfMemory {
+            3
+        } else {
+            1
+        });
     }
-    let artifact = super::engine::build_engine(false).and_then(|(engine, _)| engine.precompile_component(&wasm));
+    // Any panic ends the worker (the host reads it as the cap), never one
+    // thread while the rest wait.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("compile worker: {info}");
+        std::process::abort();
+    }));
+    let artifact = super::engine::build_compile_engine().and_then(|engine| engine.precompile_component(&wasm));
     match artifact {
         Ok(artifact) => match std::io::stdout().write_all(&artifact) {
             Ok(()) => ExitCode::SUCCESS,
@@ -181,7 +196,7 @@ mod tests {
     fn an_artifact_from_the_worker_engine_loads_in_the_service_engine() {
         let wasm = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../tools/read_file.wasm"))
             .expect("read_file.wasm (built by host/build.rs)");
-        let (worker, _) = super::super::engine::build_engine(false).expect("worker engine");
+        let worker = super::super::engine::build_compile_engine().expect("worker engine");
         let artifact = worker.precompile_component(&wasm).expect("precompile");
         let (service, _) = super::super::engine::build_engine(true).expect("service engine");
         // SAFETY: the artifact was just produced by an engine of this build.

@@ -47,6 +47,17 @@ pub fn build_engine(prefer_pooling: bool) -> wasmtime::Result<(Engine, Allocator
     Ok((Engine::new(&base_config())?, Allocator::OnDemand))
 }
 
+/// The compile worker's engine: the same code generation, on-demand
+/// allocation (a capped address space cannot hold the pool), and one
+/// compiler thread — under the memory cap a failed allocation then ends the
+/// worker at once, where a helper thread dying could leave the others
+/// waiting for it.
+pub fn build_compile_engine() -> wasmtime::Result<Engine> {
+    let mut config = base_config();
+    config.parallel_compilation(false);
+    Engine::new(&config)
+}
+
 fn base_config() -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);

@@ -749,8 +749,9 @@ async fn a_compile_over_the_memory_cap_is_stopped_and_the_previous_version_keeps
     let dir = setup(POLICY, &["read_file"]);
     std::fs::create_dir_all(dir.path().join("ws")).expect("ws");
     std::fs::write(dir.path().join("ws/notes.txt"), "hello").expect("notes");
-    // read_file compiles in about 32 MiB; http_get needs about 192.
-    let service = Service::start(dir.path(), &[], &[("BORAM_COMPILE_MEMORY_MB", "96")]);
+    // read_file compiles in about 16 MiB; the new build below needs more
+    // than 32 just to be read.
+    let service = Service::start(dir.path(), &[], &[("BORAM_COMPILE_MEMORY_MB", "32")]);
     let http = client();
     let call = || async {
         let response = http
@@ -763,17 +764,33 @@ async fn a_compile_over_the_memory_cap_is_stopped_and_the_previous_version_keeps
     };
     assert_eq!(call().await, "ok");
 
-    // A new build of read_file.wasm whose compile needs more than the cap.
+    // A new build of read_file.wasm that needs more than the cap: a valid
+    // component with a 48 MiB custom section (id 0, size, name, bytes).
     let staged = dir.path().join("tools/.read_file.wasm.tmp");
-    std::fs::copy(tools_dir().join("http_get.wasm"), &staged).expect("stage");
+    let mut inflated = std::fs::read(tools_dir().join("read_file.wasm")).expect("read_file");
+    let mut section = vec![7u8];
+    section.extend_from_slice(b"padding");
+    section.resize(section.len() + (48 << 20), 0);
+    inflated.push(0);
+    let mut size = section.len();
+    loop {
+        let byte = (size & 0x7f) as u8;
+        size >>= 7;
+        inflated.push(if size > 0 { byte | 0x80 } else { byte });
+        if size == 0 {
+            break;
+        }
+    }
+    inflated.extend_from_slice(&section);
+    std::fs::write(&staged, &inflated).expect("stage");
     std::fs::rename(&staged, dir.path().join("tools/read_file.wasm")).expect("rename");
     super::eventually(
-        Duration::from_secs(60),
+        Duration::from_secs(90),
         || format!("the oversized compile to be stopped:\n{}", service.log()),
         async || {
             service
                 .log()
-                .contains("compiling needed more than 96 MiB of memory and was stopped")
+                .contains("compiling needed more than 32 MiB of memory and was stopped")
         },
     )
     .await;
