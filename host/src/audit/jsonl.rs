@@ -17,15 +17,7 @@ pub struct JsonlFile {
 impl JsonlFile {
     /// Opens (creating parents and the file as needed) and repairs a torn tail.
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
-        repair_torn_tail(&mut file)?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            file: Mutex::new(file),
-        })
+        Self::open_with(path, false)
     }
 
     /// [`Self::open`] for a file only one process may write at a time (a
@@ -34,17 +26,23 @@ impl JsonlFile {
     /// cut a line another process is writing. `ErrorKind::WouldBlock` when
     /// another open file holds the lock.
     pub fn open_exclusive(path: &Path) -> std::io::Result<Self> {
+        Self::open_with(path, true)
+    }
+
+    fn open_with(path: &Path, exclusive: bool) -> std::io::Result<Self> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
         let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|e| {
-            if e == rustix::io::Errno::WOULDBLOCK {
-                std::io::Error::new(std::io::ErrorKind::WouldBlock, "the file is locked by another writer")
-            } else {
-                std::io::Error::from(e)
-            }
-        })?;
+        if exclusive {
+            rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|e| {
+                if e == rustix::io::Errno::WOULDBLOCK {
+                    std::io::Error::new(std::io::ErrorKind::WouldBlock, "the file is locked by another writer")
+                } else {
+                    std::io::Error::from(e)
+                }
+            })?;
+        }
         repair_torn_tail(&mut file)?;
         Ok(Self {
             path: path.to_path_buf(),

@@ -130,7 +130,7 @@ impl GlobalArgs {
         let here = std::env::current_dir().context("cannot read the current directory")?;
         let dir = workspace.map_or(here, Path::to_path_buf);
         let trusted = self.trusted_paths(config);
-        let (policy, line) = match &self.policy {
+        let (policy, line, warnings) = match &self.policy {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| UsageError(format!("cannot read the policy {}: {e}", path.display())))?;
@@ -146,39 +146,40 @@ impl GlobalArgs {
                 } else {
                     format!("policy {}", path.display())
                 };
-                (policy, line)
+                let warnings = check_grants(&policy, &trusted).map_err(refused)?;
+                (policy, line, warnings)
             }
             None => {
                 let policy = crate::policy::workspace::builtin(&dir, true).map_err(UsageError)?;
+                // Each policy's grants are checked (and its trees scanned) once.
                 match check_grants(&policy, &trusted) {
-                    Ok(_) => (
+                    Ok(warnings) => (
                         policy,
                         format!(
                             "workspace {} (read tools read it, write_file writes after asking, no network; \
                              --policy to change)",
                             dir.display()
                         ),
+                        warnings,
                     ),
                     // The directory holds the host's own files (a checkout
                     // with its tools/): read-only, and say why.
-                    Err(why) => (
-                        crate::policy::workspace::builtin(&dir, false).map_err(UsageError)?,
-                        format!(
+                    Err(why) => {
+                        let policy = crate::policy::workspace::builtin(&dir, false).map_err(UsageError)?;
+                        let warnings = check_grants(&policy, &trusted).map_err(refused)?;
+                        let line = format!(
                             "workspace {} read-only: write_file gets no directory, since {}; \
                              pass --workspace DIR for a directory to write in",
                             dir.display(),
                             why.lines().next().unwrap_or_default()
-                        ),
-                    ),
+                        );
+                        (policy, line, warnings)
+                    }
                 }
             }
         };
-        for warning in check_grants(&policy, &trusted).map_err(refused)? {
-            eprintln!("warning: {warning}");
-        }
-        let registry = self.registry().await?;
-        let audit = self.audit_log(config)?;
-        Ok((ToolHost::new(registry, policy, Some(audit)).with_trusted(trusted), line))
+        let host = self.host_over(policy, &warnings, trusted, config).await?;
+        Ok((host, line))
     }
 
     /// Policy + registry + audit log: what a tool call needs.
@@ -192,7 +193,20 @@ impl GlobalArgs {
     pub async fn tool_host_for(&self, config: Option<&Path>) -> anyhow::Result<ToolHost> {
         let policy = self.load_policy()?;
         let trusted = self.trusted_paths(config);
-        for warning in check_grants(&policy, &trusted).map_err(refused)? {
+        let warnings = check_grants(&policy, &trusted).map_err(refused)?;
+        self.host_over(policy, &warnings, trusted, config).await
+    }
+
+    /// The tool host over `policy`, already checked against `trusted` (its
+    /// `warnings` are printed here): the registry and the audit log added.
+    async fn host_over(
+        &self,
+        policy: Policy,
+        warnings: &[String],
+        trusted: TrustedPaths,
+        config: Option<&Path>,
+    ) -> anyhow::Result<ToolHost> {
+        for warning in warnings {
             eprintln!("warning: {warning}");
         }
         let registry = self.registry().await?;

@@ -112,13 +112,7 @@ pub fn snippet(text: &str) -> String {
 /// port, reqwest's chain of reasons otherwise.
 fn connect_error(url: &str, e: &reqwest::Error) -> LlmError {
     let text = error_text(e);
-    let local = url::Url::parse(url).ok().is_some_and(|u| match u.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    });
-    if local && e.is_connect() && text.contains("Connection refused") {
+    if super::is_local(url) && e.is_connect() && text.contains("Connection refused") {
         let base = url::Url::parse(url)
             .map(|u| u.origin().ascii_serialization())
             .unwrap_or_else(|_| url.to_string());

@@ -74,13 +74,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// used for remote APIs but never for a server on this machine (a local
 /// model server behind a corporate proxy setting would be unreachable).
 pub fn http_client(base_url: &str) -> Result<reqwest::Client> {
-    let local = url::Url::parse(base_url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string))
-        .is_some_and(|h| {
-            h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()) || h == "[::1]"
-        });
-    let builder = if local {
+    let builder = if is_local(base_url) {
         reqwest::Client::builder().no_proxy()
     } else {
         reqwest::Client::builder()
@@ -97,6 +91,18 @@ pub fn http_client(base_url: &str) -> Result<reqwest::Client> {
 /// otherwise (`[model] max_stream_event_kib`): far above any real event (a
 /// long tool input is a few hundred KiB), far below what hurts.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 8 << 20;
+
+/// Whether `url` names a server on this machine (`localhost`, a loopback
+/// address): no proxy for it, and a refused connection there means nothing
+/// is listening.
+pub(crate) fn is_local(url: &str) -> bool {
+    url::Url::parse(url).ok().is_some_and(|u| match u.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    })
+}
 
 /// Where and how to reach the model, after config, environment and flags.
 #[derive(Debug, Clone)]

@@ -24,7 +24,7 @@ pub fn parse_with_workspace(path: &Path, text: &str, workspace: Option<&Path>) -
         Some(dir) => substitute(text, dir)?,
         None if text.contains(WORKSPACE_VAR) => {
             return Err(format!(
-                "{} uses {WORKSPACE_VAR}, but no workspace is set: pass --workspace DIR",
+                "{} uses {WORKSPACE_VAR}, but no workspace is set: pass --workspace DIR or configure [[serve.users]]",
                 path.display()
             ));
         }

@@ -136,10 +136,15 @@ impl CompileCache {
     }
 
     /// Records the tool names component `sha256` describes, so commands that
-    /// only need names (`policy check`) need not load it. Best effort.
+    /// only need names (`policy check`) need not load it. Best effort, and
+    /// written once per component hash: a load that finds the entry (every
+    /// start, every swap back) writes nothing.
     pub fn remember_names(&self, sha256: &str, names: &[String]) {
         let Some(dir) = &self.dir else { return };
         let path = names_path(dir, sha256);
+        if path.exists() {
+            return;
+        }
         let text = serde_json::to_vec(names).unwrap_or_default();
         if let Err(e) = crate::store::atomic::write(&path, &[&text], None) {
             tracing::debug!(path = %path.display(), error = %e, "cannot write the tool names index");

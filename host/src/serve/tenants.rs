@@ -138,14 +138,7 @@ impl Tenant {
 /// The policy at `path` (its text `text`) for a user whose workspace is
 /// `workspace`: `${workspace}` replaced before parsing, so errors still
 /// point at the file's lines.
-pub fn policy_for(path: &Path, text: &str, workspace: Option<&Path>) -> Result<Policy, String> {
-    crate::policy::workspace::parse_with_workspace(path, text, workspace).map_err(|e| {
-        e.replace(
-            "pass --workspace DIR",
-            "pass --workspace DIR or configure [[serve.users]]",
-        )
-    })
-}
+pub use crate::policy::workspace::parse_with_workspace as policy_for;
 
 #[cfg(test)]
 mod tests {
