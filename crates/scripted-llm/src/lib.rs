@@ -22,4 +22,4 @@ mod server;
 mod wire;
 
 pub use reply::{Chunking, Reply};
-pub use server::{RecordedRequest, ScriptedServer};
+pub use server::{RecordedRequest, Responder, ScriptedServer};

@@ -54,11 +54,17 @@ impl RecordedRequest {
     }
 }
 
+/// Chooses the reply to a request from what it asks, for tests where
+/// requests arrive in no fixed order (many agents at once).
+pub type Responder = Box<dyn Fn(&RecordedRequest) -> Reply + Send + Sync>;
+
 /// The state the connections share with the test.
 #[derive(Default)]
 struct Shared {
     script: Mutex<VecDeque<Reply>>,
     requests: Mutex<Vec<RecordedRequest>>,
+    /// Answers requests once the script is used up.
+    responder: Option<Responder>,
 }
 
 /// A server on 127.0.0.1 that answers the N-th request with the N-th scripted reply. Dropping it stops the server
@@ -73,6 +79,16 @@ impl ScriptedServer {
     /// Binds 127.0.0.1 on a free port and serves in a background tokio task. Replies are served in order, one per
     /// request, whatever the method and path.
     pub async fn start(script: Vec<Reply>) -> ScriptedServer {
+        Self::serve(script, None).await
+    }
+
+    /// A server that answers every request with `responder`'s reply to it
+    /// (each request is still recorded).
+    pub async fn responding(responder: impl Fn(&RecordedRequest) -> Reply + Send + Sync + 'static) -> ScriptedServer {
+        Self::serve(Vec::new(), Some(Box::new(responder))).await
+    }
+
+    async fn serve(script: Vec<Reply>, responder: Option<Responder>) -> ScriptedServer {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding 127.0.0.1:0 for the scripted server");
@@ -80,6 +96,7 @@ impl ScriptedServer {
         let shared = Arc::new(Shared {
             script: Mutex::new(script.into()),
             requests: Mutex::default(),
+            responder,
         });
         let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         ScriptedServer {
@@ -179,8 +196,10 @@ async fn respond(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Resp
     // requests arrive concurrently.
     let reply = {
         let mut requests = lock(&shared.requests);
+        let scripted = lock(&shared.script).pop_front();
+        let reply = scripted.or_else(|| shared.responder.as_ref().map(|respond| respond(&recorded)));
         requests.push(recorded);
-        lock(&shared.script).pop_front()
+        reply
     };
     let reply = reply.unwrap_or_else(|| Reply::script_exhausted(&method, &path));
 

@@ -281,8 +281,39 @@ impl Agent {
     /// Runs one user prompt to its end. Never panics on model or tool
     /// trouble: the reason is in the result.
     pub async fn turn(&mut self, prompt: &str, events: &EventSink, cancel: &CancellationToken) -> TurnResult {
-        let deadline = Instant::now() + self.options.limits.time_limit;
         self.add_message(Message::user_text(prompt));
+        self.run_turn(prompt, events, cancel).await
+    }
+
+    /// Goes on with the turn of a resumed session (after
+    /// [`Agent::resume`]) from where its journal ends, without adding a
+    /// prompt: a model reply already recorded is not asked for again, and a
+    /// turn that had already answered just reports that answer. `prompt`
+    /// is the turn's task, for the failure store.
+    pub async fn continue_turn(&mut self, prompt: &str, events: &EventSink, cancel: &CancellationToken) -> TurnResult {
+        if let Some(last) = self.conversation.messages.last()
+            && last.role == crate::llm::Role::Assistant
+            && last.tool_uses().next().is_none()
+        {
+            let text = last.text();
+            events(&AgentEvent::Done {
+                stop: Stop::Answered,
+                rounds: 0,
+                text: text.clone(),
+                error: None,
+            });
+            return TurnResult {
+                stop: Stop::Answered,
+                rounds: 0,
+                text,
+                error: None,
+            };
+        }
+        self.run_turn(prompt, events, cancel).await
+    }
+
+    async fn run_turn(&mut self, prompt: &str, events: &EventSink, cancel: &CancellationToken) -> TurnResult {
+        let deadline = Instant::now() + self.options.limits.time_limit;
         let mut rounds = 0;
         let mut text = String::new();
         let mut error = None;
@@ -301,6 +332,12 @@ impl Agent {
                 session: self.session.id().to_string(),
                 round: rounds,
             });
+            // What the next request builds on (the last results) must be
+            // in a shared journal first, or a crash would ask again.
+            if let Err(e) = self.session.sync().await {
+                error = Some(format!("the session's journal cannot be written: {e}"));
+                break Stop::Error;
+            }
             let request = self.request();
             let shown = std::sync::Mutex::new(crate::scrub::StreamScrubber::default());
             let sink = |delta: Delta| forward_delta(events, &shown, delta);
@@ -567,7 +604,7 @@ impl Agent {
     /// goes on (the user sees the error on stderr).
     fn record(&self, record: Record) {
         if let Err(e) = self.session.append(record) {
-            tracing::error!(error = %e, file = %self.session.path().display(), "cannot write the transcript");
+            tracing::error!(error = %e, transcript = %self.session.location(), "cannot write the transcript");
         }
     }
 }

@@ -205,6 +205,15 @@ impl ToolRound<'_> {
         }) {
             tracing::error!(error = %e, "cannot write the transcript");
         }
+        // A shared journal must hold that record before the call starts:
+        // whoever resumes this run after a crash must know it may have run.
+        if let Err(e) = self.session.sync().await {
+            return (
+                "not_run".into(),
+                format!("not run: the journal could not record that this call started ({e})"),
+                true,
+            );
+        }
         (self.events)(&AgentEvent::ToolStarted {
             id: id.to_string(),
             name: name.to_string(),

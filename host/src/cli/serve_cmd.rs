@@ -8,7 +8,8 @@ use crate::cli::context::GlobalArgs;
 use crate::registry::watch::{self, ReloadEvent};
 use crate::schedule::{Finished, Schedule, ScheduleStore, Scheduler, Starter, SystemClock};
 use crate::serve::metrics::Metrics;
-use crate::serve::runs::{AgentFactory, Runs};
+use crate::serve::runs::shared::{ClusterSettings, SharedRuns};
+use crate::serve::runs::{AgentFactory, AgentSource, RunQueue};
 use crate::serve::tenants::{Tenant, UserSpec, hash_token};
 use crate::serve::{AppState, check_exposure};
 use anyhow::Context as _;
@@ -161,27 +162,37 @@ impl ServeCommand {
         }
 
         let agents: Option<AgentFactory> = match self.agent.kit(&data_dir) {
-            Ok(kit) => {
-                let kit = Arc::new(kit);
-                let metrics = metrics.clone();
-                let tools_dir = tools_dir.clone();
-                Some(Arc::new(move |tenant: &Tenant, profile: Option<&str>| {
-                    let metrics = metrics.clone();
-                    let observer: crate::llm::UsageObserver =
-                        Arc::new(move |model, usage, cost| metrics.model_call(model, usage, cost));
-                    let place = AgentPlace {
-                        host: tenant.host.clone(),
-                        data_dir: &tenant.data_dir,
-                        tools_dir: &tools_dir,
-                        workspace: None,
-                    };
-                    let mode = PromptMode::Unattended { yes: approve_prompt };
-                    kit.agent_as(profile, place, mode, Some(observer))
-                }))
-            }
+            Ok(kit) => Some(Arc::new(ServeAgents {
+                kit,
+                metrics: metrics.clone(),
+                tools_dir: tools_dir.clone(),
+                approve_prompt,
+            })),
             Err(e) => {
                 eprintln!("warning: agent runs are off: {e:#}");
                 None
+            }
+        };
+        let runs = match crate::store::postgres::configured_url(config.store.url.as_deref()) {
+            None => RunQueue::Local(Default::default()),
+            Some(url) => {
+                let store = crate::store::postgres::PgStore::connect(&url).await.map_err(|e| {
+                    UsageError(format!(
+                        "cluster mode: cannot open the store at {} ({e}); check [store] url / BORAM_DATABASE_URL",
+                        redact_url(&url)
+                    ))
+                })?;
+                let settings = cluster_settings(&config.store);
+                eprintln!(
+                    "cluster mode: replica {} on {} (lease {:.1} s, {} workers)",
+                    settings.replica,
+                    redact_url(&url),
+                    settings.lease.as_secs_f64(),
+                    settings.workers
+                );
+                let shared = SharedRuns::new(store, settings, tenants.clone(), agents.clone(), metrics.clone());
+                shared.start_workers();
+                RunQueue::Shared(shared)
             }
         };
 
@@ -219,7 +230,7 @@ impl ServeCommand {
             started: std::time::Instant::now(),
             tenants: tenants.clone(),
             metrics,
-            runs: Runs::default(),
+            runs,
             agents,
             approve_prompt,
             shutdown: Default::default(),
@@ -257,6 +268,76 @@ impl ServeCommand {
         drop(watchers);
         eprintln!("stopped");
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// The agents of the service's runs: one kit (one gateway, so one queue
+/// and breaker for every run), each agent in its user's place.
+struct ServeAgents {
+    kit: super::agent::args::AgentKit,
+    metrics: Arc<Metrics>,
+    tools_dir: PathBuf,
+    approve_prompt: bool,
+}
+
+impl AgentSource for ServeAgents {
+    fn agent(
+        &self,
+        tenant: &Tenant,
+        profile: Option<&str>,
+        session: crate::session::SessionChoice<'_>,
+    ) -> anyhow::Result<crate::agent::Agent> {
+        let metrics = self.metrics.clone();
+        let observer: crate::llm::UsageObserver =
+            Arc::new(move |model, usage, cost| metrics.model_call(model, usage, cost));
+        let place = AgentPlace {
+            host: tenant.host.clone(),
+            data_dir: &tenant.data_dir,
+            tools_dir: &self.tools_dir,
+            workspace: None,
+        };
+        let mode = PromptMode::Unattended {
+            yes: self.approve_prompt,
+        };
+        self.kit.agent_in(profile, place, mode, session, Some(observer))
+    }
+
+    fn model_of(&self, profile: Option<&str>) -> anyhow::Result<(String, String)> {
+        self.kit.model_of(profile)
+    }
+}
+
+/// `[store]` as settings, with the environment's overrides.
+fn cluster_settings(store: &crate::config::model::StoreToml) -> ClusterSettings {
+    let replica = std::env::var("BORAM_REPLICA")
+        .ok()
+        .filter(|r| !r.trim().is_empty())
+        .or_else(|| store.replica.clone())
+        .unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id()));
+    ClusterSettings {
+        replica,
+        lease: std::time::Duration::from_secs_f64(store.lease_secs.unwrap_or(15.0).clamp(0.5, 3600.0)),
+        workers: store.workers.unwrap_or(4).max(1),
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "boram".into())
+}
+
+/// The URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "the configured database".into(),
     }
 }
 
@@ -359,6 +440,11 @@ fn start_schedulers(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
     let Some(factory) = state.agents.clone() else {
         return Vec::new();
     };
+    if matches!(state.runs, RunQueue::Shared(_)) {
+        // Every replica would fire each schedule: not until schedules live in the shared store.
+        eprintln!("warning: schedules are off in cluster mode (for now); run them on a service without [store] url");
+        return Vec::new();
+    }
     state
         .tenants
         .iter()
@@ -368,7 +454,10 @@ fn start_schedulers(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
                 let (state, tenant, factory) = (state.clone(), tenant.clone(), factory.clone());
                 Arc::new(move |schedule: &Schedule, finished: Finished| {
                     let metrics = state.metrics.clone();
-                    let run = state.runs.start(
+                    let RunQueue::Local(runs) = &state.runs else {
+                        anyhow::bail!("schedules do not run in cluster mode yet");
+                    };
+                    let run = runs.start(
                         &tenant,
                         &factory,
                         schedule.profile.as_deref(),

@@ -43,6 +43,26 @@ pub struct ConfigToml {
     pub profiles: BTreeMap<String, crate::agent::profiles::ProfileToml>,
     #[serde(default)]
     pub audit: AuditToml,
+    #[serde(default)]
+    pub store: StoreToml,
+}
+
+/// `[store]`: where `boram serve` keeps shared state.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreToml {
+    /// `url = "postgres://user@host/db"`: cluster mode, runs and sessions in
+    /// PostgreSQL shared by every replica (`BORAM_DATABASE_URL` overrides
+    /// it). Without it, the data directory (one machine).
+    pub url: Option<String>,
+    /// `lease_secs = 15`: a replica that stops renewing a run's lease for
+    /// this long (it died) loses the run to another replica, which resumes it.
+    pub lease_secs: Option<f64>,
+    /// `workers = 4`: runs one replica executes at once.
+    pub workers: Option<usize>,
+    /// `replica = "web-1"`: this replica's name in leases and listings
+    /// (default: host name and process id; `BORAM_REPLICA` overrides it).
+    pub replica: Option<String>,
 }
 
 /// `[audit]`.

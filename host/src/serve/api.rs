@@ -25,13 +25,24 @@ fn error(status: StatusCode, message: impl Into<String>) -> Error {
 /// `GET /health`: liveness, tool count, uptime. No authentication.
 pub async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
     let tools = state.tenants.first().map_or(0, |t| t.host.registry().names().count());
-    Json(json!({
+    let mut health = json!({
         "status": "ok",
         "tools": tools,
         "uptime_s": state.started.elapsed().as_secs(),
         "version": env!("CARGO_PKG_VERSION"),
         "pid": std::process::id(),
-    }))
+    });
+    // In cluster mode: which replica answered, and whether it reaches the
+    // database (the process is healthy either way: a balancer must not
+    // take every replica out when the database is down).
+    if let super::runs::RunQueue::Shared(runs) = &state.runs {
+        health["replica"] = json!(runs.replica());
+        health["store"] = json!(match runs.ping().await {
+            Ok(()) => "ok".to_string(),
+            Err(e) => e.to_string(),
+        });
+    }
+    Json(health)
 }
 
 /// `GET /metrics`: Prometheus text format.
@@ -138,7 +149,7 @@ pub async fn start_run(
         ));
     };
     let metrics = state.metrics.clone();
-    let run = state
+    let id = state
         .runs
         .start(
             &tenant,
@@ -147,13 +158,8 @@ pub async fn start_run(
             request.prompt,
             Box::new(move |stop| metrics.run_finished(stop)),
         )
-        .map_err(|e| {
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot start the run: {e:#}"),
-            )
-        })?;
-    let id = run.summary().id;
+        .await
+        .map_err(run_error)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"id": id, "events": format!("/v1/runs/{id}/events")})),
@@ -161,10 +167,25 @@ pub async fn start_run(
         .into_response())
 }
 
-/// `GET /v1/runs`: the user's runs, newest first.
-pub async fn list_runs(State(state): State<Arc<AppState>>, Extension(tenant): Extension<Arc<Tenant>>) -> Json<Value> {
-    Json(json!({ "runs": state.runs.list(&tenant.name) }))
+/// A run backend's error: 503 when the shared store is unreachable.
+fn run_error(e: super::runs::RunError) -> Error {
+    match e {
+        super::runs::RunError::Unavailable(message) => error(StatusCode::SERVICE_UNAVAILABLE, message),
+        super::runs::RunError::Other(message) => error(StatusCode::INTERNAL_SERVER_ERROR, message),
+    }
 }
+
+/// `GET /v1/runs`: the user's runs, newest first.
+pub async fn list_runs(
+    State(state): State<Arc<AppState>>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+) -> Result<Json<Value>, Error> {
+    let runs = state.runs.list(&tenant.name, LISTED_RUNS).await.map_err(run_error)?;
+    Ok(Json(json!({ "runs": runs })))
+}
+
+/// At most this many runs are listed.
+const LISTED_RUNS: usize = 500;
 
 /// `GET /v1/runs/{id}`.
 pub async fn get_run(
@@ -175,8 +196,10 @@ pub async fn get_run(
     let run = state
         .runs
         .get(&tenant.name, &id)
+        .await
+        .map_err(run_error)?
         .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no run {id}")))?;
-    Ok(Json(serde_json::to_value(run.summary()).unwrap_or_default()))
+    Ok(Json(serde_json::to_value(run).unwrap_or_default()))
 }
 
 /// `GET /v1/runs/{id}/events`: server-sent events, past then live, ending
@@ -186,44 +209,20 @@ pub async fn run_events(
     Extension(tenant): Extension<Arc<Tenant>>,
     Path(id): Path<String>,
 ) -> Result<Response, Error> {
-    let run = state
+    let events = state
         .runs
-        .get(&tenant.name, &id)
+        .events(&tenant.name, &id)
+        .await
+        .map_err(run_error)?
         .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no run {id}")))?;
-    let (past, live, done) = run.follow();
-    let past = futures::stream::iter(past);
-    let live = tokio_stream_from(live, done);
     let shutdown = state.shutdown.clone();
-    let events = past
-        .chain(live)
+    let events = events
         .map(|event| {
             let kind = event["type"].as_str().unwrap_or("event").to_string();
             Ok::<_, std::convert::Infallible>(Event::default().event(kind).data(event.to_string()))
         })
         .take_until(async move { shutdown.cancelled().await });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
-}
-
-/// Live events until (and including) `done`.
-fn tokio_stream_from(
-    receiver: tokio::sync::broadcast::Receiver<Value>,
-    already_done: bool,
-) -> impl futures::Stream<Item = Value> {
-    futures::stream::unfold((receiver, already_done), |(mut receiver, finished)| async move {
-        if finished {
-            return None;
-        }
-        loop {
-            match receiver.recv().await {
-                Ok(event) => {
-                    let done = event["type"] == "done";
-                    return Some((event, (receiver, done)));
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-            }
-        }
-    })
 }
 
 /// `GET /v1/stats`: the dashboard's figures (service-wide), plus this
@@ -238,7 +237,7 @@ pub async fn stats(State(state): State<Arc<AppState>>, Extension(tenant): Extens
     Json(json!({
         "user": tenant.name,
         "stats": state.metrics.stats(),
-        "runs": state.runs.list(&tenant.name).into_iter().take(10).collect::<Vec<_>>(),
+        "runs": state.runs.list(&tenant.name, 10).await.unwrap_or_default(),
         "sessions": sessions,
         "uptime_s": state.started.elapsed().as_secs(),
     }))

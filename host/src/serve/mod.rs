@@ -28,7 +28,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use metrics::Metrics;
-use runs::{AgentFactory, Runs};
+use runs::{AgentFactory, RunQueue};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,7 +47,7 @@ pub struct AppState {
     /// Every user; the open local user alone when none is configured.
     pub tenants: Vec<Arc<Tenant>>,
     pub metrics: Arc<Metrics>,
-    pub runs: Runs,
+    pub runs: RunQueue,
     /// `None` when no model is configured: runs are refused, tools still work.
     pub agents: Option<AgentFactory>,
     /// Run `prompt` tools without asking (`[serve] approve_prompt`).

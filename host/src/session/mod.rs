@@ -88,11 +88,32 @@ pub enum Record {
     },
 }
 
+/// Which session an agent writes.
+pub enum SessionChoice<'a> {
+    /// A new one in the place's data directory.
+    New,
+    /// `--resume ID` (or `last`): continue one from the data directory.
+    Resume(&'a str),
+    /// This one, opened by the caller, with the records it holds.
+    Given { session: Session, records: Vec<Record> },
+}
+
 /// An open transcript, appended to as the session runs.
 #[derive(Debug)]
 pub struct Session {
     id: String,
-    file: JsonlFile,
+    journal: Journal,
+}
+
+/// Where a transcript is written.
+#[derive(Debug)]
+enum Journal {
+    /// `sessions/<id>.jsonl` in the data directory: each append is written
+    /// at once (one whole line), so there is nothing to wait for.
+    File(JsonlFile),
+    /// The shared store (cluster mode): appends are queued to a writer
+    /// task; [`Session::sync`] waits for them.
+    Shared(crate::store::postgres::appender::Appender),
 }
 
 impl Session {
@@ -106,7 +127,7 @@ impl Session {
     pub fn create_with_parent(dir: &Path, provider: &str, model: &str, parent: Option<&str>) -> std::io::Result<Self> {
         let id = new_id();
         let session = Self {
-            file: JsonlFile::open_exclusive(&dir.join(format!("{id}.jsonl")))?,
+            journal: Journal::File(JsonlFile::open_exclusive(&dir.join(format!("{id}.jsonl")))?),
             id: id.clone(),
         };
         session.append(Record::Started {
@@ -147,22 +168,73 @@ impl Session {
         Ok((
             Self {
                 id: id.to_string(),
-                file,
+                journal: Journal::File(file),
             },
             records,
         ))
+    }
+
+    /// A session whose transcript is in the shared store, written through
+    /// `appender` (which numbers the records after those already there).
+    pub fn shared(id: &str, appender: crate::store::postgres::appender::Appender) -> Self {
+        Self {
+            id: id.to_string(),
+            journal: Journal::Shared(appender),
+        }
+    }
+
+    /// A new session's first record (for a [`Session::shared`] one, whose
+    /// row was made when its run was queued).
+    pub fn start(&self, provider: &str, model: &str) -> std::io::Result<()> {
+        self.append(Record::Started {
+            time: now(),
+            id: self.id.clone(),
+            provider: provider.to_string(),
+            model: model.to_string(),
+            parent: None,
+        })
     }
 
     pub fn id(&self) -> &str {
         &self.id
     }
 
-    pub fn path(&self) -> &Path {
-        self.file.path()
+    /// The transcript file, for a session kept in the data directory.
+    pub fn file_path(&self) -> Option<&Path> {
+        match &self.journal {
+            Journal::File(file) => Some(file.path()),
+            Journal::Shared(_) => None,
+        }
+    }
+
+    /// Where the transcript is, for messages.
+    pub fn location(&self) -> String {
+        match &self.journal {
+            Journal::File(file) => file.path().display().to_string(),
+            Journal::Shared(_) => format!("session {} in the shared store", self.id),
+        }
     }
 
     pub fn append(&self, record: Record) -> std::io::Result<()> {
-        self.file.append(&record)
+        match &self.journal {
+            Journal::File(file) => file.append(&record),
+            Journal::Shared(appender) => {
+                // The same secret scrubbing as every JSONL file gets.
+                let text = serde_json::to_string(&record)?;
+                let value = serde_json::from_str(&crate::scrub::scrub(&text))?;
+                appender.append(value).map(|_| ())
+            }
+        }
+    }
+
+    /// Waits until every record appended so far is durable: a crash after
+    /// this finds them when the session is resumed. Fails when they never
+    /// will be (a shared run's lease was lost): the caller must stop.
+    pub async fn sync(&self) -> std::io::Result<()> {
+        match &self.journal {
+            Journal::File(_) => Ok(()),
+            Journal::Shared(appender) => appender.sync().await,
+        }
     }
 
     pub fn message(&self, message: &Message) -> std::io::Result<()> {
@@ -308,10 +380,21 @@ pub fn resolve_id(dir: &Path, wanted: &str) -> std::io::Result<String> {
 /// `20261121-153012-a1b2`: sorts by start time; the random tail keeps two
 /// sessions started in the same second apart.
 fn new_id() -> String {
+    format!("{}-{:04x}", id_stamp(), fastrand::u16(..))
+}
+
+/// A session id made by one of many replicas at once (a queued run's):
+/// 32 random bits instead of 16, so thousands a second do not collide.
+pub fn new_shared_id() -> String {
+    format!("{}-{:08x}", id_stamp(), fastrand::u32(..))
+}
+
+/// `YYYYMMDD-HHMMSS` in UTC: ids sort by time.
+fn id_stamp() -> String {
     let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let digits: String = stamp.chars().filter(char::is_ascii_digit).collect();
     let (date, time) = digits.split_at(8.min(digits.len()));
-    format!("{date}-{time}-{:04x}", fastrand::u16(..))
+    format!("{date}-{time}")
 }
 
 fn shorten(text: &str, max: usize) -> String {
@@ -386,7 +469,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let session = Session::create(dir.path(), "anthropic", "m").expect("create");
         session.message(&Message::user_text("kept")).expect("append");
-        let path = session.path().to_path_buf();
+        let path = session.file_path().expect("a file session").to_path_buf();
         drop(session);
         let mut text = std::fs::read_to_string(&path).expect("read");
         text.push_str("{\"type\":\"message\",\"ti");
@@ -424,10 +507,10 @@ mod tests {
         let child = Session::create_with_parent(dir.path(), "anthropic", "m", Some(newer.id())).expect("child");
         child.message(&Message::user_text("sub task")).expect("append");
         // A crash cut a character in the middle of one transcript; another "file" cannot be read.
-        let mut cut = std::fs::read(newer.path()).expect("read");
+        let mut cut = std::fs::read(newer.file_path().expect("a file")).expect("read");
         cut.extend_from_slice("{\"type\":\"message\",\"time\":\"t\",\"message\":{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"\u{d55c}".as_bytes().split_last().expect("bytes").1);
         cut.push(b'\n');
-        std::fs::write(newer.path(), &cut).expect("damage");
+        std::fs::write(newer.file_path().expect("a file"), &cut).expect("damage");
         std::fs::create_dir(dir.path().join("broken.jsonl")).expect("a directory named like a transcript");
         // The older session is written to last: it is "last", whatever its id says.
         std::thread::sleep(std::time::Duration::from_millis(20));

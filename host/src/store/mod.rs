@@ -1,11 +1,14 @@
-//! State on disk, behind one seam (issue 16, first steps).
+//! State behind one seam (issue 16).
 //!
-//! Today's state lives in the data directory: JSONL journals (transcripts,
-//! usage, audit: [`crate::audit::JsonlFile`], one whole-line append per
-//! record, a torn tail cut on open, one writer per transcript), SQLite for
-//! memory and failures, and small JSON documents (remembered approvals,
-//! schedules) and the compile cache's entries and key, all replaced
-//! atomically through [`atomic::write`]. The backends behind narrow traits
-//! (embedded and PostgreSQL) are to come here.
+//! Two places hold state. The data directory (embedded, the default):
+//! JSONL journals (transcripts, usage, audit: [`crate::audit::JsonlFile`],
+//! one whole-line append per record, a torn tail cut on open, one writer
+//! per transcript), SQLite for memory and failures, and small JSON
+//! documents (remembered approvals, schedules, the compile cache's entries
+//! and key) replaced atomically through [`atomic::write`]. And
+//! [`postgres`] (cluster mode): sessions, their transcripts and the queue
+//! of agent runs with their events, shared by every `boram serve`
+//! replica on one database.
 
 pub mod atomic;
+pub mod postgres;

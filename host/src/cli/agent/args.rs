@@ -246,7 +246,11 @@ impl AgentKit {
         recorder: Option<Recorder>,
         observer: Option<UsageObserver>,
     ) -> anyhow::Result<Agent> {
-        self.build(self.profile.as_ref(), place, mode, resume, recorder, observer)
+        let session = match resume {
+            Some(wanted) => crate::session::SessionChoice::Resume(wanted),
+            None => crate::session::SessionChoice::New,
+        };
+        self.build(self.profile.as_ref(), place, mode, session, recorder, observer)
     }
 
     /// A new agent running as profile `name` (`None`: this kit's own),
@@ -258,11 +262,37 @@ impl AgentKit {
         mode: PromptMode,
         observer: Option<UsageObserver>,
     ) -> anyhow::Result<Agent> {
+        self.agent_in(name, place, mode, crate::session::SessionChoice::New, observer)
+    }
+
+    /// [`Self::agent_as`] in a given session (a queued run's, in the
+    /// shared store): a new one gets its first record, one with `records`
+    /// is resumed from them.
+    pub fn agent_in(
+        &self,
+        name: Option<&str>,
+        place: AgentPlace<'_>,
+        mode: PromptMode,
+        session: crate::session::SessionChoice<'_>,
+        observer: Option<UsageObserver>,
+    ) -> anyhow::Result<Agent> {
         let profile = match name {
             Some(name) => Some(self.profiles.require(name).map_err(UsageError)?),
             None => self.profile.as_ref(),
         };
-        self.build(profile, place, mode, None, None, observer)
+        self.build(profile, place, mode, session, None, observer)
+    }
+
+    /// The provider and model an agent of profile `name` talks to.
+    pub fn model_of(&self, name: Option<&str>) -> anyhow::Result<(String, String)> {
+        let profile = match name {
+            Some(name) => Some(self.profiles.require(name).map_err(UsageError)?),
+            None => self.profile.as_ref(),
+        };
+        let model = profile
+            .and_then(|p| p.model.clone())
+            .unwrap_or_else(|| self.model.clone());
+        Ok((self.gateway.provider_kind().to_string(), model))
     }
 
     fn build(
@@ -270,7 +300,7 @@ impl AgentKit {
         profile: Option<&Profile>,
         place: AgentPlace<'_>,
         mode: PromptMode,
-        resume: Option<&str>,
+        session: crate::session::SessionChoice<'_>,
         recorder: Option<Recorder>,
         observer: Option<UsageObserver>,
     ) -> anyhow::Result<Agent> {
@@ -324,13 +354,22 @@ impl AgentKit {
         let options_for_children = options.clone();
         let agent_host = host.clone();
         let agent_approvals = approvals.clone();
-        let agent = match resume {
-            None => {
+        let agent = match session {
+            crate::session::SessionChoice::Given { session, records } if records.is_empty() => {
+                session
+                    .start(&provider_name, &options.model)
+                    .with_context(|| format!("cannot write {}", session.location()))?;
+                Agent::new(gateway.clone(), agent_host, agent_approvals, options, session)
+            }
+            crate::session::SessionChoice::Given { session, records } => {
+                Agent::new(gateway.clone(), agent_host, agent_approvals, options, session).resume(&records)
+            }
+            crate::session::SessionChoice::New => {
                 let session = Session::create(&sessions, &provider_name, &self.model)
                     .with_context(|| format!("cannot create a session in {}", sessions.display()))?;
                 Agent::new(gateway.clone(), agent_host, agent_approvals, options, session)
             }
-            Some(wanted) => {
+            crate::session::SessionChoice::Resume(wanted) => {
                 let id = crate::session::resolve_id(&sessions, wanted).map_err(|e| UsageError(e.to_string()))?;
                 // An id printed by a schedule or a service run lives in that user's directory.
                 let dir = crate::session::find_dir(data_dir, &id).unwrap_or_else(|| sessions.clone());

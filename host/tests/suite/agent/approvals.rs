@@ -84,7 +84,8 @@ async fn a_denial_with_a_reason_reaches_the_model() {
         "{result}"
     );
     assert!(!h.dir.path().join("ws/out0.txt").exists());
-    let transcript = std::fs::read_to_string(h.agent.session().path()).expect("transcript");
+    let transcript =
+        std::fs::read_to_string(h.agent.session().file_path().expect("a file session")).expect("transcript");
     assert!(transcript.contains("\"type\":\"approval\"") && transcript.contains("deny (user)"));
 }
 

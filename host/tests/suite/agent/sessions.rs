@@ -60,7 +60,7 @@ async fn compaction_summarises_older_turns_and_the_transcript_keeps_them() {
 
     // The transcript still has every message, plus the compaction record,
     // and rebuilding from it gives the conversation the model saw.
-    let records = read_records(h.agent.session().path()).expect("records");
+    let records = read_records(h.agent.session().file_path().expect("a file session")).expect("records");
     let texts: Vec<String> = records
         .iter()
         .filter_map(|r| match r {

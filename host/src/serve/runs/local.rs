@@ -1,13 +1,15 @@
-//! Agent runs started over HTTP (`POST /v1/runs`): each is one prompt to a
-//! new agent session of the calling user, run in the background. Its events
-//! (the same JSON as `boram run --json`) are kept in order and fanned out
-//! live, so `GET /v1/runs/{id}/events` replays what happened so far and
-//! then follows along, ending with a `done` event.
+//! Runs of one `boram serve` (the embedded store): each is one prompt to a
+//! new agent session of the calling user, run in the background in this
+//! process. Its events are kept in memory in order and fanned out live, so
+//! a follower replays what happened so far and then follows along, ending
+//! with a `done` event. The session's transcript is in the user's data
+//! directory; a run does not outlive its process.
 
-use super::tenants::Tenant;
-use crate::agent::{Agent, AgentEvent, EventSink};
-use serde::Serialize;
-use serde_json::{Value, json};
+use super::{AgentFactory, RunSummary, done_event, event_value, panic_result};
+use crate::agent::{AgentEvent, EventSink};
+use crate::serve::tenants::Tenant;
+use crate::session::SessionChoice;
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
@@ -15,22 +17,6 @@ use tokio_util::sync::CancellationToken;
 
 /// Finished runs kept in memory (their sessions stay on disk); older ones are dropped.
 const KEPT_RUNS: usize = 500;
-
-/// Builds a fresh agent (new session) for a user, as a profile (`None`: the default).
-pub type AgentFactory = Arc<dyn Fn(&Tenant, Option<&str>) -> anyhow::Result<Agent> + Send + Sync>;
-
-/// One run, as listed.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunSummary {
-    pub id: String,
-    pub session: String,
-    pub prompt: String,
-    pub started: String,
-    /// `running`, or how it stopped (`answered`, `max_rounds`, `error`, …).
-    pub status: String,
-    pub answer: Option<String>,
-    pub error: Option<String>,
-}
 
 pub struct Run {
     pub user: String,
@@ -52,6 +38,13 @@ impl Run {
         (events.clone(), self.live.subscribe(), done)
     }
 
+    /// Every event from the first, following along until `done`.
+    pub fn events(&self) -> futures::stream::BoxStream<'static, Value> {
+        use futures::StreamExt as _;
+        let (past, live, done) = self.follow();
+        futures::stream::iter(past).chain(live_until_done(live, done)).boxed()
+    }
+
     fn push(&self, event: Value) {
         let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
         events.push(event.clone());
@@ -60,14 +53,14 @@ impl Run {
 }
 
 #[derive(Default)]
-pub struct Runs {
+pub struct LocalRuns {
     runs: Mutex<HashMap<String, Arc<Run>>>,
     /// Runs still going, for graceful shutdown.
     tasks: tokio_util::task::TaskTracker,
     cancel: CancellationToken,
 }
 
-impl Runs {
+impl LocalRuns {
     /// Starts `prompt` on a new agent of `tenant`; returns the run.
     pub fn start(
         &self,
@@ -77,7 +70,7 @@ impl Runs {
         prompt: String,
         on_finish: Box<dyn FnOnce(&str) + Send>,
     ) -> anyhow::Result<Arc<Run>> {
-        let mut agent = factory(tenant, profile)?;
+        let mut agent = factory.agent(tenant, profile, SessionChoice::New)?;
         let id = agent.session().id().to_string();
         let (live, _) = broadcast::channel(1024);
         let run = Arc::new(Run {
@@ -90,6 +83,8 @@ impl Runs {
                 status: "running".into(),
                 answer: None,
                 error: None,
+                replica: None,
+                attempts: 1,
             }),
             events: Mutex::default(),
             live,
@@ -114,12 +109,9 @@ impl Runs {
         let sink: EventSink = {
             let run = run.clone();
             Arc::new(move |event: &AgentEvent| {
-                // The run's own `done` (below, with cost and tokens) is the
-                // one end a follower sees; the agent's would come first.
-                if matches!(event, AgentEvent::Done { .. }) {
-                    return;
+                if let Some(value) = event_value(event) {
+                    run.push(value);
                 }
-                run.push(serde_json::to_value(event).unwrap_or_else(|_| json!({"type": "unknown"})));
             })
         };
         let cancel = self.cancel.child_token();
@@ -130,40 +122,16 @@ impl Runs {
             let turn = std::panic::AssertUnwindSafe(agent.turn(&prompt, &sink, &cancel));
             let result = match futures::FutureExt::catch_unwind(turn).await {
                 Ok(result) => result,
-                Err(panic) => {
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "a panic".into());
-                    tracing::error!(run = %task_run.summary().id, panic = %what, "a run failed unexpectedly");
-                    crate::agent::TurnResult {
-                        stop: crate::agent::Stop::Error,
-                        rounds: 0,
-                        text: String::new(),
-                        error: Some(format!("the run failed unexpectedly ({what}); this is a bug in boram")),
-                    }
-                }
+                Err(panic) => panic_result(&task_run.summary().id, panic),
             };
-            let stop = serde_json::to_value(result.stop)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
+            let stop = result.stop.as_str().to_string();
             {
                 let mut summary = task_run.summary.lock().unwrap_or_else(|e| e.into_inner());
                 summary.status = stop.clone();
                 summary.answer = (!result.text.is_empty()).then(|| result.text.clone());
                 summary.error = result.error.clone();
             }
-            task_run.push(json!({
-                "type": "done",
-                "stop": stop,
-                "rounds": result.rounds,
-                "text": result.text,
-                "error": result.error,
-                "cost_usd": agent.spent_usd(),
-                "usage": agent.usage(),
-            }));
+            task_run.push(done_event(&stop, &result, agent.spent_usd(), agent.usage()));
             on_finish(&stop);
         });
         Ok(run)
@@ -202,4 +170,23 @@ impl Runs {
             self.tasks.wait().await;
         }
     }
+}
+
+/// Live events until (and including) `done`.
+fn live_until_done(receiver: broadcast::Receiver<Value>, already_done: bool) -> impl futures::Stream<Item = Value> {
+    futures::stream::unfold((receiver, already_done), |(mut receiver, finished)| async move {
+        if finished {
+            return None;
+        }
+        loop {
+            match receiver.recv().await {
+                Ok(event) => {
+                    let done = event["type"] == "done";
+                    return Some((event, (receiver, done)));
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
 }

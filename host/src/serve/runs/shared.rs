@@ -1,0 +1,465 @@
+//! Runs in the shared store (cluster mode): `POST /v1/runs` on any replica
+//! queues the run in PostgreSQL; every replica claims queued runs up to its
+//! number of worker slots and executes them; events are written to the
+//! database and read back by whichever replica a client follows them on.
+//!
+//! A run's transcript is its journal ([`crate::session::Session::shared`]):
+//! a replica that dies holding a run (kill -9, a lost machine) stops
+//! renewing its lease; when the lease expires another replica claims the
+//! run and resumes it from the journal. A model reply already recorded is
+//! not asked for again, a finished tool call is not run again, and a call
+//! that had started is reported to the model as interrupted ("it may have
+//! run"). The lease's epoch fences the old holder off: if it was only slow,
+//! not dead, its next write fails and it stops.
+
+use super::{AgentFactory, OnFinish, RunError, RunSummary, done_event, event_value, panic_result};
+use crate::agent::{AgentEvent, EventSink, TurnResult};
+use crate::serve::metrics::Metrics;
+use crate::serve::tenants::Tenant;
+use crate::session::SessionChoice;
+use crate::session::{Record, Session};
+use crate::store::postgres::appender::{Appender, Fence, Table};
+use crate::store::postgres::runs::{self, Claimed, NewRun, Outcome, RunRow};
+use crate::store::postgres::{PgStore, StoreError};
+use futures::StreamExt as _;
+use futures::stream::BoxStream;
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+/// How often an idle replica looks for queued runs (a run submitted to
+/// this replica wakes it at once).
+const CLAIM_POLL: Duration = Duration::from_millis(250);
+/// How often a follower reads new events.
+const FOLLOW_POLL: Duration = Duration::from_millis(100);
+
+/// How this replica takes part.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// This replica's name in leases and run listings.
+    pub replica: String,
+    /// How long a claim holds without renewal: a dead replica's runs are
+    /// resumed elsewhere this long after its last heartbeat.
+    pub lease: Duration,
+    /// Runs this replica executes at once.
+    pub workers: usize,
+}
+
+pub struct SharedRuns {
+    store: PgStore,
+    settings: ClusterSettings,
+    tenants: Vec<Arc<Tenant>>,
+    factory: Option<AgentFactory>,
+    metrics: Arc<Metrics>,
+    slots: Arc<Semaphore>,
+    wake: Notify,
+    tasks: tokio_util::task::TaskTracker,
+    /// Stops claiming new runs (shutdown).
+    stop_claiming: CancellationToken,
+    /// Cancels runs still going after the shutdown grace period.
+    cancel: CancellationToken,
+    /// Set when runs are cancelled for shutdown: they go back to the queue.
+    releasing: AtomicBool,
+}
+
+impl SharedRuns {
+    pub fn new(
+        store: PgStore,
+        settings: ClusterSettings,
+        tenants: Vec<Arc<Tenant>>,
+        factory: Option<AgentFactory>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            slots: Arc::new(Semaphore::new(settings.workers.max(1))),
+            store,
+            settings,
+            tenants,
+            factory,
+            metrics,
+            wake: Notify::new(),
+            tasks: Default::default(),
+            stop_claiming: CancellationToken::new(),
+            cancel: CancellationToken::new(),
+            releasing: AtomicBool::new(false),
+        })
+    }
+
+    pub fn replica(&self) -> &str {
+        &self.settings.replica
+    }
+
+    /// Whether the database answers now.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.store.ping().await
+    }
+
+    /// Starts claiming and executing runs (none without a model).
+    pub fn start_workers(self: &Arc<Self>) {
+        if self.factory.is_none() {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move { me.claim_loop().await });
+    }
+
+    /// Queues `prompt` for `tenant`; `Ok(None)` when `dedupe_key` was used already.
+    pub async fn submit(
+        &self,
+        tenant: &Tenant,
+        profile: Option<&str>,
+        prompt: String,
+        dedupe_key: Option<String>,
+    ) -> Result<Option<String>, RunError> {
+        let Some(factory) = &self.factory else {
+            return Err(RunError::Other("no model is configured for this service".into()));
+        };
+        let (provider, model) = factory
+            .model_of(profile)
+            .map_err(|e| RunError::Other(format!("{e:#}")))?;
+        let run = NewRun {
+            id: crate::session::new_shared_id(),
+            user: tenant.name.clone(),
+            profile: profile.map(str::to_string),
+            prompt,
+            provider,
+            model,
+            dedupe_key,
+        };
+        let queued = runs::submit(&self.store, &run)
+            .await
+            .map_err(|e| unavailable(e, "queue the run"))?;
+        self.wake.notify_one();
+        Ok(queued.then_some(run.id))
+    }
+
+    pub async fn get(&self, user: &str, id: &str) -> Result<Option<RunSummary>, RunError> {
+        let row = runs::get(&self.store, user, id)
+            .await
+            .map_err(|e| unavailable(e, "read the run"))?;
+        Ok(row.map(summary))
+    }
+
+    pub async fn list(&self, user: &str, limit: usize) -> Result<Vec<RunSummary>, RunError> {
+        let rows = runs::list(&self.store, user, limit as i64)
+            .await
+            .map_err(|e| unavailable(e, "list the runs"))?;
+        Ok(rows.into_iter().map(summary).collect())
+    }
+
+    /// Every event of the run from the first, read from the database until
+    /// `done` (while the database is down the stream waits for it).
+    pub async fn events(&self, user: &str, id: &str) -> Result<Option<BoxStream<'static, Value>>, RunError> {
+        if self.get(user, id).await?.is_none() {
+            return Ok(None);
+        }
+        let start = (
+            self.store.clone(),
+            id.to_string(),
+            -1_i64,
+            VecDeque::<Value>::new(),
+            false,
+        );
+        let stream = futures::stream::unfold(start, |(store, id, mut last, mut buffer, ended)| async move {
+            loop {
+                if let Some(event) = buffer.pop_front() {
+                    let done = event["type"] == "done";
+                    return Some((event, (store, id, last, buffer, done)));
+                }
+                if ended {
+                    return None;
+                }
+                match runs::events_after(&store, &id, last, 500).await {
+                    Ok(rows) if rows.is_empty() => tokio::time::sleep(FOLLOW_POLL).await,
+                    Ok(rows) => {
+                        last = rows.last().map_or(last, |(seq, _)| *seq);
+                        buffer.extend(rows.into_iter().map(|(_, event)| event));
+                    }
+                    Err(e) => {
+                        tracing::warn!(run = id, error = %e, "cannot read the run's events; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Ok(Some(stream.boxed()))
+    }
+
+    /// Stops claiming, lets the runs going finish within `grace`, then
+    /// cancels the rest and gives them back to the queue.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stop_claiming.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+            tracing::warn!("giving runs still going back to the queue");
+            self.releasing.store(true, Ordering::SeqCst);
+            self.cancel.cancel();
+            self.tasks.wait().await;
+        }
+    }
+
+    async fn claim_loop(self: Arc<Self>) {
+        let mut reported = false;
+        loop {
+            let permit = tokio::select! {
+                permit = self.slots.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => return,
+                },
+                _ = self.stop_claiming.cancelled() => return,
+            };
+            if self.stop_claiming.is_cancelled() {
+                return;
+            }
+            match runs::claim(&self.store, &self.settings.replica, self.settings.lease).await {
+                Ok(Some(claimed)) => {
+                    reported = false;
+                    let me = self.clone();
+                    self.tasks.spawn(async move {
+                        me.execute(claimed).await;
+                        drop(permit);
+                    });
+                    continue;
+                }
+                Ok(None) => reported = false,
+                Err(e) => {
+                    // Once per outage, not every poll.
+                    if !reported {
+                        tracing::error!(error = %e, "cannot claim runs; retrying until the database answers");
+                        reported = true;
+                    }
+                }
+            }
+            drop(permit);
+            tokio::select! {
+                _ = tokio::time::sleep(CLAIM_POLL) => {}
+                _ = self.wake.notified() => {}
+                _ = self.stop_claiming.cancelled() => return,
+            }
+        }
+    }
+
+    /// Runs (or resumes) one claimed run to its end, or until its lease is lost.
+    async fn execute(self: &Arc<Self>, claimed: Claimed) {
+        let id = claimed.id.clone();
+        tracing::info!(run = id, attempt = claimed.attempts, "running a queued run");
+        let fence = Fence {
+            run: id.clone(),
+            epoch: claimed.epoch,
+        };
+        let loaded = async {
+            let journal = runs::session_records(&self.store, &claimed.session).await?;
+            let first_event = runs::next_event_seq(&self.store, &id).await?;
+            Ok::<_, StoreError>((journal, first_event))
+        }
+        .await;
+        let ((records, next_record), first_event) = match loaded {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                // The lease runs out and the run is claimed again later.
+                tracing::error!(run = id, error = %e, "cannot read the run's journal; leaving it for a retry");
+                return;
+            }
+        };
+        let events = Arc::new(Appender::spawn(
+            self.store.clone(),
+            Table::RunEvents,
+            id.clone(),
+            Some(fence.clone()),
+            first_event,
+        ));
+        let journal = Appender::spawn(
+            self.store.clone(),
+            Table::SessionRecords,
+            claimed.session.clone(),
+            Some(fence),
+            next_record,
+        );
+        let session = Session::shared(&claimed.session, journal);
+        let resumed = records.iter().any(|r| matches!(r, Record::Message { .. }));
+        let cancel = self.cancel.child_token();
+        let heartbeat = self.heartbeat(&claimed, cancel.clone());
+
+        let tenant = self.tenants.iter().find(|t| t.name == claimed.user);
+        let factory = self.factory.as_ref();
+        let agent = match (tenant, factory) {
+            (Some(tenant), Some(factory)) => factory
+                .agent(
+                    tenant,
+                    claimed.profile.as_deref(),
+                    SessionChoice::Given { session, records },
+                )
+                .map_err(|e| format!("cannot start the run: {e:#}")),
+            (None, _) => Err(format!(
+                "user `{}` is not configured on replica {}; give every replica the same [[serve.users]]",
+                claimed.user, self.settings.replica
+            )),
+            (_, None) => Err("no model is configured on this replica".into()),
+        };
+        let mut agent = match agent {
+            Ok(agent) => agent,
+            Err(message) => {
+                heartbeat.abort();
+                let result = TurnResult {
+                    stop: crate::agent::Stop::Error,
+                    rounds: 0,
+                    text: String::new(),
+                    error: Some(message),
+                };
+                self.finish(&claimed, &events, &result, 0.0, Default::default(), None)
+                    .await;
+                return;
+            }
+        };
+        if claimed.attempts > 1 {
+            let _ = events.append(json!({
+                "type": "resumed",
+                "attempt": claimed.attempts,
+                "replica": self.settings.replica,
+            }));
+        }
+        let sink: EventSink = {
+            let events = events.clone();
+            Arc::new(move |event: &AgentEvent| {
+                if let Some(value) = event_value(event) {
+                    let _ = events.append(value);
+                }
+            })
+        };
+        let turn = async {
+            if resumed {
+                agent.continue_turn(&claimed.prompt, &sink, &cancel).await
+            } else {
+                agent.turn(&claimed.prompt, &sink, &cancel).await
+            }
+        };
+        let result = match futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(turn)).await {
+            Ok(result) => result,
+            Err(panic) => panic_result(&id, panic),
+        };
+        heartbeat.abort();
+        if self.releasing.load(Ordering::SeqCst) {
+            let _ = agent.session().sync().await;
+            match runs::release(&self.store, &id, claimed.epoch).await {
+                Ok(()) => tracing::info!(run = id, "gave the run back to the queue"),
+                Err(e) => tracing::warn!(run = id, error = %e, "cannot give the run back; its lease will expire"),
+            }
+            return;
+        }
+        if let Err(e) = agent.session().sync().await {
+            tracing::warn!(run = id, error = %e, "the run's journal is incomplete");
+        }
+        let metrics = self.metrics.clone();
+        let on_finish: OnFinish = Box::new(move |stop| metrics.run_finished(stop));
+        self.finish(
+            &claimed,
+            &events,
+            &result,
+            agent.spent_usd(),
+            agent.usage(),
+            Some(on_finish),
+        )
+        .await;
+    }
+
+    /// Renews the lease every third of its length; cancels the run when it is lost.
+    fn heartbeat(&self, claimed: &Claimed, cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let (store, lease) = (self.store.clone(), self.settings.lease);
+        let (id, epoch) = (claimed.id.clone(), claimed.epoch);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                match runs::heartbeat(&store, &id, epoch, lease).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(
+                            run = id,
+                            "the run's lease was lost (another replica has it now); stopping it here"
+                        );
+                        cancel.cancel();
+                        return;
+                    }
+                    Err(e) => tracing::warn!(run = id, error = %e, "cannot renew the run's lease; retrying"),
+                }
+            }
+        })
+    }
+
+    /// Writes the run's end and its `done` event, once the events before it are in.
+    async fn finish(
+        &self,
+        claimed: &Claimed,
+        events: &Appender,
+        result: &TurnResult,
+        cost_usd: f64,
+        usage: crate::llm::Usage,
+        on_finish: Option<OnFinish>,
+    ) {
+        let stop = result.stop.as_str().to_string();
+        if let Err(e) = events.sync().await {
+            tracing::warn!(run = claimed.id, error = %e, "the run's events are incomplete");
+        }
+        let outcome = Outcome {
+            status: stop.clone(),
+            answer: (!result.text.is_empty()).then(|| result.text.clone()),
+            error: result.error.clone(),
+            done: done_event(&stop, result, cost_usd, usage),
+            done_seq: events.next_seq(),
+        };
+        // A database that is down is waited for, as long as the lease could last.
+        let mut backoff = Duration::from_millis(100);
+        let deadline = tokio::time::Instant::now() + self.settings.lease;
+        loop {
+            match runs::finish(&self.store, &claimed.id, claimed.epoch, &outcome).await {
+                Ok(true) => {
+                    tracing::info!(run = claimed.id, stop, "run finished");
+                    if let Some(on_finish) = on_finish {
+                        on_finish(&stop);
+                    }
+                    return;
+                }
+                Ok(false) => {
+                    tracing::warn!(
+                        run = claimed.id,
+                        "the run's lease was lost before it ended; another replica ends it"
+                    );
+                    return;
+                }
+                Err(e) if e.is_unavailable() && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => {
+                    tracing::error!(run = claimed.id, error = %e, "cannot record the run's end; it will be resumed");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn summary(row: RunRow) -> RunSummary {
+    RunSummary {
+        id: row.id,
+        session: row.session,
+        prompt: row.prompt,
+        started: row.started,
+        status: row.status,
+        answer: row.answer,
+        error: row.error,
+        replica: row.replica,
+        attempts: row.attempts.max(0) as u32,
+    }
+}
+
+/// A store error as the client sees it: unreachable → 503 with what was not done.
+fn unavailable(e: StoreError, what: &str) -> RunError {
+    match e {
+        StoreError::Unavailable(_) => RunError::Unavailable(format!("cannot {what}: {e}; try again")),
+        other => RunError::Other(format!("cannot {what}: {other}")),
+    }
+}

@@ -1,0 +1,265 @@
+//! The shared queue of agent runs: submitted by any replica, claimed by
+//! exactly one, resumed by another when its holder dies.
+//!
+//! A claim is one `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED
+//! LIMIT 1)`: concurrent claimers skip each other's rows instead of
+//! waiting, so each run goes to one replica and none blocks. (A queue
+//! crate would add its own tables and worker model; the run already has a
+//! row with its state, so the lease lives on it.) A claim sets a lease
+//! that the holder renews ([`heartbeat`]); a run whose lease expired is
+//! claimable again, with `epoch` one higher, and every write of the old
+//! holder is refused from then on (see [`super::appender`]).
+
+use super::{PgStore, StoreError};
+use crate::session::Record;
+use serde::Serialize;
+use serde_json::Value;
+use std::time::Duration;
+
+/// A run to add to the queue.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub id: String,
+    pub user: String,
+    pub profile: Option<String>,
+    pub prompt: String,
+    pub provider: String,
+    pub model: String,
+    /// One run per key, across replicas (a schedule's slot).
+    pub dedupe_key: Option<String>,
+}
+
+/// A run this replica now holds.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: String,
+    pub user: String,
+    pub session: String,
+    pub profile: Option<String>,
+    pub prompt: String,
+    pub epoch: i64,
+    /// 1 for the first claim; more when resuming after a lost holder.
+    pub attempts: i32,
+}
+
+/// One run, as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    pub id: String,
+    pub session: String,
+    pub prompt: String,
+    pub started: String,
+    pub status: String,
+    pub answer: Option<String>,
+    pub error: Option<String>,
+    /// The replica holding it now (or last).
+    pub replica: Option<String>,
+    pub attempts: i32,
+}
+
+/// Queues `run` (and creates its session); `Ok(false)` when a run with
+/// its dedupe key exists already.
+pub async fn submit(store: &PgStore, run: &NewRun) -> Result<bool, StoreError> {
+    let mut client = store.client().await?;
+    let tx = client.transaction().await?;
+    if let Some(key) = &run.dedupe_key {
+        let taken = tx.query_opt("SELECT 1 FROM runs WHERE dedupe_key = $1", &[key]).await?;
+        if taken.is_some() {
+            return Ok(false);
+        }
+    }
+    tx.execute(
+        "INSERT INTO sessions (id, user_name, provider, model) VALUES ($1, $2, $3, $4)",
+        &[&run.id, &run.user, &run.provider, &run.model],
+    )
+    .await?;
+    let inserted = tx
+        .execute(
+            "INSERT INTO runs (id, user_name, session_id, profile, prompt, dedupe_key)
+             VALUES ($1, $2, $1, $3, $4, $5) ON CONFLICT (dedupe_key) DO NOTHING",
+            &[&run.id, &run.user, &run.profile, &run.prompt, &run.dedupe_key],
+        )
+        .await?;
+    if inserted == 0 {
+        return Ok(false);
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Takes the oldest run that is queued or whose holder's lease expired.
+pub async fn claim(store: &PgStore, replica: &str, lease: Duration) -> Result<Option<Claimed>, StoreError> {
+    let client = store.client().await?;
+    let row = client
+        .query_opt(
+            "UPDATE runs SET status = 'running', owner = $1, epoch = epoch + 1, attempts = attempts + 1,
+                 lease_until = now() + make_interval(secs => $2)
+             WHERE id = (
+                 SELECT id FROM runs
+                 WHERE status = 'queued' OR (status = 'running' AND lease_until < now())
+                 ORDER BY created
+                 FOR UPDATE SKIP LOCKED
+                 LIMIT 1)
+             RETURNING id, user_name, session_id, profile, prompt, epoch, attempts",
+            &[&replica, &lease.as_secs_f64()],
+        )
+        .await?;
+    Ok(row.map(|row| Claimed {
+        id: row.get(0),
+        user: row.get(1),
+        session: row.get(2),
+        profile: row.get(3),
+        prompt: row.get(4),
+        epoch: row.get(5),
+        attempts: row.get(6),
+    }))
+}
+
+/// Renews the lease; `Ok(false)` when it was lost (expired and taken, or the run ended).
+pub async fn heartbeat(store: &PgStore, run: &str, epoch: i64, lease: Duration) -> Result<bool, StoreError> {
+    let client = store.client().await?;
+    let renewed = client
+        .execute(
+            "UPDATE runs SET lease_until = now() + make_interval(secs => $3)
+             WHERE id = $1 AND epoch = $2 AND status = 'running' AND lease_until > now()",
+            &[&run, &epoch, &lease.as_secs_f64()],
+        )
+        .await?;
+    Ok(renewed == 1)
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub status: String,
+    pub answer: Option<String>,
+    pub error: Option<String>,
+    /// The `done` event, written with the status in one transaction.
+    pub done: Value,
+    pub done_seq: i64,
+}
+
+/// Records the end of a run still held at `epoch`; `Ok(false)` when the
+/// lease was lost (the run is another replica's, which will end it).
+pub async fn finish(store: &PgStore, run: &str, epoch: i64, outcome: &Outcome) -> Result<bool, StoreError> {
+    let mut client = store.client().await?;
+    let tx = client.transaction().await?;
+    let updated = tx
+        .execute(
+            "UPDATE runs SET status = $3, answer = $4, error = $5, finished = now(), lease_until = NULL
+             WHERE id = $1 AND epoch = $2 AND status = 'running'",
+            &[&run, &epoch, &outcome.status, &outcome.answer, &outcome.error],
+        )
+        .await?;
+    if updated == 0 {
+        return Ok(false);
+    }
+    tx.execute(
+        "INSERT INTO run_events (run_id, seq, event) VALUES ($1, $2, $3)",
+        &[&run, &outcome.done_seq, &outcome.done],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Gives a run back to the queue (this replica is shutting down): another
+/// replica resumes it from its journal.
+pub async fn release(store: &PgStore, run: &str, epoch: i64) -> Result<(), StoreError> {
+    let client = store.client().await?;
+    client
+        .execute(
+            "UPDATE runs SET status = 'queued', lease_until = NULL WHERE id = $1 AND epoch = $2 AND status = 'running'",
+            &[&run, &epoch],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The transcript of a session, in order, and the number its next record gets.
+pub async fn session_records(store: &PgStore, session: &str) -> Result<(Vec<Record>, i64), StoreError> {
+    let client = store.client().await?;
+    let rows = client
+        .query(
+            "SELECT seq, record FROM session_records WHERE session_id = $1 ORDER BY seq",
+            &[&session],
+        )
+        .await?;
+    let mut next = 0;
+    let mut records = Vec::with_capacity(rows.len());
+    for row in rows {
+        let seq: i64 = row.get(0);
+        next = seq + 1;
+        let value: Value = row.get(1);
+        match serde_json::from_value(value) {
+            Ok(record) => records.push(record),
+            Err(e) => tracing::warn!(session, seq, error = %e, "skipping an unreadable transcript record"),
+        }
+    }
+    Ok((records, next))
+}
+
+/// The number the next event of `run` gets.
+pub async fn next_event_seq(store: &PgStore, run: &str) -> Result<i64, StoreError> {
+    let client = store.client().await?;
+    let row = client
+        .query_one(
+            "SELECT coalesce(max(seq) + 1, 0) FROM run_events WHERE run_id = $1",
+            &[&run],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Events of `run` after `after` (`-1`: from the start), at most `limit`.
+pub async fn events_after(store: &PgStore, run: &str, after: i64, limit: i64) -> Result<Vec<(i64, Value)>, StoreError> {
+    let client = store.client().await?;
+    let rows = client
+        .query(
+            "SELECT seq, event FROM run_events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            &[&run, &after, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+}
+
+const ROW_COLUMNS: &str = "id, session_id, prompt, to_char(created AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
+                           status, answer, error, owner, attempts";
+
+fn run_row(row: &tokio_postgres::Row) -> RunRow {
+    RunRow {
+        id: row.get(0),
+        session: row.get(1),
+        prompt: row.get(2),
+        started: row.get(3),
+        status: row.get(4),
+        answer: row.get(5),
+        error: row.get(6),
+        replica: row.get(7),
+        attempts: row.get(8),
+    }
+}
+
+/// Run `id` if it belongs to `user`.
+pub async fn get(store: &PgStore, user: &str, id: &str) -> Result<Option<RunRow>, StoreError> {
+    let client = store.client().await?;
+    let row = client
+        .query_opt(
+            &format!("SELECT {ROW_COLUMNS} FROM runs WHERE id = $1 AND user_name = $2"),
+            &[&id, &user],
+        )
+        .await?;
+    Ok(row.as_ref().map(run_row))
+}
+
+/// `user`'s newest `limit` runs, newest first.
+pub async fn list(store: &PgStore, user: &str, limit: i64) -> Result<Vec<RunRow>, StoreError> {
+    let client = store.client().await?;
+    let rows = client
+        .query(
+            &format!("SELECT {ROW_COLUMNS} FROM runs WHERE user_name = $1 ORDER BY created DESC LIMIT $2"),
+            &[&user, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(run_row).collect())
+}

@@ -1,0 +1,449 @@
+//! Cluster mode for real: three `boram serve` replicas on one PostgreSQL
+//! (a throwaway cluster from Debian's packages) behind HAProxy (Debian's
+//! package, on 127.0.0.1), a scripted Anthropic server answering every
+//! agent by what its request says.
+//!
+//! - 30 runs submitted through the balancer all finish, each executed once
+//!   (two model requests per run, no more).
+//! - kill -9 of the replica holding a run in the middle of a tool call: the
+//!   run finishes on another replica; the model is not asked again for the
+//!   step it had answered, and it is told the call was interrupted.
+//! - PostgreSQL stopped: runs are refused with 503 and the reason; started
+//!   again: the service takes runs again, without a restart.
+
+use super::hostile_wasm;
+use super::pg::TestPostgres;
+use scripted_llm::anthropic::AnthropicReply;
+use scripted_llm::{RecordedRequest, Reply, ScriptedServer};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running process, killed when dropped.
+struct Process {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Process {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// One replica.
+struct Replica {
+    name: String,
+    process: Process,
+    addr: String,
+}
+
+const POLICY: &str = r#"version = 1
+[defaults]
+approval = "allow"
+"#;
+
+/// Starts replica `name` with its own data and tools directories.
+fn start_replica(root: &Path, name: &str, model: &ScriptedServer, database: &str) -> Replica {
+    let dir = root.join(name);
+    std::fs::create_dir_all(dir.join("tools")).expect("tools dir");
+    std::fs::copy(hostile_wasm(), dir.join("tools/hostile.wasm")).expect("copy tool");
+    std::fs::write(dir.join("policy.toml"), POLICY).expect("policy");
+    std::fs::write(dir.join("config.toml"), "[store]\nlease_secs = 2.0\nworkers = 4\n").expect("config");
+    let log = dir.join("serve.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_boram"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--policy"])
+        .arg(dir.join("policy.toml"))
+        .arg("--tools-dir")
+        .arg(dir.join("tools"))
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .args([
+            "--provider",
+            "anthropic",
+            "--base-url",
+            &model.url(),
+            "--model",
+            "claude-sonnet-4-5",
+        ])
+        .env("ANTHROPIC_API_KEY", "test-key")
+        .env("BORAM_DATABASE_URL", database)
+        .env("BORAM_REPLICA", name)
+        .env_remove("BORAM_SERVE_TOKEN")
+        .env_remove("OPENAI_API_KEY")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawn boram serve");
+    let process = Process { child, log };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let text = process.log();
+        if let Some(rest) = text.split("listening on http://").nth(1) {
+            let addr = rest.split_whitespace().next().expect("address").to_string();
+            return Replica {
+                name: name.to_string(),
+                process,
+                addr,
+            };
+        }
+        assert!(Instant::now() < deadline, "replica {name} did not start:\n{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// HAProxy in front of `replicas`, health-checking `/health`; its URL.
+fn start_haproxy(root: &Path, replicas: &[Replica]) -> (Process, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let servers: String = replicas
+        .iter()
+        .map(|r| format!("    server {} {} check inter 200ms fall 1 rise 2\n", r.name, r.addr))
+        .collect();
+    let config = format!(
+        "global\n    maxconn 512\n\
+         defaults\n    mode http\n    timeout connect 1s\n    timeout client 120s\n    timeout server 120s\n    \
+         retries 3\n    option redispatch\n\
+         frontend boram\n    bind 127.0.0.1:{port}\n    default_backend replicas\n\
+         backend replicas\n    balance roundrobin\n    option httpchk GET /health\n{servers}"
+    );
+    let path = root.join("haproxy.cfg");
+    std::fs::write(&path, config).expect("haproxy.cfg");
+    let log = root.join("haproxy.log");
+    let child = Command::new(haproxy_bin())
+        .args(["-db", "-f"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawn haproxy (apt-get install haproxy; .ci/run does it)");
+    let process = Process { child, log };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "haproxy did not start:\n{}", process.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (process, format!("http://127.0.0.1:{port}"))
+}
+
+fn haproxy_bin() -> PathBuf {
+    ["/usr/sbin/haproxy", "/usr/local/sbin/haproxy"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("haproxy"))
+}
+
+/// The first user message's text: the run's prompt.
+fn prompt_of(request: &RecordedRequest) -> String {
+    request.body["messages"][0]["content"]
+        .as_array()
+        .and_then(|blocks| blocks.iter().find_map(|b| b["text"].as_str()))
+        .or_else(|| request.body["messages"][0]["content"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The tool result in the request's last message, if that is what it carries.
+fn last_tool_result(request: &RecordedRequest) -> Option<Value> {
+    let messages = request.body["messages"].as_array()?;
+    let last = messages.last()?;
+    last["content"]
+        .as_array()?
+        .iter()
+        .find(|b| b["type"] == "tool_result")
+        .cloned()
+}
+
+/// The model: a run's first request gets a `sleep` call (10 s for a
+/// prompt starting with "slow", else 10 ms); a request carrying its result
+/// gets the final answer.
+fn model_reply(request: &RecordedRequest) -> Reply {
+    let prompt = prompt_of(request);
+    match last_tool_result(request) {
+        Some(_) => AnthropicReply::new()
+            .text(&format!("finished {prompt}"))
+            .usage(20, 5)
+            .build(),
+        None => {
+            let ms = if prompt.starts_with("slow") { 10_000 } else { 10 };
+            let id = format!("call-{}", prompt.replace(' ', "-"));
+            AnthropicReply::new()
+                .tool_use(&id, "sleep", json!({"ms": ms}))
+                .usage(10, 5)
+                .build()
+        }
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
+
+async fn submit(http: &reqwest::Client, base: &str, prompt: &str) -> String {
+    let response = http
+        .post(format!("{base}/v1/runs"))
+        .json(&json!({"prompt": prompt}))
+        .send()
+        .await
+        .expect("POST /v1/runs");
+    let status = response.status();
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(status, 202, "{body}");
+    body["id"].as_str().expect("id").to_string()
+}
+
+async fn run_of(http: &reqwest::Client, base: &str, id: &str) -> Value {
+    http.get(format!("{base}/v1/runs/{id}"))
+        .send()
+        .await
+        .expect("GET run")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// Every SSE event of run `id`, followed to its end.
+async fn events_of(http: &reqwest::Client, base: &str, id: &str) -> Vec<Value> {
+    let text = http
+        .get(format!("{base}/v1/runs/{id}/events"))
+        .send()
+        .await
+        .expect("GET events")
+        .text()
+        .await
+        .expect("events");
+    text.lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .map(|data| serde_json::from_str(data).expect("event JSON"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_replicas_run_every_run_once_and_resume_a_killed_replicas_run() {
+    let pg = TestPostgres::start();
+    let database = pg.database("cluster");
+    let model = ScriptedServer::responding(model_reply).await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut replicas: Vec<Replica> = ["r0", "r1", "r2"]
+        .iter()
+        .map(|name| start_replica(root.path(), name, &model, &database))
+        .collect();
+    let (_haproxy, base) = start_haproxy(root.path(), &replicas);
+    let http = client();
+
+    // A run whose tool call takes 10 s; kill -9 its replica mid-call.
+    let slow = submit(&http, &base, "slow one").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let sql = format!("SELECT count(*) FROM run_events WHERE run_id = '{slow}' AND event->>'type' = 'tool_started'");
+    while pg.psql("cluster", &sql) != "1" {
+        assert!(Instant::now() < deadline, "the slow run's tool never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let holder = run_of(&http, &base, &slow).await["replica"]
+        .as_str()
+        .expect("a replica holds it")
+        .to_string();
+    let index = replicas.iter().position(|r| r.name == holder).expect("a known replica");
+    let killed = replicas.remove(index);
+    let killed_at = Instant::now();
+    // SIGKILL: no shutdown code runs.
+    let mut killed_process = killed.process;
+    killed_process.child.kill().expect("kill -9");
+    killed_process.child.wait().expect("reap");
+
+    let mut quick = Vec::new();
+    for n in 0..30 {
+        quick.push(submit(&http, &base, &format!("quick {n}")).await);
+    }
+
+    // Everything ends.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut resumed_after = None;
+    loop {
+        let runs: Value = http
+            .get(format!("{base}/v1/runs"))
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        let runs = runs["runs"].as_array().cloned().unwrap_or_default();
+        let slow_status = runs
+            .iter()
+            .find(|r| r["id"] == slow.as_str())
+            .map(|r| r["status"].clone());
+        if resumed_after.is_none() && slow_status.as_ref().is_some_and(|s| s != "running" && s != "queued") {
+            resumed_after = Some(killed_at.elapsed());
+        }
+        let open = runs
+            .iter()
+            .filter(|r| r["status"] == "queued" || r["status"] == "running")
+            .count();
+        if runs.len() == 31 && open == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "runs did not finish: {open} open of {}; logs:\n{}",
+            runs.len(),
+            replicas
+                .iter()
+                .map(|r| r.process.log())
+                .collect::<Vec<_>>()
+                .join("\n---\n")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("kill -9 → slow run finished elsewhere: {:?}", resumed_after);
+
+    let requests = model.requests();
+    let for_prompt =
+        |prompt: &str| -> Vec<&RecordedRequest> { requests.iter().filter(|r| prompt_of(r) == prompt).collect() };
+    // Each quick run ran once: one request for its step, one with its result.
+    for (n, id) in quick.iter().enumerate() {
+        let run = run_of(&http, &base, id).await;
+        assert_eq!(run["status"], "answered", "{run}");
+        assert_eq!(run["answer"], json!(format!("finished quick {n}")));
+        assert_eq!(run["attempts"], 1, "{run}");
+        assert_ne!(
+            run["replica"],
+            json!(holder),
+            "the killed replica ran nothing after its death"
+        );
+        assert_eq!(for_prompt(&format!("quick {n}")).len(), 2, "quick {n} ran once");
+    }
+
+    // The slow run: finished on another replica, its model step not asked
+    // again, its interrupted call reported as such and not run again.
+    let run = run_of(&http, &base, &slow).await;
+    assert_eq!(run["status"], "answered", "{run}");
+    assert_eq!(run["attempts"], 2, "{run}");
+    assert_ne!(run["replica"], json!(holder));
+    let asked = for_prompt("slow one");
+    assert_eq!(asked.len(), 2, "one request per step, none repeated");
+    assert!(last_tool_result(asked[0]).is_none());
+    // Exactly the conversation so far: the prompt, the recorded reply, the
+    // call's result; nothing repeated.
+    let shape: Vec<(String, Vec<String>)> = asked[1].body["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| {
+            let blocks = m["content"].as_array().cloned().unwrap_or_default();
+            let kinds = blocks
+                .iter()
+                .map(|b| b["type"].as_str().unwrap_or("?").to_string())
+                .collect();
+            (m["role"].as_str().unwrap_or("?").to_string(), kinds)
+        })
+        .collect();
+    let expected = [
+        ("user", vec!["text"]),
+        ("assistant", vec!["tool_use"]),
+        ("user", vec!["tool_result"]),
+    ];
+    let expected: Vec<(String, Vec<String>)> = expected
+        .iter()
+        .map(|(role, kinds)| (role.to_string(), kinds.iter().map(|k| k.to_string()).collect()))
+        .collect();
+    assert_eq!(shape, expected);
+    let result = last_tool_result(asked[1]).expect("the second request carries the call's result");
+    let content = result["content"].to_string();
+    assert!(
+        content.contains("interrupted") && content.contains("may have run"),
+        "{content}"
+    );
+    assert_eq!(result["is_error"], true);
+    let started = pg.psql(
+        "cluster",
+        &format!(
+            "SELECT count(*) FROM session_records WHERE session_id = '{slow}' AND record->>'type' = 'tool_started'"
+        ),
+    );
+    assert_eq!(started, "1", "the tool ran once, before the kill");
+
+    // Its events, read through the balancer: the first attempt's, a
+    // `resumed`, and exactly one `done` with the answer and the cost.
+    let events = events_of(&http, &base, &slow).await;
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "done").count(), 1, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == "resumed").count(), 1, "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"done"));
+    let done = events.last().expect("done");
+    assert_eq!(done["text"], "finished slow one");
+    assert!(
+        done["usage"]["input_tokens"].as_u64().unwrap_or(0) >= 30,
+        "both steps counted: {done}"
+    );
+}
+
+async fn wait_answered(http: &reqwest::Client, base: &str, id: &str, replica: &Replica) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let run = run_of(http, base, id).await;
+        if run["status"] == "answered" {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{run}\n{}", replica.process.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_postgres_down_runs_are_refused_with_503_and_taken_again_when_it_returns() {
+    let pg = TestPostgres::start();
+    let database = pg.database("outage");
+    let model = ScriptedServer::responding(model_reply).await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let replica = start_replica(root.path(), "solo", &model, &database);
+    let base = format!("http://{}", replica.addr);
+    let http = client();
+
+    let before = submit(&http, &base, "quick before").await;
+    wait_answered(&http, &base, &before, &replica).await;
+    pg.stop();
+    let response = http
+        .post(format!("{base}/v1/runs"))
+        .json(&json!({"prompt": "quick during"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.expect("JSON error body");
+    let message = body["error"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("cannot queue the run") && message.contains("unreachable"),
+        "{body}"
+    );
+    let listed = http.get(format!("{base}/v1/runs")).send().await.expect("GET");
+    assert_eq!(listed.status(), 503);
+
+    pg.start_server();
+    let after = submit(&http, &base, "quick after").await;
+    wait_answered(&http, &base, &after, &replica).await;
+    let prompts: Vec<String> = model.requests().iter().map(prompt_of).collect();
+    assert!(
+        !prompts.iter().any(|p| p == "quick during"),
+        "the refused run never ran"
+    );
+    assert_eq!(prompts.iter().filter(|p| *p == "quick before").count(), 2, "ran once");
+    assert_eq!(prompts.iter().filter(|p| *p == "quick after").count(), 2, "ran once");
+}
