@@ -25,7 +25,8 @@ CREATE TABLE session_records (
 CREATE TABLE runs (
     id text PRIMARY KEY,
     user_name text NOT NULL,
-    session_id text NOT NULL REFERENCES sessions (id),
+    -- Deferred: a run is inserted first (its dedupe key decides), then its session.
+    session_id text NOT NULL REFERENCES sessions (id) DEFERRABLE INITIALLY DEFERRED,
     profile text,
     prompt text NOT NULL,
     status text NOT NULL DEFAULT 'queued',

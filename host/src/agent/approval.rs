@@ -317,16 +317,19 @@ struct Remembered {
 
 impl Remembered {
     fn load(path: PathBuf) -> Self {
-        let entries = match std::fs::read_to_string(&path) {
+        Self {
+            entries: Mutex::new(Self::read(&path)),
+            path,
+        }
+    }
+
+    fn read(path: &std::path::Path) -> Vec<RememberedApproval> {
+        match std::fs::read_to_string(path) {
             Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
                 tracing::warn!(file = %path.display(), error = %e, "ignoring an unreadable approvals file");
                 Vec::new()
             }),
             Err(_) => Vec::new(),
-        };
-        Self {
-            path,
-            entries: Mutex::new(entries),
         }
     }
 
@@ -335,14 +338,21 @@ impl Remembered {
         entries.iter().find_map(|e| e.grant.covers(request))
     }
 
+    /// Adds `grant` to what the file holds now (another process may have
+    /// remembered answers since this one loaded it: they are kept).
     fn add(&self, grant: Grant) -> std::io::Result<()> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.push(RememberedApproval {
-            grant,
-            granted: crate::audit::now(),
-        });
-        let text = serde_json::to_vec_pretty(&*entries).map_err(std::io::Error::other)?;
-        crate::store::atomic::write(&self.path, &[&text], Some(0o600))
+        crate::store::atomic::locked(&self.path, || {
+            let mut merged = Self::read(&self.path);
+            merged.push(RememberedApproval {
+                grant,
+                granted: crate::audit::now(),
+            });
+            let text = serde_json::to_vec_pretty(&merged).map_err(std::io::Error::other)?;
+            crate::store::atomic::write(&self.path, &[&text], Some(0o600))?;
+            *entries = merged;
+            Ok(())
+        })
     }
 }
 
@@ -502,6 +512,27 @@ pub fn parse_answer(line: &str) -> Option<Answer> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_handles_on_one_approvals_file_keep_each_others_answers_issue_16() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(APPROVALS_FILE);
+        // Two processes (chat and serve) loaded the file before either answered.
+        let (first, second) = (Remembered::load(path.clone()), Remembered::load(path.clone()));
+        let grant = |tool: &str| Grant {
+            tool: tool.into(),
+            sha256: "ab".into(),
+            grant: "g".into(),
+            origins: BTreeSet::new(),
+            any_host: false,
+        };
+        first.add(grant("write_file")).expect("add");
+        second.add(grant("http_get")).expect("add");
+        let stored: Vec<RememberedApproval> =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+        let tools: Vec<&str> = stored.iter().map(|e| e.grant.tool.as_str()).collect();
+        assert_eq!(tools, ["write_file", "http_get"]);
+    }
 
     #[test]
     fn answers_parse_with_an_optional_reason() {

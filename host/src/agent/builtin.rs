@@ -11,7 +11,7 @@ use super::events::EventSink;
 use super::select::Selector;
 use crate::authoring::factory::{CreateError, CreateRequest, ToolFactory};
 use crate::llm::ToolDef;
-use crate::memory::{MemoryError, MemoryStore};
+use crate::memory::{MemoryError, Notes};
 use crate::policy::{Approval, ToolPolicy};
 use crate::registry::ToolHost;
 use serde::Deserialize;
@@ -46,7 +46,7 @@ pub enum BuiltinError {
 }
 
 pub struct Builtins {
-    memory: Option<Arc<MemoryStore>>,
+    memory: Option<Arc<Notes>>,
     /// Every sandboxed tool, for `list_tools`.
     catalogue: Vec<ToolDef>,
     selector: Option<Arc<Selector>>,
@@ -57,7 +57,7 @@ pub struct Builtins {
 }
 
 impl Builtins {
-    pub fn new(memory: Option<Arc<MemoryStore>>, catalogue: Vec<ToolDef>, selector: Option<Arc<Selector>>) -> Self {
+    pub fn new(memory: Option<Arc<Notes>>, catalogue: Vec<ToolDef>, selector: Option<Arc<Selector>>) -> Self {
         Self {
             memory,
             catalogue,
@@ -74,7 +74,7 @@ impl Builtins {
         self
     }
 
-    pub fn memory(&self) -> Option<Arc<MemoryStore>> {
+    pub fn memory(&self) -> Option<Arc<Notes>> {
         self.memory.clone()
     }
 
@@ -209,21 +209,21 @@ impl Builtins {
     ) -> Result<String, BuiltinError> {
         match name {
             DELEGATE => self.delegate(input, events).await,
-            MEMORY_SAVE => self.memory_save(input),
-            MEMORY_SEARCH => self.memory_search(input),
+            MEMORY_SAVE => self.memory_save(input).await,
+            MEMORY_SEARCH => self.memory_search(input).await,
             LIST_TOOLS => self.list_tools(input),
             CREATE_TOOL => self.create_tool(host, input).await,
             other => Err(BuiltinError::Failed(format!("`{other}` is not a built-in tool"))),
         }
     }
 
-    fn store(&self) -> Result<&MemoryStore, BuiltinError> {
+    fn store(&self) -> Result<&Notes, BuiltinError> {
         self.memory
             .as_deref()
             .ok_or_else(|| BuiltinError::Failed("memory is not available in this session".into()))
     }
 
-    fn memory_save(&self, input: &Value) -> Result<String, BuiltinError> {
+    async fn memory_save(&self, input: &Value) -> Result<String, BuiltinError> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Save {
@@ -232,11 +232,11 @@ impl Builtins {
             tags: Vec<String>,
         }
         let save: Save = parse(input, "{\"text\": string, \"tags\"?: [string]}")?;
-        let id = self.store()?.save(&save.text, &save.tags).map_err(memory_error)?;
+        let id = self.store()?.save(&save.text, &save.tags).await.map_err(memory_error)?;
         Ok(json!({"saved": id}).to_string())
     }
 
-    fn memory_search(&self, input: &Value) -> Result<String, BuiltinError> {
+    async fn memory_search(&self, input: &Value) -> Result<String, BuiltinError> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Search {
@@ -250,7 +250,7 @@ impl Builtins {
                 "`limit` must be 1 to 20, got {limit}"
             )));
         }
-        let found = self.store()?.search(&search.query, limit).map_err(memory_error)?;
+        let found = self.store()?.search(&search.query, limit).await.map_err(memory_error)?;
         Ok(json!({ "notes": found }).to_string())
     }
 

@@ -25,7 +25,7 @@ pub use offer::{tool_def, tool_defs};
 
 use crate::authoring::factory::ToolFactory;
 use crate::llm::{ChatRequest, Delta, Gateway, Message, ToolChoice, ToolDef, Usage};
-use crate::memory::MemoryStore;
+use crate::memory::Notes;
 use crate::memory::failures::FailureStore;
 use crate::policy::AgentLimits;
 use crate::registry::ToolHost;
@@ -126,7 +126,7 @@ impl Agent {
     /// Gives the agent long-term memory (the `memory_save` and
     /// `memory_search` tools, and a chance to save notes before compaction)
     /// and the failure store.
-    pub fn with_memory(mut self, memory: Arc<MemoryStore>, failures: Arc<FailureStore>) -> Self {
+    pub fn with_memory(mut self, memory: Arc<Notes>, failures: Arc<FailureStore>) -> Self {
         self.builtins = Arc::new(
             Builtins::new(Some(memory), self.catalogue(), self.selector.clone())
                 .with_factory(self.builtins.factory())

@@ -125,6 +125,7 @@ impl ScheduleArgs {
                     data_dir: &data_dir,
                     tools_dir: &global.tools_dir(),
                     workspace: None,
+                    shared_notes: None,
                 };
                 let mode = PromptMode::Unattended { yes: agent.yes };
                 let mut run = kit.agent_as(schedule.profile.as_deref(), place, mode, None)?;

@@ -161,9 +161,20 @@ impl ServeCommand {
             return Ok(ExitCode::SUCCESS);
         }
 
+        let store_url = crate::store::postgres::configured_url(config.store.url.as_deref());
+        let shared = match &store_url {
+            None => None,
+            Some(url) => Some(crate::store::postgres::PgStore::connect(url).await.map_err(|e| {
+                UsageError(format!(
+                    "cluster mode: cannot open the store at {} ({e}); check [store] url / BORAM_DATABASE_URL",
+                    redact_url(url)
+                ))
+            })?),
+        };
         let agents: Option<AgentFactory> = match self.agent.kit(&data_dir) {
             Ok(kit) => Some(Arc::new(ServeAgents {
                 kit,
+                shared: shared.clone(),
                 metrics: metrics.clone(),
                 tools_dir: tools_dir.clone(),
                 approve_prompt,
@@ -173,20 +184,13 @@ impl ServeCommand {
                 None
             }
         };
-        let runs = match crate::store::postgres::configured_url(config.store.url.as_deref()) {
-            None => RunQueue::Local(Default::default()),
-            Some(url) => {
-                let store = crate::store::postgres::PgStore::connect(&url).await.map_err(|e| {
-                    UsageError(format!(
-                        "cluster mode: cannot open the store at {} ({e}); check [store] url / BORAM_DATABASE_URL",
-                        redact_url(&url)
-                    ))
-                })?;
+        let runs = match (shared, &store_url) {
+            (Some(store), Some(url)) => {
                 let settings = cluster_settings(&config.store);
                 eprintln!(
                     "cluster mode: replica {} on {} (lease {:.1} s, {} workers)",
                     settings.replica,
-                    redact_url(&url),
+                    redact_url(url),
                     settings.lease.as_secs_f64(),
                     settings.workers
                 );
@@ -194,6 +198,7 @@ impl ServeCommand {
                 shared.start_workers();
                 RunQueue::Shared(shared)
             }
+            _ => RunQueue::Local(Default::default()),
         };
 
         // Hot swap, for every user's tool host; each reload is counted and shown.
@@ -275,6 +280,8 @@ impl ServeCommand {
 /// and breaker for every run), each agent in its user's place.
 struct ServeAgents {
     kit: super::agent::args::AgentKit,
+    /// Cluster mode: notes live in the shared store.
+    shared: Option<crate::store::postgres::PgStore>,
     metrics: Arc<Metrics>,
     tools_dir: PathBuf,
     approve_prompt: bool,
@@ -295,6 +302,10 @@ impl AgentSource for ServeAgents {
             data_dir: &tenant.data_dir,
             tools_dir: &self.tools_dir,
             workspace: None,
+            shared_notes: self.shared.as_ref().map(|store| crate::memory::Notes::Shared {
+                store: store.clone(),
+                user: tenant.name.clone(),
+            }),
         };
         let mode = PromptMode::Unattended {
             yes: self.approve_prompt,
@@ -440,10 +451,8 @@ fn start_schedulers(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
     let Some(factory) = state.agents.clone() else {
         return Vec::new();
     };
-    if matches!(state.runs, RunQueue::Shared(_)) {
-        // Every replica would fire each schedule: not until schedules live in the shared store.
-        eprintln!("warning: schedules are off in cluster mode (for now); run them on a service without [store] url");
-        return Vec::new();
+    if let RunQueue::Shared(shared) = &state.runs {
+        return vec![cluster_scheduler(shared.clone(), state.shutdown.clone())];
     }
     state
         .tenants
@@ -486,13 +495,56 @@ fn start_schedulers(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
                         Err(e) => tracing::error!(user = %name, error = %e, "cannot read the schedules"),
                     }
                     tokio::select! {
-                        _ = tokio::time::sleep(SCHEDULE_TICK) => {}
+                        _ = tokio::time::sleep(schedule_tick()) => {}
                         _ = shutdown.cancelled() => return,
                     }
                 }
             })
         })
         .collect()
+}
+
+/// Cluster mode: one loop ticks every user's schedules in the shared
+/// store; every replica runs one, and each due slot fires once.
+fn cluster_scheduler(
+    shared: Arc<SharedRuns>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut reported = false;
+        loop {
+            match shared.tick_schedules().await {
+                Ok(tick) => {
+                    reported = false;
+                    for (user, schedule, run) in &tick.started {
+                        tracing::info!(user, schedule, run, "scheduled run queued");
+                    }
+                    for (user, schedule) in &tick.skipped {
+                        tracing::warn!(user, schedule, "scheduled run skipped: the previous one is still going");
+                    }
+                }
+                Err(e) if !reported => {
+                    tracing::error!(error = %e, "cannot tick the schedules; retrying");
+                    reported = true;
+                }
+                Err(_) => {}
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(schedule_tick()) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    })
+}
+
+/// How often schedules are looked at: [`SCHEDULE_TICK`], or
+/// `BORAM_SCHEDULE_TICK_MS` (for tests and impatient operators).
+fn schedule_tick() -> std::time::Duration {
+    std::env::var("BORAM_SCHEDULE_TICK_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map(std::time::Duration::from_millis)
+        .unwrap_or(SCHEDULE_TICK)
 }
 
 /// Ctrl-C or SIGTERM.

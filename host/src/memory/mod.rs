@@ -29,6 +29,9 @@ pub enum MemoryError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The shared store (cluster mode) failed.
+    #[error("shared memory: {0}")]
+    Shared(String),
 }
 
 pub type Result<T, E = MemoryError> = std::result::Result<T, E>;
@@ -135,18 +138,7 @@ impl MemoryStore {
 
     /// Saves a note; returns its id. Text and tags are validated first.
     pub fn save(&self, text: &str, tags: &[String]) -> Result<i64> {
-        let text = crate::scrub::scrub(text.trim());
-        let text = text.as_ref();
-        if text.is_empty() {
-            return Err(MemoryError::Invalid("`text` is empty; say what to remember".into()));
-        }
-        if text.chars().count() > MAX_TEXT_CHARS {
-            return Err(MemoryError::Invalid(format!(
-                "`text` is {} characters; a note holds at most {MAX_TEXT_CHARS} — save the essentials",
-                text.chars().count()
-            )));
-        }
-        let tags = normalise_tags(tags)?;
+        let (text, tags) = validated(text, tags)?;
         let created = crate::audit::now();
         self.db(|c| {
             c.execute(
@@ -240,12 +232,74 @@ fn normalise_tags(tags: &[String]) -> Result<Vec<String>> {
 /// FTS operators in the text cannot break the query), joined with OR so
 /// that BM25 ranks notes by how many and how rare the matching words are.
 fn fts_query(text: &str) -> Option<String> {
-    let words: Vec<String> = text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| format!("\"{}\"", w.to_lowercase()))
-        .collect();
+    let words: Vec<String> = query_words(text).iter().map(|w| format!("\"{w}\"")).collect();
     (!words.is_empty()).then(|| words.join(" OR "))
+}
+
+/// A query's words: runs of letters and digits, lowercased (any one of
+/// them matches a note).
+pub fn query_words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// A note's text (trimmed, secrets scrubbed) and tags, checked the same
+/// way whatever store keeps it.
+pub fn validated(text: &str, tags: &[String]) -> Result<(String, Vec<String>)> {
+    let text = crate::scrub::scrub(text.trim()).into_owned();
+    if text.is_empty() {
+        return Err(MemoryError::Invalid("`text` is empty; say what to remember".into()));
+    }
+    if text.chars().count() > MAX_TEXT_CHARS {
+        return Err(MemoryError::Invalid(format!(
+            "`text` is {} characters; a note holds at most {MAX_TEXT_CHARS} — save the essentials",
+            text.chars().count()
+        )));
+    }
+    Ok((text, normalise_tags(tags)?))
+}
+
+/// Where an agent's notes are: this machine's `memory.db`, or the shared
+/// store (cluster mode), where every replica sees the same notes of a user.
+pub enum Notes {
+    Local(Arc<MemoryStore>),
+    Shared {
+        store: crate::store::postgres::PgStore,
+        user: String,
+    },
+}
+
+impl Notes {
+    /// Saves a note; returns its id.
+    pub async fn save(&self, text: &str, tags: &[String]) -> Result<i64> {
+        match self {
+            Notes::Local(store) => store.save(text, tags),
+            Notes::Shared { store, user } => {
+                let (text, tags) = validated(text, tags)?;
+                crate::store::postgres::notes::save(store, user, &text, &tags, &crate::audit::now())
+                    .await
+                    .map_err(|e| MemoryError::Shared(e.to_string()))
+            }
+        }
+    }
+
+    /// Notes matching `query`, best first.
+    pub async fn search(&self, query: &str, limit: usize) -> Result<Vec<Entry>> {
+        match self {
+            Notes::Local(store) => store.search(query, limit),
+            Notes::Shared { store, user } => {
+                let words = query_words(query);
+                if words.is_empty() {
+                    return Err(MemoryError::Invalid("`query` has no words to search for".into()));
+                }
+                crate::store::postgres::notes::search(store, user, &words, limit)
+                    .await
+                    .map_err(|e| MemoryError::Shared(e.to_string()))
+            }
+        }
+    }
 }
 
 #[cfg(test)]

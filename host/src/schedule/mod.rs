@@ -57,6 +57,17 @@ impl Schedule {
         }
     }
 
+    /// A usable name and a valid cron expression, or what is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        if !crate::policy::is_tool_name(&self.name) {
+            return Err(format!(
+                "`{}` is not a valid schedule name: use lowercase letters, digits and `_`",
+                self.name
+            ));
+        }
+        parse_cron(&self.cron).map(|_| ())
+    }
+
     /// The first cron slot after `after`.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         parse_cron(&self.cron).ok()?.find_next_occurrence(&after, false).ok()
@@ -77,14 +88,12 @@ pub fn parse_cron(expr: &str) -> Result<Cron, String> {
 /// The schedules of one user, in one JSON file written atomically.
 pub struct ScheduleStore {
     path: PathBuf,
-    lock: Mutex<()>,
 }
 
 impl ScheduleStore {
     pub fn open(data_dir: &Path) -> Self {
         Self {
             path: data_dir.join(FILE),
-            lock: Mutex::new(()),
         }
     }
 
@@ -102,24 +111,26 @@ impl ScheduleStore {
             .with_context(|| format!("cannot write {}", self.path.display()))
     }
 
-    /// Changes the list under the lock.
+    /// Changes the list under the file's lock, which every handle and
+    /// process takes (the HTTP API opens its own handle per request, the
+    /// scheduler has one, `boram schedule` runs in another process).
     pub fn update<T>(&self, change: impl FnOnce(&mut Vec<Schedule>) -> anyhow::Result<T>) -> anyhow::Result<T> {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let mut schedules = self.list()?;
-        let out = change(&mut schedules)?;
-        self.save(&schedules)?;
-        Ok(out)
+        let mut outcome = None;
+        crate::store::atomic::locked(&self.path, || {
+            outcome = Some(self.list().and_then(|mut schedules| {
+                let out = change(&mut schedules)?;
+                self.save(&schedules)?;
+                Ok(out)
+            }));
+            Ok(())
+        })
+        .with_context(|| format!("cannot lock {}", self.path.display()))?;
+        outcome.unwrap_or_else(|| Err(anyhow::anyhow!("the schedules were not changed")))
     }
 
     /// Adds a schedule; the name must be new, the cron valid.
     pub fn add(&self, schedule: Schedule) -> anyhow::Result<()> {
-        if !crate::policy::is_tool_name(&schedule.name) {
-            anyhow::bail!(
-                "`{}` is not a valid schedule name: use lowercase letters, digits and `_`",
-                schedule.name
-            );
-        }
-        parse_cron(&schedule.cron).map_err(anyhow::Error::msg)?;
+        schedule.validate().map_err(anyhow::Error::msg)?;
         self.update(|list| {
             if list.iter().any(|s| s.name == schedule.name) {
                 anyhow::bail!("a schedule named `{}` exists; remove it first", schedule.name);
@@ -292,6 +303,42 @@ mod tests {
         fn set(&self, t: DateTime<Utc>) {
             *self.0.lock().expect("clock") = t;
         }
+    }
+
+    #[test]
+    fn updates_through_separate_handles_are_never_lost_issue_16() {
+        // The HTTP API opens a handle per request while the scheduler holds
+        // its own: each read-modify-write must see the one before it.
+        let dir = tempfile::tempdir().expect("tempdir");
+        ScheduleStore::open(dir.path())
+            .add(Schedule::new(
+                "tick".into(),
+                "* * * * *".into(),
+                None,
+                "t".into(),
+                at(8, 0),
+            ))
+            .expect("add");
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let dir = dir.path().to_path_buf();
+                std::thread::spawn(move || {
+                    let store = ScheduleStore::open(&dir);
+                    for _ in 0..50 {
+                        store
+                            .update(|list| {
+                                list[0].skipped += 1;
+                                Ok(())
+                            })
+                            .expect("update");
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("join");
+        }
+        assert_eq!(ScheduleStore::open(dir.path()).list().expect("list")[0].skipped, 200);
     }
 
     fn at(h: u32, m: u32) -> DateTime<Utc> {

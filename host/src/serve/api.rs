@@ -253,12 +253,20 @@ pub struct NewSchedule {
 }
 
 /// `GET /v1/schedules`: the user's schedules, each with its next run.
-pub async fn list_schedules(Extension(tenant): Extension<Arc<Tenant>>) -> Result<Json<Value>, Error> {
-    let store = crate::schedule::ScheduleStore::open(&tenant.data_dir);
+pub async fn list_schedules(
+    State(state): State<Arc<AppState>>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+) -> Result<Json<Value>, Error> {
+    let listed = match &state.runs {
+        super::runs::RunQueue::Shared(runs) => crate::store::postgres::schedules::list(runs.store(), &tenant.name)
+            .await
+            .map_err(store_error)?,
+        super::runs::RunQueue::Local(_) => crate::schedule::ScheduleStore::open(&tenant.data_dir)
+            .list()
+            .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?,
+    };
     let now = chrono::Utc::now();
-    let schedules = store
-        .list()
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?
+    let schedules = listed
         .into_iter()
         .map(|s| {
             let next = s.next_after(s.last_run.unwrap_or(s.created).max(now));
@@ -270,9 +278,23 @@ pub async fn list_schedules(Extension(tenant): Extension<Arc<Tenant>>) -> Result
     Ok(Json(json!({ "schedules": schedules })))
 }
 
+/// A shared store's error: 503 when it is unreachable.
+fn store_error(e: crate::store::postgres::StoreError) -> Error {
+    let status = if e.is_unavailable() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    error(status, e.to_string())
+}
+
 /// `POST /v1/schedules {"name", "cron", "profile"?, "task"}`: 201, or 400
 /// with the reason (bad cron, bad or taken name).
-pub async fn add_schedule(Extension(tenant): Extension<Arc<Tenant>>, body: Bytes) -> Result<Response, Error> {
+pub async fn add_schedule(
+    State(state): State<Arc<AppState>>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    body: Bytes,
+) -> Result<Response, Error> {
     let new: NewSchedule = serde_json::from_slice(&body).map_err(|e| {
         error(
             StatusCode::BAD_REQUEST,
@@ -284,9 +306,23 @@ pub async fn add_schedule(Extension(tenant): Extension<Arc<Tenant>>, body: Bytes
     }
     let schedule = crate::schedule::Schedule::new(new.name, new.cron, new.profile, new.task, chrono::Utc::now());
     let next = schedule.next_after(schedule.created);
-    crate::schedule::ScheduleStore::open(&tenant.data_dir)
-        .add(schedule.clone())
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("{e:#}")))?;
+    match &state.runs {
+        super::runs::RunQueue::Shared(runs) => {
+            schedule.validate().map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
+            let added = crate::store::postgres::schedules::add(runs.store(), &tenant.name, &schedule)
+                .await
+                .map_err(store_error)?;
+            if !added {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    format!("a schedule named `{}` exists; remove it first", schedule.name),
+                ));
+            }
+        }
+        super::runs::RunQueue::Local(_) => crate::schedule::ScheduleStore::open(&tenant.data_dir)
+            .add(schedule.clone())
+            .map_err(|e| error(StatusCode::BAD_REQUEST, format!("{e:#}")))?,
+    }
     let mut value = serde_json::to_value(&schedule).unwrap_or_default();
     value["next_run"] = json!(next);
     Ok((StatusCode::CREATED, Json(value)).into_response())
@@ -294,12 +330,20 @@ pub async fn add_schedule(Extension(tenant): Extension<Arc<Tenant>>, body: Bytes
 
 /// `DELETE /v1/schedules/{name}`: 204, or 404.
 pub async fn remove_schedule(
+    State(state): State<Arc<AppState>>,
     Extension(tenant): Extension<Arc<Tenant>>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, Error> {
-    let removed = crate::schedule::ScheduleStore::open(&tenant.data_dir)
-        .remove(&name)
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+    let removed = match &state.runs {
+        super::runs::RunQueue::Shared(runs) => {
+            crate::store::postgres::schedules::remove(runs.store(), &tenant.name, &name)
+                .await
+                .map_err(store_error)?
+        }
+        super::runs::RunQueue::Local(_) => crate::schedule::ScheduleStore::open(&tenant.data_dir)
+            .remove(&name)
+            .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?,
+    };
     if removed {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -53,11 +53,20 @@ approval = "allow"
 
 /// Starts replica `name` with its own data and tools directories.
 fn start_replica(root: &Path, name: &str, model: &ScriptedServer, database: &str) -> Replica {
+    start_replica_with(root, name, model, database, "")
+}
+
+/// [`start_replica`] with more config (e.g. `[[serve.users]]`).
+fn start_replica_with(root: &Path, name: &str, model: &ScriptedServer, database: &str, config: &str) -> Replica {
     let dir = root.join(name);
     std::fs::create_dir_all(dir.join("tools")).expect("tools dir");
     std::fs::copy(hostile_wasm(), dir.join("tools/hostile.wasm")).expect("copy tool");
     std::fs::write(dir.join("policy.toml"), POLICY).expect("policy");
-    std::fs::write(dir.join("config.toml"), "[store]\nlease_secs = 2.0\nworkers = 4\n").expect("config");
+    std::fs::write(
+        dir.join("config.toml"),
+        format!("[store]\nlease_secs = 2.0\nworkers = 4\n{config}"),
+    )
+    .expect("config");
     let log = dir.join("serve.log");
     let child = Command::new(env!("CARGO_BIN_EXE_boram"))
         .args(["serve", "--addr", "127.0.0.1:0", "--policy"])
@@ -79,6 +88,9 @@ fn start_replica(root: &Path, name: &str, model: &ScriptedServer, database: &str
         .env("ANTHROPIC_API_KEY", "test-key")
         .env("BORAM_DATABASE_URL", database)
         .env("BORAM_REPLICA", name)
+        .env("BORAM_SCHEDULE_TICK_MS", "300")
+        .env("ALICE_TOKEN", "alice-token")
+        .env("BOB_TOKEN", "bob-token")
         .env_remove("BORAM_SERVE_TOKEN")
         .env_remove("OPENAI_API_KEY")
         .stdout(Stdio::null())
@@ -173,9 +185,30 @@ fn last_tool_result(request: &RecordedRequest) -> Option<Value> {
 fn model_reply(request: &RecordedRequest) -> Reply {
     let prompt = prompt_of(request);
     match last_tool_result(request) {
+        // Memory runs answer with what the tool returned.
+        Some(result) if prompt.starts_with("remember") || prompt.starts_with("recall") => AnthropicReply::new()
+            .text(&result["content"].to_string())
+            .usage(20, 5)
+            .build(),
         Some(_) => AnthropicReply::new()
             .text(&format!("finished {prompt}"))
             .usage(20, 5)
+            .build(),
+        None if prompt.starts_with("remember ") => AnthropicReply::new()
+            .tool_use(
+                "save",
+                "memory_save",
+                json!({"text": prompt.trim_start_matches("remember ")}),
+            )
+            .usage(10, 5)
+            .build(),
+        None if prompt.starts_with("recall ") => AnthropicReply::new()
+            .tool_use(
+                "search",
+                "memory_search",
+                json!({"query": prompt.trim_start_matches("recall ")}),
+            )
+            .usage(10, 5)
             .build(),
         None => {
             let ms = if prompt.starts_with("slow") { 10_000 } else { 10 };
@@ -239,6 +272,19 @@ async fn events_of(http: &reqwest::Client, base: &str, id: &str) -> Vec<Value> {
 async fn three_replicas_run_every_run_once_and_resume_a_killed_replicas_run() {
     let pg = TestPostgres::start();
     let database = pg.database("cluster");
+    // A schedule whose one slot (New Year 2026) passed: due at once, and
+    // then not for a year. Three replicas tick every 300 ms.
+    boram_host::store::postgres::PgStore::connect(&database)
+        .await
+        .expect("migrate");
+    let schedule = json!({
+        "name": "yearly", "cron": "0 0 1 1 *", "profile": null, "task": "quick scheduled",
+        "created": "2025-12-31T00:00:00Z", "last_run": null, "last_session": null, "last_status": null, "skipped": 0
+    });
+    pg.psql(
+        "cluster",
+        &format!("INSERT INTO schedules (user_name, name, schedule) VALUES ('local', 'yearly', '{schedule}')"),
+    );
     let model = ScriptedServer::responding(model_reply).await;
     let root = tempfile::tempdir().expect("tempdir");
     let mut replicas: Vec<Replica> = ["r0", "r1", "r2"]
@@ -247,6 +293,25 @@ async fn three_replicas_run_every_run_once_and_resume_a_killed_replicas_run() {
         .collect();
     let (_haproxy, base) = start_haproxy(root.path(), &replicas);
     let http = client();
+
+    // The schedule fires once (its run ends before anything is killed).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let scheduled = loop {
+        let listed: Value = http
+            .get(format!("{base}/v1/schedules"))
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("json");
+        let yearly = &listed["schedules"][0];
+        if yearly["last_status"] == "answered" {
+            break yearly["last_session"].as_str().expect("its run").to_string();
+        }
+        assert!(Instant::now() < deadline, "the schedule did not run: {listed}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
 
     // A run whose tool call takes 10 s; kill -9 its replica mid-call.
     let slow = submit(&http, &base, "slow one").await;
@@ -297,7 +362,7 @@ async fn three_replicas_run_every_run_once_and_resume_a_killed_replicas_run() {
             .iter()
             .filter(|r| r["status"] == "queued" || r["status"] == "running")
             .count();
-        if runs.len() == 31 && open == 0 {
+        if runs.len() == 32 && open == 0 {
             break;
         }
         assert!(
@@ -315,6 +380,17 @@ async fn three_replicas_run_every_run_once_and_resume_a_killed_replicas_run() {
     eprintln!("kill -9 → slow run finished elsewhere: {:?}", resumed_after);
 
     let requests = model.requests();
+    // Dozens of ticks on three replicas later: still one scheduled run.
+    assert_eq!(
+        requests.iter().filter(|r| prompt_of(r) == "quick scheduled").count(),
+        2,
+        "the scheduled run ran once"
+    );
+    assert_eq!(run_of(&http, &base, &scheduled).await["attempts"], 1);
+    assert_eq!(
+        pg.psql("cluster", "SELECT count(*) FROM runs WHERE prompt = 'quick scheduled'"),
+        "1"
+    );
     let for_prompt =
         |prompt: &str| -> Vec<&RecordedRequest> { requests.iter().filter(|r| prompt_of(r) == prompt).collect() };
     // Each quick run ran once: one request for its step, one with its result.
@@ -446,4 +522,92 @@ async fn with_postgres_down_runs_are_refused_with_503_and_taken_again_when_it_re
     );
     assert_eq!(prompts.iter().filter(|p| *p == "quick before").count(), 2, "ran once");
     assert_eq!(prompts.iter().filter(|p| *p == "quick after").count(), 2, "ran once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_note_saved_through_one_replica_is_found_through_another_and_users_stay_apart() {
+    let pg = TestPostgres::start();
+    let database = pg.database("memory");
+    let model = ScriptedServer::responding(model_reply).await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let users = format!(
+        "[[serve.users]]\nname = \"alice\"\ntoken_env = \"ALICE_TOKEN\"\nworkspace = \"{0}/alice\"\n\
+         [[serve.users]]\nname = \"bob\"\ntoken_env = \"BOB_TOKEN\"\nworkspace = \"{0}/bob\"\n",
+        root.path().display()
+    );
+    for user in ["alice", "bob"] {
+        std::fs::create_dir_all(root.path().join(user)).expect("workspace");
+    }
+    let http = client();
+
+    // Only replica a is up: it runs the save.
+    let a = start_replica_with(root.path(), "a", &model, &database, &users);
+    let saved = ask_and_wait(&http, &a, "alice-token", "remember 프로젝트 deadline is March 1").await;
+    assert_eq!(saved["replica"], "a");
+    assert!(
+        saved["answer"].as_str().unwrap_or_default().contains("saved"),
+        "{saved}"
+    );
+    drop(a);
+
+    // Only replica b is up: it finds alice's note, and bob finds nothing.
+    let b = start_replica_with(root.path(), "b", &model, &database, &users);
+    let found = ask_and_wait(&http, &b, "alice-token", "recall deadline").await;
+    assert_eq!(found["replica"], "b");
+    assert!(
+        found["answer"].as_str().unwrap_or_default().contains("March 1"),
+        "{found}"
+    );
+    let other = ask_and_wait(&http, &b, "bob-token", "recall deadline").await;
+    assert_eq!(other["status"], "answered", "{other}");
+    assert!(
+        !other["answer"].as_str().unwrap_or_default().contains("March"),
+        "{other}"
+    );
+    // Nor can bob see alice's run.
+    let peek = http
+        .get(format!(
+            "http://{}/v1/runs/{}",
+            b.addr,
+            found["id"].as_str().unwrap_or_default()
+        ))
+        .bearer_auth("bob-token")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(peek.status(), 404);
+}
+
+/// Starts `prompt` on `replica` as the user of `token` and waits for its end.
+async fn ask_and_wait(http: &reqwest::Client, replica: &Replica, token: &str, prompt: &str) -> Value {
+    let base = format!("http://{}", replica.addr);
+    let response = http
+        .post(format!("{base}/v1/runs"))
+        .bearer_auth(token)
+        .json(&json!({"prompt": prompt}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 202);
+    let id = response.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let run: Value = http
+            .get(format!("{base}/v1/runs/{id}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("json");
+        if run["status"] != "queued" && run["status"] != "running" {
+            return run;
+        }
+        assert!(Instant::now() < deadline, "{run}\n{}", replica.process.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

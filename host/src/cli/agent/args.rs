@@ -13,7 +13,7 @@ use crate::cli::context::GlobalArgs;
 use crate::config::{self, model as model_config};
 use crate::llm::record::{Recorder, Replay};
 use crate::llm::{Gateway, GatewayOptions, PriceTable, Provider, ProviderKind, UsageObserver};
-use crate::memory::MemoryStore;
+use crate::memory::{MemoryStore, Notes};
 use crate::registry::ToolHost;
 use crate::session::Session;
 use anyhow::Context as _;
@@ -101,6 +101,7 @@ impl AgentArgs {
             data_dir: &data_dir,
             tools_dir: &global.tools_dir(),
             workspace: workspace.as_deref(),
+            shared_notes: None,
         };
         kit.agent(place, mode, resume, recorder, None)
     }
@@ -185,6 +186,9 @@ pub struct AgentPlace<'a> {
     pub data_dir: &'a std::path::Path,
     pub tools_dir: &'a std::path::Path,
     pub workspace: Option<&'a std::path::Path>,
+    /// The user's notes in the shared store (cluster mode); `None`: the
+    /// data directory's `memory.db`.
+    pub shared_notes: Option<crate::memory::Notes>,
 }
 
 /// Files in a workspace's root whose text joins the system prompt, as
@@ -309,6 +313,7 @@ impl AgentKit {
             data_dir,
             tools_dir,
             workspace,
+            shared_notes,
         } = place;
         let settings = &self.settings;
         let mut gateway = self
@@ -387,7 +392,7 @@ impl AgentKit {
             0,
         );
         let agent = with_tool_factory(agent.with_delegator(Arc::new(delegator)), tools_dir, data_dir);
-        Ok(with_memory(agent, data_dir))
+        Ok(with_memory(agent, data_dir, shared_notes))
     }
 }
 
@@ -412,11 +417,14 @@ fn refuse_unpriced_budget(gateway: &Gateway, options: &AgentOptions) -> anyhow::
 
 /// Gives the agent its memory and failure store from `memory.db`; a broken
 /// database costs the memory tools, not the session.
-fn with_memory(agent: Agent, data_dir: &std::path::Path) -> Agent {
+/// (The failure store stays in the data directory even with shared notes:
+/// it is this machine's record of tool trouble.)
+fn with_memory(agent: Agent, data_dir: &std::path::Path, shared_notes: Option<Notes>) -> Agent {
     match MemoryStore::open(data_dir) {
         Ok(memory) => {
             let failures = Arc::new(memory.failures());
-            agent.with_memory(Arc::new(memory), failures)
+            let notes = shared_notes.unwrap_or_else(|| Notes::Local(Arc::new(memory)));
+            agent.with_memory(Arc::new(notes), failures)
         }
         Err(e) => {
             eprintln!("warning: memory is off for this session: {e}");

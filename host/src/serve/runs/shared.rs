@@ -20,6 +20,7 @@ use crate::session::SessionChoice;
 use crate::session::{Record, Session};
 use crate::store::postgres::appender::{Appender, Fence, Table};
 use crate::store::postgres::runs::{self, Claimed, NewRun, Outcome, RunRow};
+use crate::store::postgres::schedules;
 use crate::store::postgres::{PgStore, StoreError};
 use futures::StreamExt as _;
 use futures::stream::BoxStream;
@@ -96,6 +97,37 @@ impl SharedRuns {
     /// Whether the database answers now.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.store.ping().await
+    }
+
+    pub fn store(&self) -> &PgStore {
+        &self.store
+    }
+
+    /// Queues a run for every due schedule of every user that no other
+    /// replica is ticking right now (see [`crate::store::postgres::schedules`]).
+    pub async fn tick_schedules(&self) -> Result<schedules::Tick, StoreError> {
+        let Some(factory) = &self.factory else {
+            return Ok(Default::default());
+        };
+        let tick = schedules::tick(&self.store, chrono::Utc::now(), |user, schedule| {
+            let (provider, model) = factory
+                .model_of(schedule.profile.as_deref())
+                .map_err(|e| format!("{e:#}"))?;
+            Ok(NewRun {
+                id: crate::session::new_shared_id(),
+                user: user.to_string(),
+                profile: schedule.profile.clone(),
+                prompt: schedule.task.clone(),
+                provider,
+                model,
+                dedupe_key: None,
+            })
+        })
+        .await?;
+        if !tick.started.is_empty() {
+            self.wake.notify_one();
+        }
+        Ok(tick)
     }
 
     /// Starts claiming and executing runs (none without a model).

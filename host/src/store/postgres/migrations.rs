@@ -12,11 +12,19 @@
 use super::{PgStore, StoreError};
 
 /// Every migration: (version, name, SQL). Append only; never edit one that shipped.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "runs_and_sessions",
-    include_str!("../../../migrations/postgres/0001_runs_and_sessions.sql"),
-)];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "runs_and_sessions",
+        include_str!("../../../migrations/postgres/0001_runs_and_sessions.sql"),
+    ),
+    (
+        2,
+        "schedules",
+        include_str!("../../../migrations/postgres/0002_schedules.sql"),
+    ),
+    (3, "notes", include_str!("../../../migrations/postgres/0003_notes.sql")),
+];
 
 /// The advisory lock key all replicas take while migrating ("boram" in ASCII).
 const LOCK_KEY: i64 = 0x0062_6f72_616d;

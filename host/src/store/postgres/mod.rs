@@ -1,8 +1,9 @@
 //! The PostgreSQL store: the state that many `boram serve` replicas share
 //! (`[store] url = "postgres://…"` or `BORAM_DATABASE_URL`).
 //!
-//! Today it holds sessions with their transcripts and the queue of agent
-//! runs with their events ([`runs`]); each write of a run's journal is
+//! It holds sessions with their transcripts, the queue of agent runs with
+//! their events ([`runs`]), schedules ([`schedules`]) and memory notes
+//! ([`notes`]); each write of a run's journal is
 //! fenced by the run's lease ([`appender`]), so a replica that lost a run
 //! can never write into it again. The driver is `tokio-postgres` with the
 //! `deadpool-postgres` pool; the schema is the SQL files under
@@ -10,7 +11,9 @@
 
 pub mod appender;
 pub mod migrations;
+pub mod notes;
 pub mod runs;
+pub mod schedules;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Timeouts};
 use std::time::Duration;

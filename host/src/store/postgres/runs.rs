@@ -62,17 +62,17 @@ pub struct RunRow {
 pub async fn submit(store: &PgStore, run: &NewRun) -> Result<bool, StoreError> {
     let mut client = store.client().await?;
     let tx = client.transaction().await?;
-    if let Some(key) = &run.dedupe_key {
-        let taken = tx.query_opt("SELECT 1 FROM runs WHERE dedupe_key = $1", &[key]).await?;
-        if taken.is_some() {
-            return Ok(false);
-        }
+    if !insert(&tx, run).await? {
+        return Ok(false);
     }
-    tx.execute(
-        "INSERT INTO sessions (id, user_name, provider, model) VALUES ($1, $2, $3, $4)",
-        &[&run.id, &run.user, &run.provider, &run.model],
-    )
-    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// [`submit`] inside the caller's transaction (a schedule's tick).
+pub async fn insert(tx: &deadpool_postgres::Transaction<'_>, run: &NewRun) -> Result<bool, StoreError> {
+    // The run first: its dedupe key decides whether there is one (the
+    // session key is checked at commit).
     let inserted = tx
         .execute(
             "INSERT INTO runs (id, user_name, session_id, profile, prompt, dedupe_key)
@@ -83,7 +83,11 @@ pub async fn submit(store: &PgStore, run: &NewRun) -> Result<bool, StoreError> {
     if inserted == 0 {
         return Ok(false);
     }
-    tx.commit().await?;
+    tx.execute(
+        "INSERT INTO sessions (id, user_name, provider, model) VALUES ($1, $2, $3, $4)",
+        &[&run.id, &run.user, &run.provider, &run.model],
+    )
+    .await?;
     Ok(true)
 }
 

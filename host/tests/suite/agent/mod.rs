@@ -163,7 +163,9 @@ impl Harness {
         }
         if let Some(memory) = &setup.memory_dir {
             agent = agent.with_memory(
-                Arc::new(MemoryStore::open(memory).expect("memory")),
+                Arc::new(boram_host::memory::Notes::Local(Arc::new(
+                    MemoryStore::open(memory).expect("memory"),
+                ))),
                 Arc::new(FailureStore::open(memory).expect("failures")),
             );
         }
