@@ -36,6 +36,27 @@ pub fn write(path: &Path, parts: &[&[u8]], mode: Option<u32>) -> std::io::Result
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// Runs `change` holding an exclusive lock on `path` (an advisory `flock`
+/// on `<path>.lock`, which is never replaced): a read-modify-write of a
+/// state file by two processes (the CLI and the service), or by two
+/// handles in one, happens one after the other, so neither loses the
+/// other's update.
+pub fn locked<T>(path: &Path, change: impl FnOnce() -> std::io::Result<T>) -> std::io::Result<T> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::path::PathBuf::from(lock_path))?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)?;
+    // Closing the file releases the lock, also when `change` panics.
+    change()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,25 +78,4 @@ mod tests {
             .collect();
         assert_eq!(names, ["state.json"], "no temporary file is left");
     }
-}
-
-/// Runs `change` holding an exclusive lock on `path` (an advisory `flock`
-/// on `<path>.lock`, which is never replaced): a read-modify-write of a
-/// state file by two processes (the CLI and the service), or by two
-/// handles in one, happens one after the other, so neither loses the
-/// other's update.
-pub fn locked<T>(path: &Path, change: impl FnOnce() -> std::io::Result<T>) -> std::io::Result<T> {
-    let mut lock_path = path.as_os_str().to_owned();
-    lock_path.push(".lock");
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(std::path::PathBuf::from(lock_path))?;
-    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)?;
-    // Closing the file releases the lock, also when `change` panics.
-    change()
 }
