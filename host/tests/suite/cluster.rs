@@ -114,23 +114,29 @@ fn start_replica_with(root: &Path, name: &str, model: &ScriptedServer, database:
     }
 }
 
-/// HAProxy in front of `replicas`, health-checking `/health`; its URL.
+/// HAProxy in front of `replicas` with the README's example config
+/// (`deploy/cluster/haproxy.cfg`), its ports swapped for this test's; its URL.
 fn start_haproxy(root: &Path, replicas: &[Replica]) -> (Process, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("port")
         .port();
-    let servers: String = replicas
-        .iter()
-        .map(|r| format!("    server {} {} check inter 200ms fall 1 rise 2\n", r.name, r.addr))
+    let example = super::workspace_dir().join("deploy/cluster/haproxy.cfg");
+    let mut config = std::fs::read_to_string(&example).expect("deploy/cluster/haproxy.cfg");
+    assert!(config.contains("bind 127.0.0.1:8080"), "the example binds 127.0.0.1:8080");
+    config = config.replace("bind 127.0.0.1:8080", &format!("bind 127.0.0.1:{port}"));
+    let mut lines: Vec<String> = config
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("server "))
+        .map(str::to_string)
         .collect();
-    let config = format!(
-        "global\n    maxconn 512\n\
-         defaults\n    mode http\n    timeout connect 1s\n    timeout client 120s\n    timeout server 120s\n    \
-         retries 3\n    option redispatch\n\
-         frontend boram\n    bind 127.0.0.1:{port}\n    default_backend replicas\n\
-         backend replicas\n    balance roundrobin\n    option httpchk GET /health\n{servers}"
-    );
+    for replica in replicas {
+        lines.push(format!(
+            "    server {} {} check inter 200ms fall 1 rise 2",
+            replica.name, replica.addr
+        ));
+    }
+    let config = lines.join("\n") + "\n";
     let path = root.join("haproxy.cfg");
     std::fs::write(&path, config).expect("haproxy.cfg");
     let log = root.join("haproxy.log");
