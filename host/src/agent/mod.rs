@@ -369,7 +369,7 @@ impl Agent {
             let ids: Vec<String> = reply.tool_uses().map(|(id, _, _)| id.to_string()).collect();
             let (results, stopped) = tokio::select! {
                 results = round.run(&reply) => (results, None),
-                _ = cancel.cancelled() => (interrupted_results(&ids, "cancelled by the user before it finished; it may have run, and its side effects are unknown"), Some(Stop::Cancelled)),
+                _ = cancel.cancelled() => (interrupted_results(&ids, "cancelled before it finished (by the user, or by the service shutting down); it may have run, and its side effects are unknown"), Some(Stop::Cancelled)),
                 _ = tokio::time::sleep_until(deadline) => (interrupted_results(&ids, "stopped: the turn's time limit passed before it finished; it may have run, and its side effects are unknown"), Some(Stop::TimeLimit)),
             };
             self.add_message(results);

@@ -123,7 +123,10 @@ fn start_haproxy(root: &Path, replicas: &[Replica]) -> (Process, String) {
         .port();
     let example = super::workspace_dir().join("deploy/cluster/haproxy.cfg");
     let mut config = std::fs::read_to_string(&example).expect("deploy/cluster/haproxy.cfg");
-    assert!(config.contains("bind 127.0.0.1:8080"), "the example binds 127.0.0.1:8080");
+    assert!(
+        config.contains("bind 127.0.0.1:8080"),
+        "the example binds 127.0.0.1:8080"
+    );
     config = config.replace("bind 127.0.0.1:8080", &format!("bind 127.0.0.1:{port}"));
     let mut lines: Vec<String> = config
         .lines()
@@ -217,7 +220,13 @@ fn model_reply(request: &RecordedRequest) -> Reply {
             .usage(10, 5)
             .build(),
         None => {
-            let ms = if prompt.starts_with("slow") { 10_000 } else { 10 };
+            let ms = if prompt.starts_with("slower") {
+                25_000
+            } else if prompt.starts_with("slow") {
+                10_000
+            } else {
+                10
+            };
             let id = format!("call-{}", prompt.replace(' ', "-"));
             AnthropicReply::new()
                 .tool_use(&id, "sleep", json!({"ms": ms}))
@@ -616,4 +625,63 @@ async fn ask_and_wait(http: &reqwest::Client, replica: &Replica, token: &str, pr
         assert!(Instant::now() < deadline, "{run}\n{}", replica.process.log());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_shutting_down_gives_its_run_back_and_another_finishes_it() {
+    let pg = TestPostgres::start();
+    let database = pg.database("handover");
+    let model = ScriptedServer::responding(model_reply).await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let a = start_replica(root.path(), "a", &model, &database);
+    let http = client();
+    // Only a runs it; b starts once the call is under way.
+    let id = submit(&http, &format!("http://{}", a.addr), "slower one").await;
+    let sql = format!("SELECT count(*) FROM run_events WHERE run_id = '{id}' AND event->>'type' = 'tool_started'");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while pg.psql("handover", &sql) != "1" {
+        assert!(
+            Instant::now() < deadline,
+            "the call never started:\n{}",
+            a.process.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let b = start_replica(root.path(), "b", &model, &database);
+    let status = Command::new("kill")
+        .args(["-TERM", &a.process.child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    // a waits its grace period (10 s), then hands the run over; b resumes it.
+    let base = format!("http://{}", b.addr);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let run = loop {
+        let run = run_of(&http, &base, &id).await;
+        if run["status"] == "answered" {
+            break run;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{run}\n{}\n{}",
+            a.process.log(),
+            b.process.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(run["replica"], "b");
+    assert_eq!(run["attempts"], 2);
+    assert!(
+        a.process.log().contains("gave the run back to the queue"),
+        "{}",
+        a.process.log()
+    );
+    let asked: Vec<RecordedRequest> = model
+        .requests()
+        .into_iter()
+        .filter(|r| prompt_of(r) == "slower one")
+        .collect();
+    assert_eq!(asked.len(), 2, "the model step was not repeated");
+    let result = last_tool_result(&asked[1]).expect("the call's result");
+    assert!(result["content"].to_string().contains("may have run"), "{result}");
 }

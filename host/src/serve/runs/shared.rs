@@ -377,7 +377,7 @@ impl SharedRuns {
         if self.releasing.load(Ordering::SeqCst) {
             let _ = agent.session().sync().await;
             match runs::release(&self.store, &id, claimed.epoch).await {
-                Ok(()) => tracing::info!(run = id, "gave the run back to the queue"),
+                Ok(()) => tracing::warn!(run = id, "gave the run back to the queue; another replica resumes it"),
                 Err(e) => tracing::warn!(run = id, error = %e, "cannot give the run back; its lease will expire"),
             }
             return;
