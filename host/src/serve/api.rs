@@ -225,10 +225,54 @@ pub async fn run_events(
     Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
 }
 
+/// `GET /v1/sessions/{id}/transcript`: the user's session as JSON Lines, one
+/// record a line (the `sessions/<id>.jsonl` format), from wherever it is
+/// kept; another user's session is a 404.
+pub async fn transcript(
+    State(state): State<Arc<AppState>>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    Path(id): Path<String>,
+) -> Result<Response, Error> {
+    let missing = || error(StatusCode::NOT_FOUND, format!("no session {id}"));
+    if !crate::session::is_session_id(&id) {
+        return Err(missing());
+    }
+    let records = match &state.runs {
+        super::runs::RunQueue::Shared(runs) => {
+            crate::store::postgres::runs::user_session(runs.store(), &tenant.name, &id)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(missing)?
+        }
+        super::runs::RunQueue::Local(_) => {
+            let path = crate::session::session_path(&crate::config::sessions_dir(&tenant.data_dir), &id);
+            crate::session::read_records(&path).map_err(|_| missing())?
+        }
+    };
+    let mut body = String::new();
+    for record in &records {
+        body.push_str(&serde_json::to_string(record).unwrap_or_default());
+        body.push('\n');
+    }
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson; charset=utf-8")], body).into_response())
+}
+
 /// `GET /v1/stats`: the dashboard's figures (service-wide), plus this
 /// user's recent runs and sessions.
 pub async fn stats(State(state): State<Arc<AppState>>, Extension(tenant): Extension<Arc<Tenant>>) -> Json<Value> {
-    let sessions = crate::session::list_newest(&crate::config::sessions_dir(&tenant.data_dir), 10).unwrap_or_default();
+    let sessions = match &state.runs {
+        super::runs::RunQueue::Shared(runs) => {
+            crate::store::postgres::runs::newest_sessions(runs.store(), &tenant.name, 10)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(id, records)| crate::session::summarize_records(id, records))
+                .collect()
+        }
+        super::runs::RunQueue::Local(_) => {
+            crate::session::list_newest(&crate::config::sessions_dir(&tenant.data_dir), 10).unwrap_or_default()
+        }
+    };
     let sessions: Vec<Value> = sessions
         .into_iter()
         .rev()

@@ -78,6 +78,7 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .route("/runs/{id}", get(api::get_run))
         .route("/runs/{id}/events", get(api::run_events))
         .route("/stats", get(api::stats))
+        .route("/sessions/{id}/transcript", get(api::transcript))
         .route("/schedules", get(api::list_schedules).post(api::add_schedule))
         .route("/schedules/{name}", axum::routing::delete(api::remove_schedule));
     let authenticated = Router::new()

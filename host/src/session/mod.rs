@@ -125,9 +125,9 @@ impl Session {
     /// [`Self::create`] for a sub-agent of session `parent`: `--resume
     /// last` never picks it.
     pub fn create_with_parent(dir: &Path, provider: &str, model: &str, parent: Option<&str>) -> std::io::Result<Self> {
-        let id = new_id();
+        let (id, path) = claim_new_id(dir)?;
         let session = Self {
-            journal: Journal::File(JsonlFile::open_exclusive(&dir.join(format!("{id}.jsonl")))?),
+            journal: Journal::File(JsonlFile::open_exclusive(&path)?),
             id: id.clone(),
         };
         session.append(Record::Started {
@@ -320,6 +320,11 @@ pub fn list_newest(dir: &Path, n: usize) -> std::io::Result<Vec<SessionSummary>>
 }
 
 fn summarize(path: &Path, id: String) -> std::io::Result<SessionSummary> {
+    Ok(summarize_records(id, read_records(path)?))
+}
+
+/// A session's listing line from its records (wherever they are kept).
+pub fn summarize_records(id: String, records: Vec<Record>) -> SessionSummary {
     let mut summary = SessionSummary {
         id,
         started: String::new(),
@@ -330,7 +335,7 @@ fn summarize(path: &Path, id: String) -> std::io::Result<SessionSummary> {
         parent: None,
         user: None,
     };
-    for record in read_records(path)? {
+    for record in records {
         match record {
             Record::Started {
                 time, model, parent, ..
@@ -350,7 +355,13 @@ fn summarize(path: &Path, id: String) -> std::io::Result<SessionSummary> {
             _ => {}
         }
     }
-    Ok(summary)
+    summary
+}
+
+/// Whether `id` can name a session: letters, digits, `-` and `_` only, so
+/// it can never reach outside the sessions directory.
+pub fn is_session_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 100 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// `last` means the newest session; anything else is an id.
@@ -379,6 +390,24 @@ pub fn resolve_id(dir: &Path, wanted: &str) -> std::io::Result<String> {
 
 /// `20261121-153012-a1b2`: sorts by start time; the random tail keeps two
 /// sessions started in the same second apart.
+/// A fresh id whose transcript file this call created (`create_new`, so
+/// two sessions started in the same second with the same random suffix
+/// never share a file: the second one draws again).
+fn claim_new_id(dir: &Path) -> std::io::Result<(String, PathBuf)> {
+    std::fs::create_dir_all(dir)?;
+    let mut last = None;
+    for _ in 0..64 {
+        let id = new_id();
+        let path = session_path(dir, &id);
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(_) => return Ok((id, path)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free session id")))
+}
+
 fn new_id() -> String {
     format!("{}-{:04x}", id_stamp(), fastrand::u16(..))
 }
@@ -462,6 +491,18 @@ mod tests {
         assert_eq!(listed[0].prompts, 1);
         assert_eq!(listed[0].cost_usd, 0.25);
         assert_eq!(resolve_id(dir.path(), "last").expect("last"), session.id());
+    }
+
+    #[test]
+    fn sessions_started_in_the_same_second_never_share_a_transcript_issue_16() {
+        // A busy service starts many runs a second; ids have 16 random bits.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sessions: Vec<Session> = (0..2000)
+            .map(|_| Session::create(dir.path(), "anthropic", "m").expect("create"))
+            .collect();
+        let ids: std::collections::BTreeSet<&str> = sessions.iter().map(|s| s.id()).collect();
+        assert_eq!(ids.len(), 2000);
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 2000);
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod boundary;
 mod cache;
 mod cli;
 mod cluster;
+mod cluster_env;
 mod egress;
 mod mcp;
 mod pg;

@@ -393,7 +393,43 @@ async fn users_see_only_their_own_workspace_and_runs() {
     let events_url = url(started["events"].as_str().expect("events"));
     let events = read_sse(&http, &events_url, Some("alice-token")).await;
     assert_eq!(events.last().expect("done")["stop"], "answered");
-    for path in [format!("/v1/runs/{id}"), format!("/v1/runs/{id}/events")] {
+    // Her transcript, as JSON Lines, is hers alone.
+    let transcript = http
+        .get(url(&format!("/v1/sessions/{id}/transcript")))
+        .bearer_auth("alice-token")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(transcript.status(), 200);
+    assert_eq!(
+        transcript.headers()["content-type"],
+        "application/x-ndjson; charset=utf-8"
+    );
+    let records: Vec<Value> = transcript
+        .text()
+        .await
+        .expect("text")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(records[0]["type"], "started");
+    assert_eq!(records.last().expect("last")["type"], "turn_ended");
+    // No way out of the sessions directory.
+    for bad in ["..%2F..%2Fpolicy", "..", "a.b"] {
+        let status = http
+            .get(url(&format!("/v1/sessions/{bad}/transcript")))
+            .bearer_auth("alice-token")
+            .send()
+            .await
+            .expect("send")
+            .status();
+        assert_eq!(status, 404, "{bad}");
+    }
+    for path in [
+        format!("/v1/runs/{id}"),
+        format!("/v1/runs/{id}/events"),
+        format!("/v1/sessions/{id}/transcript"),
+    ] {
         let status = http
             .get(url(&path))
             .bearer_auth("bob-token")

@@ -267,3 +267,35 @@ pub async fn list(store: &PgStore, user: &str, limit: i64) -> Result<Vec<RunRow>
         .await?;
     Ok(rows.iter().map(run_row).collect())
 }
+
+/// `user`'s session `id` with its records, if it is theirs.
+pub async fn user_session(store: &PgStore, user: &str, id: &str) -> Result<Option<Vec<Record>>, StoreError> {
+    let client = store.client().await?;
+    let owned = client
+        .query_opt("SELECT 1 FROM sessions WHERE id = $1 AND user_name = $2", &[&id, &user])
+        .await?;
+    if owned.is_none() {
+        return Ok(None);
+    }
+    drop(client);
+    Ok(Some(session_records(store, id).await?.0))
+}
+
+/// `user`'s `n` newest sessions with their records, oldest first.
+pub async fn newest_sessions(store: &PgStore, user: &str, n: i64) -> Result<Vec<(String, Vec<Record>)>, StoreError> {
+    let client = store.client().await?;
+    let rows = client
+        .query(
+            "SELECT id FROM sessions WHERE user_name = $1 ORDER BY started DESC, id DESC LIMIT $2",
+            &[&user, &n],
+        )
+        .await?;
+    drop(client);
+    let mut sessions = Vec::with_capacity(rows.len());
+    for row in rows.iter().rev() {
+        let id: String = row.get(0);
+        let records = session_records(store, &id).await?.0;
+        sessions.push((id, records));
+    }
+    Ok(sessions)
+}
