@@ -269,6 +269,17 @@ impl ToolRound<'_> {
             decision: decision.label(),
             reason: reason.clone(),
         });
+        // A refusal is audited like a refused direct call, wherever it happens.
+        if let (Decision::Deny { how, reason }, Some(audit)) = (decision, self.host.audit()) {
+            audit.event(&serde_json::json!({
+                "time": crate::audit::now(),
+                "event": "tool_denied",
+                "tool": name,
+                "by": how,
+                "reason": reason,
+                "session": self.session.id(),
+            }));
+        }
         if decision != &Decision::Allow("policy")
             && let Err(e) = self.session.append(Record::Approval {
                 time: crate::audit::now(),

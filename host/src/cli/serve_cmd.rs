@@ -171,14 +171,20 @@ impl ServeCommand {
                 ))
             })?),
         };
+        let tool_names: Vec<String> = registry.names().map(|n| n.to_string()).collect();
+        metrics.expect(&tool_names, None);
         let agents: Option<AgentFactory> = match self.agent.kit(&data_dir) {
-            Ok(kit) => Some(Arc::new(ServeAgents {
-                kit,
-                shared: shared.clone(),
-                metrics: metrics.clone(),
-                tools_dir: tools_dir.clone(),
-                approve_prompt,
-            })),
+            Ok(kit) => {
+                // The model's families exist from the start.
+                metrics.expect(&[], Some(kit.model_name()));
+                Some(Arc::new(ServeAgents {
+                    kit,
+                    shared: shared.clone(),
+                    metrics: metrics.clone(),
+                    tools_dir: tools_dir.clone(),
+                    approve_prompt,
+                }))
+            }
             Err(e) => {
                 eprintln!("warning: agent runs are off: {e:#}");
                 None
@@ -198,7 +204,7 @@ impl ServeCommand {
                 shared.start_workers();
                 RunQueue::Shared(shared)
             }
-            _ => RunQueue::Local(Default::default()),
+            _ => RunQueue::Local(crate::serve::runs::local::LocalRuns::new(metrics.clone())),
         };
 
         // Hot swap, for every user's tool host; each reload is counted and shown.
@@ -471,8 +477,8 @@ fn start_schedulers(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
                         &factory,
                         schedule.profile.as_deref(),
                         schedule.task.clone(),
-                        Box::new(move |stop: &str| {
-                            metrics.run_finished(stop);
+                        Box::new(move |stop: &str, took| {
+                            metrics.run_finished(stop, took);
                             finished(stop.to_string());
                         }),
                     )?;

@@ -46,15 +46,24 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
 }
 
 /// `GET /metrics`: Prometheus text format.
-pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        state.metrics.encode(),
-    )
-        .into_response()
+pub async fn metrics(State(state): State<Arc<AppState>>, headers: axum::http::HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if super::metrics::wants_openmetrics(accept) {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            state.metrics.encode(),
+        )
+            .into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            state.metrics.encode_text_004(),
+        )
+            .into_response()
+    }
 }
 
 /// `GET /v1/tools`: the user's tools with their input schemas and grants.
@@ -106,6 +115,15 @@ pub async fn call_tool(
     let tool_policy = tenant.host.policy().tool(&name);
     if tool_policy.approval == Approval::Prompt && !state.approve_prompt {
         state.metrics.denial("approval");
+        if let Some(audit) = tenant.host.audit() {
+            audit.event(&json!({
+                "time": crate::audit::now(),
+                "event": "tool_denied",
+                "tool": name,
+                "by": "unattended",
+                "reason": "a `prompt` tool called over HTTP, with nobody to ask",
+            }));
+        }
         return Err(error(
             StatusCode::FORBIDDEN,
             format!(
@@ -156,7 +174,7 @@ pub async fn start_run(
             factory,
             request.profile.as_deref(),
             request.prompt,
-            Box::new(move |stop| metrics.run_finished(stop)),
+            Box::new(move |stop, took| metrics.run_finished(stop, took)),
         )
         .await
         .map_err(run_error)?;

@@ -3,6 +3,15 @@
 //! dashboard shows (`GET /v1/stats`): per-tool count, failure rate and
 //! p50/p95 latency over the last calls, denials, model usage per minute,
 //! reload events.
+//!
+//! `/metrics` speaks both formats Prometheus reads: OpenMetrics when the
+//! scraper asks for it (`Accept: application/openmetrics-text`, as
+//! Prometheus itself does), else the classic text format 0.0.4 (curl, older
+//! scrapers, the classic parsers). The crate encodes OpenMetrics only;
+//! [`to_text_004`] rewrites that into the classic format (counter families
+//! are named with their `_total`, `info` becomes a gauge, no `# EOF`).
+//! Families that have a fixed set of labels (denial kinds, run outcomes)
+//! are exported at 0 from the start, so a fresh service is not empty.
 
 use crate::llm::Usage;
 use crate::runtime::{CallReport, Outcome};
@@ -55,6 +64,37 @@ struct EventLabel {
     event: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabel {
+    route: String,
+    method: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: String,
+}
+
+/// Every kind of denial, exported at 0 until one happens.
+pub const DENIAL_KINDS: [&str; 4] = ["policy", "approval", "http", "sandbox"];
+/// Every way a run ends (the agent's stop words).
+const RUN_OUTCOMES: [&str; 6] = ["answered", "max_rounds", "budget", "time_limit", "cancelled", "error"];
+/// Every hot-swap event (`registry::watch::ReloadEvent`, and the policy's).
+const RELOAD_EVENTS: [&str; 6] = [
+    "tool_loaded",
+    "tool_swapped",
+    "tool_rejected",
+    "tool_unloaded",
+    "policy_reloaded",
+    "policy_rejected",
+];
+
 pub struct Metrics {
     registry: Registry,
     tool_calls: Family<ToolOutcome, Counter>,
@@ -65,6 +105,9 @@ pub struct Metrics {
     model_cost: Family<ModelLabel, Counter<f64, AtomicU64>>,
     reloads: Family<EventLabel, Counter>,
     runs: Family<KindLabel, Counter>,
+    run_duration: Family<OutcomeLabel, Histogram>,
+    http_requests: Family<HttpLabel, Counter>,
+    http_latency: Family<RouteLabel, Histogram>,
     recent: Mutex<Recent>,
 }
 
@@ -148,6 +191,47 @@ impl Metrics {
         );
         let runs = Family::<KindLabel, Counter>::default();
         registry.register("runs", "Agent runs by how they ended", runs.clone());
+        let run_duration = Family::<OutcomeLabel, Histogram>::new_with_constructor(|| {
+            // 50 ms … ~27 min
+            Histogram::new(exponential_buckets(0.05, 2.0, 16))
+        });
+        registry.register(
+            "run_duration_seconds",
+            "Wall time of agent runs (of this attempt, for a resumed run) by outcome",
+            run_duration.clone(),
+        );
+        let http_requests = Family::<HttpLabel, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route (the path pattern), method and status",
+            http_requests.clone(),
+        );
+        let http_latency = Family::<RouteLabel, Histogram>::new_with_constructor(|| {
+            // 0.1 ms … ~3 s (an event stream counts until its headers are sent)
+            Histogram::new(exponential_buckets(0.000_1, 2.0, 16))
+        });
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request (to its response headers) by route",
+            http_latency.clone(),
+        );
+        registry.register(
+            "build",
+            "The running boram: version",
+            prometheus_client::metrics::info::Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        for kind in DENIAL_KINDS {
+            let _ = denials.get_or_create(&KindLabel { kind: kind.into() });
+        }
+        for outcome in RUN_OUTCOMES {
+            let _ = runs.get_or_create(&KindLabel { kind: outcome.into() });
+            let _ = run_duration.get_or_create(&OutcomeLabel {
+                outcome: outcome.into(),
+            });
+        }
+        for event in RELOAD_EVENTS {
+            let _ = reloads.get_or_create(&EventLabel { event: event.into() });
+        }
         Self {
             registry,
             tool_calls,
@@ -158,6 +242,9 @@ impl Metrics {
             model_cost,
             reloads,
             runs,
+            run_duration,
+            http_requests,
+            http_latency,
             recent: Mutex::default(),
         }
     }
@@ -253,17 +340,62 @@ impl Metrics {
         }
     }
 
-    pub fn run_finished(&self, stop: &str) {
-        self.runs.get_or_create(&KindLabel { kind: stop.into() }).inc();
+    /// Exports the families of these tools and this model at 0 from the
+    /// start (`prometheus-client` leaves out a family with no series).
+    pub fn expect(&self, tools: &[String], model: Option<&str>) {
+        for tool in tools {
+            let _ = self.tool_calls.get_or_create(&ToolOutcome {
+                tool: tool.clone(),
+                outcome: "ok".into(),
+            });
+            let _ = self.tool_latency.get_or_create(&ToolLabel { tool: tool.clone() });
+        }
+        if let Some(model) = model {
+            let _ = self.model_calls.get_or_create(&ModelLabel { model: model.into() });
+            let _ = self.model_cost.get_or_create(&ModelLabel { model: model.into() });
+            for kind in ["input", "output", "cache_read", "cache_write"] {
+                let _ = self.model_tokens.get_or_create(&TokenLabel {
+                    model: model.into(),
+                    kind: kind.into(),
+                });
+            }
+        }
     }
 
-    /// The Prometheus text exposition.
+    /// A run ended with `stop` after `took`.
+    pub fn run_finished(&self, stop: &str, took: std::time::Duration) {
+        self.runs.get_or_create(&KindLabel { kind: stop.into() }).inc();
+        self.run_duration
+            .get_or_create(&OutcomeLabel { outcome: stop.into() })
+            .observe(took.as_secs_f64());
+    }
+
+    /// An HTTP request to `route` (its pattern, e.g. `/v1/runs/{id}`) answered `status` after `took`.
+    pub fn http_request(&self, route: &str, method: &str, status: u16, took: std::time::Duration) {
+        self.http_requests
+            .get_or_create(&HttpLabel {
+                route: route.into(),
+                method: method.into(),
+                status: status.to_string(),
+            })
+            .inc();
+        self.http_latency
+            .get_or_create(&RouteLabel { route: route.into() })
+            .observe(took.as_secs_f64());
+    }
+
+    /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "cannot encode the metrics");
         }
         out
+    }
+
+    /// The classic Prometheus text format (0.0.4).
+    pub fn encode_text_004(&self) -> String {
+        to_text_004(&self.encode())
     }
 
     pub fn stats(&self) -> Stats {
@@ -303,6 +435,74 @@ impl Metrics {
     }
 }
 
+/// OpenMetrics text (as `prometheus-client` writes it) in the classic text
+/// format 0.0.4: a counter family is named with its samples' `_total`
+/// suffix (the classic parsers match samples to the `# TYPE` name, and
+/// find none otherwise), `info` and `stateset` become gauges, `# UNIT`
+/// and `# EOF` go, and `_created` samples are dropped.
+pub fn to_text_004(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    let mut help: Option<(String, String)> = None;
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, text) = rest.split_once(' ').unwrap_or((rest, ""));
+            help = Some((name.to_string(), text.to_string()));
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
+            let (name, kind) = match kind {
+                "counter" => (format!("{name}_total"), "counter"),
+                "info" => (format!("{name}_info"), "gauge"),
+                "stateset" => (name.to_string(), "gauge"),
+                "gaugehistogram" => (name.to_string(), "histogram"),
+                other => (name.to_string(), other),
+            };
+            if let Some((_, text)) = help.take() {
+                out.push_str(&format!("# HELP {name} {text}\n"));
+            }
+            out.push_str(&format!("# TYPE {name} {kind}\n"));
+            continue;
+        }
+        let sample_name = line.split(['{', ' ']).next().unwrap_or_default();
+        if sample_name.ends_with("_created") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Whether an `Accept` header prefers OpenMetrics to the classic text
+/// format (by quality, the earlier range winning a tie; `*/*` alone is text).
+pub fn wants_openmetrics(accept: Option<&str>) -> bool {
+    let Some(accept) = accept else {
+        return false;
+    };
+    let mut best: Option<(f32, bool)> = None;
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.strip_prefix("q="))
+            .find_map(|q| q.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let openmetrics = match media.as_str() {
+            "application/openmetrics-text" => true,
+            "text/plain" | "*/*" | "text/*" => false,
+            _ => continue,
+        };
+        if q > 0.0 && best.is_none_or(|(b, _)| q > b) {
+            best = Some((q, openmetrics));
+        }
+    }
+    best.is_some_and(|(_, openmetrics)| openmetrics)
+}
+
 /// Nearest-rank percentile of sorted values; 0 when empty.
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -322,6 +522,58 @@ fn now_secs() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fresh_service_exports_every_family_in_both_formats_issue_18() {
+        let metrics = Metrics::new();
+        metrics.expect(&["text_stats".to_string()], Some("claude-x"));
+        let open = metrics.encode();
+        assert!(open.ends_with("# EOF\n"), "{open}");
+        assert!(open.contains("# TYPE boram_tool_calls counter"), "{open}");
+        assert!(open.contains("boram_denials_total{kind=\"sandbox\"} 0"), "{open}");
+        assert!(open.contains("boram_runs_total{kind=\"answered\"} 0"), "{open}");
+        assert!(open.contains("boram_reloads_total{event=\"tool_swapped\"} 0"), "{open}");
+        assert!(
+            open.contains("boram_tool_calls_total{tool=\"text_stats\",outcome=\"ok\"} 0"),
+            "{open}"
+        );
+        assert!(
+            open.contains("boram_model_tokens_total{model=\"claude-x\",kind=\"input\"} 0"),
+            "{open}"
+        );
+        let text = metrics.encode_text_004();
+        assert!(!text.contains("# EOF") && !text.contains("# UNIT"), "{text}");
+        assert!(text.contains("# TYPE boram_tool_calls_total counter"), "{text}");
+        assert!(text.contains("# HELP boram_denials_total Refusals by kind"), "{text}");
+        assert!(text.contains("# TYPE boram_build_info gauge"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "boram_build_info{{version=\"{}\"}} 1",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE boram_run_duration_seconds histogram"), "{text}");
+    }
+
+    #[test]
+    fn openmetrics_only_when_the_scraper_prefers_it_issue_18() {
+        // What Prometheus 2.x/3.x sends.
+        assert!(wants_openmetrics(Some(
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,\
+             text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        )));
+        assert!(!wants_openmetrics(None));
+        assert!(!wants_openmetrics(Some("*/*")));
+        assert!(!wants_openmetrics(Some("text/plain;version=0.0.4")));
+        assert!(!wants_openmetrics(Some(
+            "text/plain, application/openmetrics-text;q=0.5"
+        )));
+        assert!(!wants_openmetrics(Some("application/openmetrics-text;q=0")));
+        assert!(wants_openmetrics(Some(
+            "text/plain;q=0.3, application/openmetrics-text"
+        )));
+    }
 
     #[test]
     fn nearest_rank_percentiles() {

@@ -93,6 +93,7 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
             state.hidden_paths.clone(),
             client_errors::client_errors,
         ))
+        .layer(middleware::from_fn_with_state(state.metrics.clone(), count_request))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             let id = request
@@ -132,6 +133,22 @@ async fn authenticate(State(state): State<Arc<AppState>>, mut request: Request, 
         )
             .into_response(),
     }
+}
+
+/// Counts every request by its route pattern (`/v1/runs/{id}`, not the
+/// id: one series per route, not per run), method and status, and times it
+/// to its response headers.
+async fn count_request(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().as_str().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    metrics.http_request(&route, &method, response.status().as_u16(), started.elapsed());
+    response
 }
 
 /// Request ids: a per-process random prefix and a counter.

@@ -313,7 +313,7 @@ async fn a_note_saved_through_one_replica_is_found_through_another_and_users_sta
     let http = client();
 
     // Only replica a is up: it runs the save.
-    let a = start_replica_with(root.path(), "a", &model, Some(&database), &users);
+    let a = start_replica_with(root.path(), "a", &model, Some(&database), STORE, &users);
     let saved = ask_and_wait(&http, &a, "alice-token", "remember 프로젝트 deadline is March 1").await;
     assert_eq!(saved["replica"], "a");
     assert!(
@@ -323,7 +323,7 @@ async fn a_note_saved_through_one_replica_is_found_through_another_and_users_sta
     drop(a);
 
     // Only replica b is up: it finds alice's note, and bob finds nothing.
-    let b = start_replica_with(root.path(), "b", &model, Some(&database), &users);
+    let b = start_replica_with(root.path(), "b", &model, Some(&database), STORE, &users);
     let found = ask_and_wait(&http, &b, "alice-token", "recall deadline").await;
     assert_eq!(found["replica"], "b");
     assert!(

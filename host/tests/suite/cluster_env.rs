@@ -44,16 +44,22 @@ approval = "allow"
 
 /// Starts replica `name` with its own data and tools directories.
 pub fn start_replica(root: &Path, name: &str, model: &ScriptedServer, database: &str) -> Replica {
-    start_replica_with(root, name, model, Some(database), "")
+    start_replica_with(root, name, model, Some(database), STORE, "")
 }
 
-/// [`start_replica`] with more config (e.g. `[[serve.users]]`); without a
-/// database, a service on the embedded store (its data directory).
+/// The `[store]` section of the test replicas: a dead replica's runs move
+/// after 2 s.
+pub const STORE: &str = "[store]\nlease_secs = 2.0\nworkers = 4\n";
+
+/// [`start_replica`] with this `[store]` section and more config (e.g.
+/// `[[serve.users]]`); without a database, a service on the embedded store
+/// (its data directory) and no `[store]`.
 pub fn start_replica_with(
     root: &Path,
     name: &str,
     model: &ScriptedServer,
     database: Option<&str>,
+    store: &str,
     config: &str,
 ) -> Replica {
     let dir = root.join(name);
@@ -67,7 +73,7 @@ pub fn start_replica_with(
     std::fs::write(
         dir.join("config.toml"),
         match database {
-            Some(_) => format!("[store]\nlease_secs = 2.0\nworkers = 4\n{config}"),
+            Some(_) => format!("{store}{config}"),
             None => config.to_string(),
         },
     )

@@ -143,8 +143,10 @@ async fn health_metrics_tools_calls_and_a_run_over_sse() {
     std::fs::write(dir.path().join("ws/notes.txt"), "Meeting moved to Thursday.\n").expect("notes");
     std::fs::write(dir.path().join("config.toml"), "[serve]\nbody_limit_kb = 1\n").expect("config");
     let model = ScriptedServer::start(vec![
+        // write_file needs approval: refused inside the run, counted and audited (issue 18).
         AnthropicReply::new()
             .tool_use("toolu_1", "read_file", json!({"path": "/workspace/notes.txt"}))
+            .tool_use("toolu_2", "write_file", json!({"path": "/workspace/x", "content": "y"}))
             .usage(100, 10)
             .build(),
         AnthropicReply::new()
@@ -253,7 +255,10 @@ async fn health_metrics_tools_calls_and_a_run_over_sse() {
     assert_eq!(kinds.iter().filter(|k| **k == "done").count(), 1, "{kinds:?}");
     assert!(done["cost_usd"].is_number(), "{done}");
     assert_eq!(done["usage"]["input_tokens"], 250, "{done}");
-    let result = events.iter().find(|e| e["type"] == "tool_result").expect("tool_result");
+    let result = events
+        .iter()
+        .find(|e| e["type"] == "tool_result" && e["name"] == "read_file")
+        .expect("tool_result");
     assert!(
         result["content"].as_str().is_some_and(|c| c.contains("Thursday")),
         "{result}"
@@ -271,8 +276,9 @@ async fn health_metrics_tools_calls_and_a_run_over_sse() {
     for line in [
         "boram_tool_calls_total{tool=\"text_stats\",outcome=\"ok\"} 1",
         "boram_tool_calls_total{tool=\"read_file\",outcome=\"ok\"} 1",
-        // write_file was refused twice above (its status, then its body).
-        "boram_denials_total{kind=\"approval\"} 2",
+        // write_file was refused twice above (its status, then its body),
+        // and once inside the run.
+        "boram_denials_total{kind=\"approval\"} 3",
         "boram_model_calls_total{model=\"claude-sonnet-4-5\"} 2",
         "boram_model_tokens_total{model=\"claude-sonnet-4-5\",kind=\"input\"} 250",
         "boram_runs_total{kind=\"answered\"} 1",
@@ -281,6 +287,16 @@ async fn health_metrics_tools_calls_and_a_run_over_sse() {
     }
     assert!(metrics.contains("boram_tool_call_duration_seconds_bucket"), "{metrics}");
     assert!(metrics.contains("boram_model_cost_usd_total"), "{metrics}");
+    // Each refusal is an audit line, the run's naming its session.
+    let audit = std::fs::read_to_string(dir.path().join("data/users/local/audit.jsonl")).expect("audit log");
+    let denied: Vec<Value> = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["event"] == "tool_denied")
+        .collect();
+    assert_eq!(denied.len(), 3, "{audit}");
+    assert_eq!(denied[2]["tool"], "write_file");
+    assert_eq!(denied[2]["session"], started["id"]);
 }
 
 /// Reads server-sent events (as the user of `token`, if given) until a
@@ -837,4 +853,149 @@ async fn a_compile_over_the_memory_cap_is_stopped_and_the_previous_version_keeps
         .expect("health");
     assert_eq!(health.status(), 200);
     assert_eq!(call().await, "ok", "the previous read_file still serves");
+}
+
+/// Parses `text` with the `prometheus-client` Python package's classic
+/// (`openmetrics = false`) or OpenMetrics parser; `{family: [[sample, labels, value]]}`.
+fn parse_with_python(text: &str, openmetrics: bool) -> Value {
+    let module = if openmetrics {
+        "prometheus_client.openmetrics.parser"
+    } else {
+        "prometheus_client.parser"
+    };
+    let script = format!(
+        "import json, sys\nfrom {module} import text_string_to_metric_families as parse\n\
+         out = {{f.name: [[s.name, s.labels, s.value] for s in f.samples] for f in parse(sys.stdin.read())}}\n\
+         print(json.dumps(out))\n"
+    );
+    let mut child = Command::new("python3")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 (with `pip install prometheus-client`, as .ci/run does)");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("python3");
+    assert!(
+        out.status.success(),
+        "the {module} parser refused the exposition: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_in_both_formats_read_by_prometheus_own_parsers_issue_18() {
+    let dir = setup(POLICY, &["text_stats"]);
+    std::fs::create_dir_all(dir.path().join("ws")).expect("ws");
+    let service = Service::start(dir.path(), &[], &[]);
+    let http = client();
+    let metrics = |accept: Option<&'static str>| {
+        let (http, url) = (http.clone(), format!("{}/metrics", service.url));
+        async move {
+            let mut request = http.get(url);
+            if let Some(accept) = accept {
+                request = request.header("accept", accept);
+            }
+            let response = request.send().await.expect("GET /metrics");
+            let kind = response.headers()["content-type"].to_str().expect("type").to_string();
+            (kind, response.text().await.expect("text"))
+        }
+    };
+    // A fresh service: every family is there, the fixed ones at 0.
+    let (kind, fresh) = metrics(None).await;
+    assert_eq!(kind, "text/plain; version=0.0.4; charset=utf-8");
+    let families = parse_with_python(&fresh, false);
+    let kinds: Vec<&str> = families["boram_denials"]
+        .as_array()
+        .expect("denials")
+        .iter()
+        .map(|s| s[1]["kind"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(kinds.len(), 4, "{families}");
+    for kind in ["policy", "approval", "http", "sandbox"] {
+        assert!(kinds.contains(&kind), "{kinds:?}");
+    }
+    assert_eq!(families["boram_runs"].as_array().map(Vec::len), Some(6), "{families}");
+    assert_eq!(families["boram_build_info"][0][1]["version"], env!("CARGO_PKG_VERSION"));
+    // The loaded tools' families exist before any call.
+    assert_eq!(families["boram_tool_calls"][0][1]["tool"], "text_stats", "{families}");
+    assert_eq!(families["boram_tool_calls"][0][2], 0.0);
+
+    let call = http
+        .post(format!("{}/v1/tools/text_stats/call", service.url))
+        .json(&json!({"text": "one two"}))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(call.status(), 200);
+    let sample = |families: &Value, family: &str, name: &str, labels: Value| -> Option<f64> {
+        families[family].as_array()?.iter().find_map(|s| {
+            let matches = s[0] == name
+                && labels
+                    .as_object()
+                    .is_some_and(|want| want.iter().all(|(k, v)| &s[1][k] == v));
+            matches.then(|| s[2].as_f64()).flatten()
+        })
+    };
+    // The classic parser (curl's default Accept) and the OpenMetrics one
+    // (what Prometheus asks for) read the same samples.
+    let prometheus_accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let (classic_kind, classic) = metrics(Some("*/*")).await;
+    let (open_kind, open) = metrics(Some(prometheus_accept)).await;
+    assert_eq!(classic_kind, "text/plain; version=0.0.4; charset=utf-8");
+    assert_eq!(open_kind, "application/openmetrics-text; version=1.0.0; charset=utf-8");
+    for (families, openmetrics) in [
+        (parse_with_python(&classic, false), false),
+        (parse_with_python(&open, true), true),
+    ] {
+        let what = if openmetrics { "OpenMetrics" } else { "classic" };
+        assert_eq!(
+            sample(
+                &families,
+                "boram_tool_calls",
+                "boram_tool_calls_total",
+                json!({"tool": "text_stats", "outcome": "ok"})
+            ),
+            Some(1.0),
+            "{what}: {families}"
+        );
+        assert_eq!(
+            sample(
+                &families,
+                "boram_http_requests",
+                "boram_http_requests_total",
+                json!({"route": "/v1/tools/{name}/call", "method": "POST", "status": "200"})
+            ),
+            Some(1.0),
+            "{what}: {families}"
+        );
+        assert!(
+            sample(
+                &families,
+                "boram_http_request_duration_seconds",
+                "boram_http_request_duration_seconds_count",
+                json!({"route": "/metrics"})
+            )
+            .is_some_and(|n| n >= 1.0),
+            "{what}: {families}"
+        );
+        assert_eq!(
+            sample(
+                &families,
+                "boram_denials",
+                "boram_denials_total",
+                json!({"kind": "sandbox"})
+            ),
+            Some(0.0),
+            "{what}"
+        );
+    }
 }

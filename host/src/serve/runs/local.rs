@@ -54,6 +54,8 @@ impl Run {
 
 #[derive(Default)]
 pub struct LocalRuns {
+    /// Counts what happens inside runs (denials).
+    metrics: Option<Arc<crate::serve::metrics::Metrics>>,
     runs: Mutex<HashMap<String, Arc<Run>>>,
     /// Runs still going, for graceful shutdown.
     tasks: tokio_util::task::TaskTracker,
@@ -61,6 +63,13 @@ pub struct LocalRuns {
 }
 
 impl LocalRuns {
+    pub fn new(metrics: Arc<crate::serve::metrics::Metrics>) -> Self {
+        Self {
+            metrics: Some(metrics),
+            ..Self::default()
+        }
+    }
+
     /// Starts `prompt` on a new agent of `tenant`; returns the run.
     pub fn start(
         &self,
@@ -68,7 +77,7 @@ impl LocalRuns {
         factory: &AgentFactory,
         profile: Option<&str>,
         prompt: String,
-        on_finish: Box<dyn FnOnce(&str) + Send>,
+        on_finish: super::OnFinish,
     ) -> anyhow::Result<Arc<Run>> {
         let mut agent = factory.agent(tenant, profile, SessionChoice::New)?;
         let id = agent.session().id().to_string();
@@ -108,7 +117,11 @@ impl LocalRuns {
         }
         let sink: EventSink = {
             let run = run.clone();
+            let metrics = self.metrics.clone();
             Arc::new(move |event: &AgentEvent| {
+                if let Some(metrics) = &metrics {
+                    super::count_denial(metrics, event);
+                }
                 if let Some(value) = event_value(event) {
                     run.push(value);
                 }
@@ -116,6 +129,7 @@ impl LocalRuns {
         };
         let cancel = self.cancel.child_token();
         let task_run = run.clone();
+        let started = std::time::Instant::now();
         self.tasks.spawn(async move {
             // A panic anywhere in the turn still ends the run (`error`) and
             // reports `done`: a follower must never wait on a lost worker.
@@ -132,7 +146,7 @@ impl LocalRuns {
                 summary.error = result.error.clone();
             }
             task_run.push(done_event(&stop, &result, agent.spent_usd(), agent.usage()));
-            on_finish(&stop);
+            on_finish(&stop, started.elapsed());
         });
         Ok(run)
     }

@@ -67,8 +67,8 @@ pub enum RunQueue {
     Shared(Arc<shared::SharedRuns>),
 }
 
-/// Called with a run's stop word when it ends on this replica.
-pub type OnFinish = Box<dyn FnOnce(&str) + Send>;
+/// Called with a run's stop word and how long it ran when it ends on this replica.
+pub type OnFinish = Box<dyn FnOnce(&str, std::time::Duration) + Send>;
 
 impl RunQueue {
     /// Starts (or queues) `prompt` for `tenant`; returns the run's id.
@@ -123,6 +123,21 @@ impl RunQueue {
             RunQueue::Local(runs) => runs.shutdown(grace).await,
             RunQueue::Shared(runs) => runs.shutdown(grace).await,
         }
+    }
+}
+
+/// Counts a run's refusals where they happen, like a refused direct call:
+/// `policy` (the policy denies the tool), `approval` (a `prompt` tool with
+/// nobody to ask, or an answer no).
+pub fn count_denial(metrics: &crate::serve::metrics::Metrics, event: &AgentEvent) {
+    if let AgentEvent::Approval { decision, .. } = event
+        && decision.starts_with("deny")
+    {
+        metrics.denial(if decision == "deny (policy)" {
+            "policy"
+        } else {
+            "approval"
+        });
     }
 }
 

@@ -277,6 +277,7 @@ impl SharedRuns {
 
     /// Runs (or resumes) one claimed run to its end, or until its lease is lost.
     async fn execute(self: &Arc<Self>, claimed: Claimed) {
+        let claimed_at = std::time::Instant::now();
         let id = claimed.id.clone();
         tracing::info!(run = id, attempt = claimed.attempts, "running a queued run");
         let fence = Fence {
@@ -342,7 +343,7 @@ impl SharedRuns {
                     text: String::new(),
                     error: Some(message),
                 };
-                self.finish(&claimed, &events, &result, 0.0, Default::default(), None)
+                self.finish(&claimed, claimed_at, &events, &result, 0.0, Default::default(), None)
                     .await;
                 return;
             }
@@ -356,7 +357,9 @@ impl SharedRuns {
         }
         let sink: EventSink = {
             let events = events.clone();
+            let metrics = self.metrics.clone();
             Arc::new(move |event: &AgentEvent| {
+                super::count_denial(&metrics, event);
                 if let Some(value) = event_value(event) {
                     let _ = events.append(value);
                 }
@@ -386,9 +389,10 @@ impl SharedRuns {
             tracing::warn!(run = id, error = %e, "the run's journal is incomplete");
         }
         let metrics = self.metrics.clone();
-        let on_finish: OnFinish = Box::new(move |stop| metrics.run_finished(stop));
+        let on_finish: OnFinish = Box::new(move |stop, took| metrics.run_finished(stop, took));
         self.finish(
             &claimed,
+            claimed_at,
             &events,
             &result,
             agent.spent_usd(),
@@ -422,9 +426,11 @@ impl SharedRuns {
     }
 
     /// Writes the run's end and its `done` event, once the events before it are in.
+    #[allow(clippy::too_many_arguments)]
     async fn finish(
         &self,
         claimed: &Claimed,
+        claimed_at: std::time::Instant,
         events: &Appender,
         result: &TurnResult,
         cost_usd: f64,
@@ -450,7 +456,7 @@ impl SharedRuns {
                 Ok(true) => {
                     tracing::info!(run = claimed.id, stop, "run finished");
                     if let Some(on_finish) = on_finish {
-                        on_finish(&stop);
+                        on_finish(&stop, claimed_at.elapsed());
                     }
                     return;
                 }
