@@ -13,8 +13,9 @@
 //!   (scripted model on 127.0.0.1), submitted by 8 clients, until all ended
 //!   (32 workers a replica, so the worker limit does not hold runs back);
 //! - per journalled step: one record appended and made durable (the
-//!   transcript file on the embedded store; the fenced writer task on
-//!   PostgreSQL), p50 and p99 of 2000 in a row;
+//!   transcript file on the embedded store: one `write`, which survives a
+//!   crash of the process but is not fsynced; the fenced writer task on
+//!   PostgreSQL, committed with `fsync = on`), p50 and p99 of 2000 in a row;
 //! - kill -9 of the replica holding a run → the run continuing on another
 //!   (its `resumed` event), with `lease_secs = 2`.
 
@@ -53,7 +54,7 @@ fn main() {
 }
 
 async fn run() {
-    let pg = pg::TestPostgres::start();
+    let pg = pg::TestPostgres::start_durable();
     let model = ScriptedServer::responding(model_reply).await;
     let root = tempfile::tempdir().expect("tempdir");
     let http = client();

@@ -11,7 +11,7 @@ use crate::serve::metrics::Metrics;
 use crate::serve::runs::shared::{ClusterSettings, SharedRuns};
 use crate::serve::runs::{AgentFactory, AgentSource, RunQueue};
 use crate::serve::tenants::{Tenant, UserSpec, hash_token};
-use crate::serve::{AppState, check_exposure};
+use crate::serve::{AppState, check_exposure, check_exposure_of};
 use anyhow::Context as _;
 use clap::Args;
 use std::net::SocketAddr;
@@ -90,15 +90,27 @@ impl ServeCommand {
             },
             None => None,
         };
-        if let Err(e) = check_writable(&data_dir) {
+        // A preflight changes nothing: a missing data directory is reported
+        // (starting creates it), and nothing is loaded that would create it.
+        let data_dir_missing = self.check && !data_dir.exists();
+        if data_dir_missing {
+            problems.push(format!(
+                "the data directory {} does not exist; create it: mkdir -p {} (or pass --data-dir)",
+                data_dir.display(),
+                data_dir.display()
+            ));
+        } else if let Err(e) = check_writable(&data_dir) {
             problems.push(e);
         }
-        let registry = match global.registry().await {
-            Ok(registry) => Some(registry),
-            Err(e) => {
-                problems.push(format!("{e:#}"));
-                None
-            }
+        let registry = match data_dir_missing {
+            true => None,
+            false => match global.registry().await {
+                Ok(registry) => Some(registry),
+                Err(e) => {
+                    problems.push(format!("{e:#}"));
+                    None
+                }
+            },
         };
         if let Some(registry) = &registry {
             for problem in registry.problems() {
@@ -119,7 +131,15 @@ impl ServeCommand {
         let mut tenants = Vec::new();
         let ready = registry.is_some() && (global.policy.is_none() || policy.is_some());
         let trusted = global.trusted_paths(self.agent.config.as_deref());
-        for spec in ready.then_some(&users).into_iter().flatten() {
+        if self.check {
+            for spec in ready.then_some(&users).into_iter().flatten() {
+                let policy = policy.as_ref().map(|(p, t)| (p.as_path(), t.as_str()));
+                if let Err(e) = Tenant::check(spec, policy, &trusted) {
+                    problems.push(e);
+                }
+            }
+        }
+        for spec in (ready && !self.check).then_some(&users).into_iter().flatten() {
             let observer = {
                 let metrics = metrics.clone();
                 Arc::new(move |report: &crate::runtime::CallReport| metrics.tool_call(report))
@@ -133,7 +153,11 @@ impl ServeCommand {
                 Err(e) => problems.push(e),
             }
         }
-        if let Err(e) = check_exposure(&addr, &tenants) {
+        let exposure = match self.check {
+            true => check_exposure_of(&addr, users.iter().any(|u| u.token_sha256.is_none())),
+            false => check_exposure(&addr, &tenants),
+        };
+        if let Err(e) = exposure {
             problems.push(e);
         }
         let listener = match bind(addr, serve.next_free_port.unwrap_or(false)).await {
@@ -155,7 +179,7 @@ impl ServeCommand {
                 "ok: data directory {} writable, {} tools load, policy valid for {} user(s), {} free",
                 data_dir.display(),
                 registry.names().count(),
-                tenants.len(),
+                users.len(),
                 listener.local_addr()?
             );
             return Ok(ExitCode::SUCCESS);

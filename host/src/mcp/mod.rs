@@ -23,7 +23,7 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ElicitRequest, ElicitRequestParams,
     ElicitResult, ElicitationAction, ElicitationSchema, Implementation, InputRequest, InputRequests,
     InputRequiredResult, JsonObject, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities,
-    ServerConfig, Tool,
+    ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
@@ -85,7 +85,10 @@ impl McpServer {
                     Value::Object(map) => map.clone(),
                     _ => JsonObject::from_iter([("type".to_string(), json!("object"))]),
                 };
+                let title = title(&spec.name);
                 Tool::new(spec.name.clone(), spec.description.clone(), Arc::new(schema))
+                    .with_title(title.clone())
+                    .annotate(annotations(&policy.tool(&spec.name), title))
             })
             .collect()
     }
@@ -242,7 +245,8 @@ impl ServerHandler for McpServer {
         if self.host.registry().get(&name).is_none() {
             let names: Vec<String> = self.tools().iter().map(|t| t.name.to_string()).collect();
             let hint = crate::suggest::did_you_mean(&name, names.iter().map(String::as_str)).unwrap_or_default();
-            return Ok(CallToolResult::error(vec![ContentBlock::text(format!("no tool named `{name}`{hint}"))]).into());
+            // The spec: an unknown tool is a protocol error (invalid params), not a tool result.
+            return Err(ErrorData::invalid_params(format!("no tool named `{name}`{hint}"), None));
         }
         if let Err(response) = self.approve(&request, &context, &input).await {
             return Ok(response);
@@ -301,4 +305,27 @@ mod tests {
             "{message}"
         );
     }
+}
+
+/// A tool's title for people: `read_file` → "Read file".
+fn title(name: &str) -> String {
+    let words = name.replace('_', " ");
+    let mut chars = words.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// The hints clients use to decide what to auto-approve, from what the
+/// policy grants (so they are true of the sandbox, whatever the tool
+/// claims): no `rw` directory and no network → read-only; an `rw` directory
+/// → may destroy; network → talks to an open world.
+fn annotations(policy: &crate::policy::ToolPolicy, title: String) -> ToolAnnotations {
+    let writes = policy.fs.iter().any(|g| g.access == crate::policy::Access::ReadWrite);
+    let networked = !policy.net.is_empty();
+    ToolAnnotations::with_title(title)
+        .read_only(!writes && !networked)
+        .destructive(writes)
+        .open_world(networked)
 }

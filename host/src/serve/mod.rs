@@ -60,7 +60,12 @@ pub struct AppState {
 
 /// Refuses an open service on a non-loopback address.
 pub fn check_exposure(addr: &SocketAddr, tenants: &[Arc<Tenant>]) -> Result<(), String> {
-    if !addr.ip().is_loopback() && tenants.iter().any(|t| t.is_open()) {
+    check_exposure_of(addr, tenants.iter().any(|t| t.is_open()))
+}
+
+/// [`check_exposure`] for a service with (`open`) or without a user that needs no token.
+pub fn check_exposure_of(addr: &SocketAddr, open: bool) -> Result<(), String> {
+    if !addr.ip().is_loopback() && open {
         return Err(format!(
             "refusing to listen on {addr} without authentication: add [[serve.users]] with tokens to the config \
              (or set BORAM_SERVE_TOKEN), or bind to 127.0.0.1"

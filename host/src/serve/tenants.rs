@@ -126,6 +126,29 @@ impl Tenant {
         })
     }
 
+    /// What [`Tenant::build`] checks (the user's policy and its grants),
+    /// changing nothing: `boram serve --check`. A missing workspace is a
+    /// problem here (with the command that creates it), not created.
+    pub fn check(spec: &UserSpec, policy: Option<(&Path, &str)>, trusted: &TrustedPaths) -> Result<(), String> {
+        if let Some(workspace) = &spec.workspace
+            && !workspace.is_dir()
+        {
+            return Err(format!(
+                "user `{}`: the workspace {} does not exist; create it: mkdir -p {}",
+                spec.name,
+                workspace.display(),
+                workspace.display()
+            ));
+        }
+        let policy = match policy {
+            Some((path, text)) => policy_for(path, text, spec.workspace.as_deref())?,
+            None => Policy::deny_all(),
+        };
+        check_grants(&policy, trusted)
+            .map(|_| ())
+            .map_err(|e| format!("user `{}`: {e}", spec.name))
+    }
+
     pub fn accepts(&self, token: &str) -> bool {
         self.token_sha256.is_some_and(|h| h == hash_token(token))
     }

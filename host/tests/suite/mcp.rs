@@ -152,6 +152,25 @@ async fn an_mcp_client_lists_and_calls_the_sandboxed_tools() {
     assert_eq!(names, ["read_file", "write_file"]);
     let read_file = tools.iter().find(|t| t.name == "read_file").expect("read_file");
     assert_eq!(read_file.input_schema["type"], "object");
+    // Hints from the grants (issue 18): a read-only grant, an rw one.
+    let hints = |name: &str| {
+        let tool = tools.iter().find(|t| t.name == name).expect("tool");
+        let a = tool.annotations.clone().expect("annotations");
+        (
+            tool.title.clone(),
+            a.read_only_hint,
+            a.destructive_hint,
+            a.open_world_hint,
+        )
+    };
+    assert_eq!(
+        hints("read_file"),
+        (Some("Read file".into()), Some(true), Some(false), Some(false))
+    );
+    assert_eq!(
+        hints("write_file"),
+        (Some("Write file".into()), Some(false), Some(true), Some(false))
+    );
     assert!(read_file.input_schema["properties"]["path"].is_object());
 
     // A granted read runs in the sandbox.
@@ -175,13 +194,17 @@ async fn an_mcp_client_lists_and_calls_the_sandboxed_tools() {
         "{}",
         text(&outside)
     );
-    // Unknown and denied tools: tool errors too.
-    let unknown = client.call_tool(call("read_fil", json!({}))).await.expect("tools/call");
-    assert_eq!(unknown.is_error, Some(true));
+    // An unknown tool is a JSON-RPC error, as the spec says (issue 18);
+    // a denied one is a tool error.
+    let unknown = client
+        .call_tool(call("read_fil", json!({})))
+        .await
+        .expect_err("an unknown tool is a protocol error");
+    let unknown = unknown.to_string();
+    assert!(unknown.contains("did you mean `read_file`"), "{unknown}");
     assert!(
-        text(&unknown).contains("did you mean `read_file`"),
-        "{}",
-        text(&unknown)
+        unknown.contains("-32602") || unknown.to_lowercase().contains("invalid"),
+        "{unknown}"
     );
     let denied = client
         .call_tool(call("grep", json!({"pattern": "x", "path": "/"})))

@@ -13,11 +13,25 @@ pub struct TestPostgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
     pub port: u16,
+    /// Commits wait for the disk (`fsync = on`), as in production.
+    durable: bool,
 }
 
 impl TestPostgres {
-    /// initdb and start a new cluster on a free port.
+    /// initdb and start a new cluster on a free port, with `fsync = off`
+    /// (a throwaway cluster need not survive a power cut; tests run faster).
     pub fn start() -> TestPostgres {
+        Self::start_with(false)
+    }
+
+    /// [`TestPostgres::start`] with `fsync = on`: commit latencies as in
+    /// production (the benchmark, `benches/cluster.rs`, which includes this file).
+    #[allow(dead_code)]
+    pub fn start_durable() -> TestPostgres {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> TestPostgres {
         let bin = server_bin_dir();
         let dir = tempfile::Builder::new().prefix("boram-pg-").tempdir().expect("tempdir");
         let as_root = is_root();
@@ -45,6 +59,7 @@ impl TestPostgres {
             port: free_port(),
             dir,
             bin,
+            durable,
         };
         pg.start_server();
         pg
@@ -109,9 +124,10 @@ impl TestPostgres {
     pub fn start_server(&self) {
         let data = self.dir.path().join("data");
         let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c max_connections=200",
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync={} -c max_connections=200",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            if self.durable { "on" } else { "off" }
         );
         let status = postgres_command(&self.bin.join("pg_ctl"), is_root())
             .args(["start", "-w", "-t", "60", "-D"])

@@ -36,6 +36,7 @@ fn preflight_names_each_problem_and_its_fix() {
     std::fs::write(dir.path().join("policy.toml"), "version = 1\n").expect("policy");
     let tools_arg = tools.display().to_string();
     let policy_arg = dir.path().join("policy.toml").display().to_string();
+    std::fs::create_dir_all(dir.path().join("data")).expect("data dir");
     let ok = serve(
         dir.path(),
         &[
@@ -410,4 +411,122 @@ async fn the_model_picks_a_safe_recovery_action() {
         drop(supervised);
         drop(taken);
     }
+}
+
+/// A preflight changes nothing (issue 18): users whose workspaces and a data
+/// directory that do not exist are reported with the `mkdir -p` that
+/// creates them, and none is created.
+#[test]
+fn preflight_reports_missing_directories_and_creates_none_issue_18() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tools = tools_copy(dir.path());
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "version = 1\n[tools.text_stats]\nfs = [{ host = \"${workspace}\", guest = \"/workspace\", access = \"ro\" }]\n",
+    )
+    .expect("policy");
+    let (alice, bob) = (dir.path().join("srv/alice"), dir.path().join("srv/bob"));
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[serve.users]]\nname = \"alice\"\ntoken_env = \"T\"\nworkspace = \"{}\"\n\
+             [[serve.users]]\nname = \"bob\"\ntoken_env = \"T\"\nworkspace = \"{}\"\n",
+            alice.display(),
+            bob.display()
+        ),
+    )
+    .expect("config");
+    let policy_arg = policy.display().to_string();
+    let run = || {
+        serve(
+            dir.path(),
+            &["--check", "--addr", "127.0.0.1:0", "--policy", &policy_arg],
+        )
+        .arg("--tools-dir")
+        .arg(&tools)
+        .arg("--config")
+        .arg(&config)
+        .env("T", "token")
+        .output()
+        .expect("run")
+    };
+    let out = run();
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    let message = output_text(&out);
+    let data = dir.path().join("data");
+    for expected in [format!(
+        "the data directory {} does not exist; create it: mkdir -p {}",
+        data.display(),
+        data.display()
+    )] {
+        assert!(message.contains(&expected), "missing {expected:?} in:\n{message}");
+    }
+    assert!(
+        !data.exists() && !alice.exists() && !bob.exists(),
+        "the preflight created a directory"
+    );
+
+    // With the data directory there, the workspaces are what is missing.
+    std::fs::create_dir_all(&data).expect("data");
+    let out = run();
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    let message = output_text(&out);
+    for (user, path) in [("alice", &alice), ("bob", &bob)] {
+        let expected = format!(
+            "user `{user}`: the workspace {} does not exist; create it: mkdir -p {}",
+            path.display(),
+            path.display()
+        );
+        assert!(message.contains(&expected), "missing {expected:?} in:\n{message}");
+    }
+    assert!(!alice.exists() && !bob.exists(), "the preflight created a workspace");
+    assert!(!data.join("users").exists(), "the preflight created a user directory");
+
+    std::fs::create_dir_all(&alice).expect("alice");
+    std::fs::create_dir_all(&bob).expect("bob");
+    let out = run();
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains("policy valid for 2 user(s)"),
+        "{}",
+        output_text(&out)
+    );
+}
+
+/// The README's `boram serve … --check` line, run as written (in a
+/// directory holding the files it names, with this build's tools).
+#[test]
+fn the_readme_service_commands_work_as_written_issue_18() {
+    let readme = std::fs::read_to_string(super::workspace_dir().join("README.md")).expect("README");
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("boram serve ") && l.contains("--check"))
+        .expect("a `boram serve … --check` line in README.md");
+    let command = line.split('#').next().expect("command");
+    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    for file in ["policies/prod.example.toml", "examples/serve.toml"] {
+        assert!(command.contains(file), "{command}");
+        std::fs::create_dir_all(dir.path().join(file).parent().expect("parent")).expect("dir");
+        std::fs::copy(super::workspace_dir().join(file), dir.path().join(file)).expect("copy");
+    }
+    std::fs::create_dir_all(dir.path().join("data")).expect("data");
+    // The README's `mkdir -p ws` before it.
+    assert!(readme.contains("mkdir -p ws"), "the README creates the workspace first");
+    std::fs::create_dir_all(dir.path().join("ws")).expect("ws");
+    let out = Command::new(env!("CARGO_BIN_EXE_boram"))
+        .args(&args)
+        .args(["--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--tools-dir")
+        .arg(tools_dir())
+        .current_dir(dir.path())
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .env_remove("BORAM_SERVE_TOKEN")
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{command}:\n{}", output_text(&out));
+    assert!(output_text(&out).starts_with("ok: "), "{}", output_text(&out));
 }
