@@ -282,6 +282,29 @@ impl ServerHandler for McpServer {
     }
 }
 
+/// A tool's title for people: `read_file` → "Read file".
+fn title(name: &str) -> String {
+    let words = name.replace('_', " ");
+    let mut chars = words.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// The hints clients use to decide what to auto-approve, from what the
+/// policy grants (so they are true of the sandbox, whatever the tool
+/// claims): no `rw` directory and no network → read-only; an `rw` directory
+/// → may destroy; network → talks to an open world.
+fn annotations(policy: &crate::policy::ToolPolicy, title: String) -> ToolAnnotations {
+    let writes = policy.fs.iter().any(|g| g.access == crate::policy::Access::ReadWrite);
+    let networked = !policy.net.is_empty();
+    ToolAnnotations::with_title(title)
+        .read_only(!writes && !networked)
+        .destructive(writes)
+        .open_world(networked)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,27 +328,4 @@ mod tests {
             "{message}"
         );
     }
-}
-
-/// A tool's title for people: `read_file` → "Read file".
-fn title(name: &str) -> String {
-    let words = name.replace('_', " ");
-    let mut chars = words.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
-
-/// The hints clients use to decide what to auto-approve, from what the
-/// policy grants (so they are true of the sandbox, whatever the tool
-/// claims): no `rw` directory and no network → read-only; an `rw` directory
-/// → may destroy; network → talks to an open world.
-fn annotations(policy: &crate::policy::ToolPolicy, title: String) -> ToolAnnotations {
-    let writes = policy.fs.iter().any(|g| g.access == crate::policy::Access::ReadWrite);
-    let networked = !policy.net.is_empty();
-    ToolAnnotations::with_title(title)
-        .read_only(!writes && !networked)
-        .destructive(writes)
-        .open_world(networked)
 }
