@@ -20,6 +20,8 @@ where
     let mut schema = schemars::schema_for!(I);
     let description = take_string(&mut schema, "description").unwrap_or_default();
     take_string(&mut schema, "title");
+    let mut schema = schema.to_value();
+    crate::portable::make_portable(&mut schema);
     ToolSpec {
         name: name.to_string(),
         description,

@@ -34,6 +34,7 @@
 
 mod error;
 mod handler;
+mod portable;
 pub mod http;
 pub mod log;
 

@@ -271,3 +271,78 @@ async fn an_unknown_tool_name_suggests_the_closest() {
     let err = host.call("raed_file", "{}", None).await.expect_err("no such tool");
     assert_eq!(err.to_string(), "no tool named `raed_file` (did you mean `read_file`?)");
 }
+
+/// Every keyword path in `schema` that clients reject: a `type` array (a
+/// nullable type: use `anyOf` with `{"type": "null"}`) or a `format` JSON
+/// Schema does not define (`uint32`, `double`, …).
+fn unportable(schema: &serde_json::Value, at: &str, found: &mut Vec<String>) {
+    match schema {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                let path = format!("{at}/{key}");
+                if key == "type" && value.is_array() {
+                    found.push(format!("{path} = {value}"));
+                }
+                if key == "format"
+                    && value.as_str().is_some_and(|f| {
+                        ![
+                            "date-time",
+                            "date",
+                            "uri",
+                            "email",
+                            "uuid",
+                            "regex",
+                            "ipv4",
+                            "ipv6",
+                            "hostname",
+                        ]
+                        .contains(&f)
+                    })
+                {
+                    found.push(format!("{path} = {value}"));
+                }
+                // A property may be called `type` or `format`: only schemas are checked.
+                if key == "properties" || key == "$defs" {
+                    if let serde_json::Value::Object(props) = value {
+                        for (name, schema) in props {
+                            unportable(schema, &format!("{path}/{name}"), found);
+                        }
+                    }
+                } else {
+                    unportable(value, &path, found);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (n, item) in items.iter().enumerate() {
+                unportable(item, &format!("{at}/{n}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Input schemas every client takes (issue 18: the MCP Inspector's strict
+/// check warned 14 times): no nullable `type` arrays, no Rust-only formats,
+/// in every first-party tool; an optional field
+/// still accepts `null`.
+#[tokio::test]
+async fn every_input_schema_is_portable_and_optional_fields_take_null_issue_18() {
+    let (_dir, host) = setup().await;
+    let mut found = Vec::new();
+    let mut checked = 0;
+    for (spec, _) in host.registry().tools() {
+        unportable(&spec.input_schema, &spec.name, &mut found);
+        checked += 1;
+    }
+    assert_eq!(checked, FIRST_PARTY_TOOLS.len());
+    assert!(found.is_empty(), "unportable schema keywords:\n{}", found.join("\n"));
+    // read_file's optional `max_bytes` takes null as well as a number.
+    let report = call(
+        &host,
+        "read_file",
+        json!({"path": "/workspace/notes.txt", "max_bytes": null}),
+    )
+    .await;
+    assert_eq!(report.outcome, Outcome::Ok, "{report:?}");
+}
