@@ -12,3 +12,22 @@
 
 pub mod atomic;
 pub mod postgres;
+
+/// One agent run, as listed (by either run backend).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunSummary {
+    pub id: String,
+    pub session: String,
+    pub prompt: String,
+    pub started: String,
+    /// `queued`, `running`, or how it stopped (`answered`, `max_rounds`, `error`, …).
+    pub status: String,
+    pub answer: Option<String>,
+    pub error: Option<String>,
+    /// The replica running it (or that ran it last), in cluster mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
+    /// How many times it was started: more than 1 when a replica died
+    /// holding it and another resumed it.
+    pub attempts: u32,
+}

@@ -244,15 +244,8 @@ async fn three_replicas_run_every_run_once_and_resume_a_killed_replicas_run() {
 }
 
 async fn wait_answered(http: &reqwest::Client, base: &str, id: &str, replica: &Replica) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let run = run_of(http, base, id).await;
-        if run["status"] == "answered" {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{run}\n{}", replica.process.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let run = wait_for_end(http, base, id, None, &replica.process).await;
+    assert_eq!(run["status"], "answered", "{run}\n{}", replica.process.log());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -365,23 +358,7 @@ async fn ask_and_wait(http: &reqwest::Client, replica: &Replica, token: &str, pr
         .as_str()
         .expect("id")
         .to_string();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let run: Value = http
-            .get(format!("{base}/v1/runs/{id}"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("GET")
-            .json()
-            .await
-            .expect("json");
-        if run["status"] != "queued" && run["status"] != "running" {
-            return run;
-        }
-        assert!(Instant::now() < deadline, "{run}\n{}", replica.process.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_end(http, &base, &id, Some(token), &replica.process).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -293,3 +293,21 @@ pub async fn events_of(http: &reqwest::Client, base: &str, id: &str) -> Vec<Valu
         .map(|data| serde_json::from_str(data).expect("event JSON"))
         .collect()
 }
+
+/// Polls run `id` on `base` (as the user of `token`) until it has ended;
+/// the run. Fails after 60 s, showing `log`.
+pub async fn wait_for_end(http: &reqwest::Client, base: &str, id: &str, token: Option<&str>, log: &Process) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut request = http.get(format!("{base}/v1/runs/{id}"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let run: Value = request.send().await.expect("GET run").json().await.expect("json");
+        if run["status"] != "queued" && run["status"] != "running" {
+            return run;
+        }
+        assert!(Instant::now() < deadline, "{run}\n{}", log.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -280,19 +280,21 @@ impl AgentKit {
         session: crate::session::SessionChoice<'_>,
         observer: Option<UsageObserver>,
     ) -> anyhow::Result<Agent> {
-        let profile = match name {
+        let profile = self.profile_named(name)?;
+        self.build(profile, place, mode, session, None, observer)
+    }
+
+    /// Profile `name`, or this kit's own for `None`.
+    fn profile_named(&self, name: Option<&str>) -> anyhow::Result<Option<&Profile>> {
+        Ok(match name {
             Some(name) => Some(self.profiles.require(name).map_err(UsageError)?),
             None => self.profile.as_ref(),
-        };
-        self.build(profile, place, mode, session, None, observer)
+        })
     }
 
     /// The provider and model an agent of profile `name` talks to.
     pub fn model_of(&self, name: Option<&str>) -> anyhow::Result<(String, String)> {
-        let profile = match name {
-            Some(name) => Some(self.profiles.require(name).map_err(UsageError)?),
-            None => self.profile.as_ref(),
-        };
+        let profile = self.profile_named(name)?;
         let model = profile
             .and_then(|p| p.model.clone())
             .unwrap_or_else(|| self.model.clone());

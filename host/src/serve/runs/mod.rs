@@ -17,7 +17,6 @@ use crate::llm::Usage;
 use crate::serve::tenants::Tenant;
 use crate::session::SessionChoice;
 use futures::stream::BoxStream;
-use serde::Serialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -32,24 +31,7 @@ pub trait AgentSource: Send + Sync {
 
 pub type AgentFactory = Arc<dyn AgentSource>;
 
-/// One run, as listed.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunSummary {
-    pub id: String,
-    pub session: String,
-    pub prompt: String,
-    pub started: String,
-    /// `queued`, `running`, or how it stopped (`answered`, `max_rounds`, `error`, …).
-    pub status: String,
-    pub answer: Option<String>,
-    pub error: Option<String>,
-    /// The replica running it (or that ran it last), in cluster mode.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub replica: Option<String>,
-    /// How many times it was started: more than 1 when a replica died
-    /// holding it and another resumed it.
-    pub attempts: u32,
-}
+pub use crate::store::RunSummary;
 
 /// Why a run could not be started or read.
 #[derive(Debug, thiserror::Error)]

@@ -19,7 +19,7 @@ use crate::serve::tenants::Tenant;
 use crate::session::SessionChoice;
 use crate::session::{Record, Session};
 use crate::store::postgres::appender::{Appender, Fence, Table};
-use crate::store::postgres::runs::{self, Claimed, NewRun, Outcome, RunRow};
+use crate::store::postgres::runs::{self, Claimed, NewRun, Outcome};
 use crate::store::postgres::schedules;
 use crate::store::postgres::{PgStore, StoreError};
 use futures::StreamExt as _;
@@ -173,14 +173,14 @@ impl SharedRuns {
         let row = runs::get(&self.store, user, id)
             .await
             .map_err(|e| unavailable(e, "read the run"))?;
-        Ok(row.map(summary))
+        Ok(row)
     }
 
     pub async fn list(&self, user: &str, limit: usize) -> Result<Vec<RunSummary>, RunError> {
         let rows = runs::list(&self.store, user, limit as i64)
             .await
             .map_err(|e| unavailable(e, "list the runs"))?;
-        Ok(rows.into_iter().map(summary).collect())
+        Ok(rows)
     }
 
     /// Every event of the run from the first, read from the database until
@@ -477,20 +477,6 @@ impl SharedRuns {
                 }
             }
         }
-    }
-}
-
-fn summary(row: RunRow) -> RunSummary {
-    RunSummary {
-        id: row.id,
-        session: row.session,
-        prompt: row.prompt,
-        started: row.started,
-        status: row.status,
-        answer: row.answer,
-        error: row.error,
-        replica: row.replica,
-        attempts: row.attempts.max(0) as u32,
     }
 }
 

@@ -12,7 +12,7 @@
 
 use super::{PgStore, StoreError};
 use crate::session::Record;
-use serde::Serialize;
+use crate::store::RunSummary;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -39,21 +39,6 @@ pub struct Claimed {
     pub prompt: String,
     pub epoch: i64,
     /// 1 for the first claim; more when resuming after a lost holder.
-    pub attempts: i32,
-}
-
-/// One run, as listed.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunRow {
-    pub id: String,
-    pub session: String,
-    pub prompt: String,
-    pub started: String,
-    pub status: String,
-    pub answer: Option<String>,
-    pub error: Option<String>,
-    /// The replica holding it now (or last).
-    pub replica: Option<String>,
     pub attempts: i32,
 }
 
@@ -230,8 +215,8 @@ pub async fn events_after(store: &PgStore, run: &str, after: i64, limit: i64) ->
 const ROW_COLUMNS: &str = "id, session_id, prompt, to_char(created AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
                            status, answer, error, owner, attempts";
 
-fn run_row(row: &tokio_postgres::Row) -> RunRow {
-    RunRow {
+fn run_row(row: &tokio_postgres::Row) -> RunSummary {
+    RunSummary {
         id: row.get(0),
         session: row.get(1),
         prompt: row.get(2),
@@ -240,12 +225,12 @@ fn run_row(row: &tokio_postgres::Row) -> RunRow {
         answer: row.get(5),
         error: row.get(6),
         replica: row.get(7),
-        attempts: row.get(8),
+        attempts: row.get::<_, i32>(8).max(0) as u32,
     }
 }
 
 /// Run `id` if it belongs to `user`.
-pub async fn get(store: &PgStore, user: &str, id: &str) -> Result<Option<RunRow>, StoreError> {
+pub async fn get(store: &PgStore, user: &str, id: &str) -> Result<Option<RunSummary>, StoreError> {
     let client = store.client().await?;
     let row = client
         .query_opt(
@@ -257,7 +242,7 @@ pub async fn get(store: &PgStore, user: &str, id: &str) -> Result<Option<RunRow>
 }
 
 /// `user`'s newest `limit` runs, newest first.
-pub async fn list(store: &PgStore, user: &str, limit: i64) -> Result<Vec<RunRow>, StoreError> {
+pub async fn list(store: &PgStore, user: &str, limit: i64) -> Result<Vec<RunSummary>, StoreError> {
     let client = store.client().await?;
     let rows = client
         .query(
