@@ -255,14 +255,12 @@ pub async fn transcript(
     if !crate::session::is_session_id(&id) {
         return Err(missing());
     }
-    let records = match &state.runs {
-        super::runs::RunQueue::Shared(runs) => {
-            crate::store::postgres::runs::user_session(runs.store(), &tenant.name, &id)
-                .await
-                .map_err(store_error)?
-                .ok_or_else(missing)?
-        }
-        super::runs::RunQueue::Local(_) => {
+    let records = match state.runs.shared_store() {
+        Some(store) => crate::store::postgres::runs::user_session(store, &tenant.name, &id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(missing)?,
+        None => {
             let path = crate::session::session_path(&crate::config::sessions_dir(&tenant.data_dir), &id);
             crate::session::read_records(&path).map_err(|_| missing())?
         }
@@ -278,18 +276,14 @@ pub async fn transcript(
 /// `GET /v1/stats`: the dashboard's figures (service-wide), plus this
 /// user's recent runs and sessions.
 pub async fn stats(State(state): State<Arc<AppState>>, Extension(tenant): Extension<Arc<Tenant>>) -> Json<Value> {
-    let sessions = match &state.runs {
-        super::runs::RunQueue::Shared(runs) => {
-            crate::store::postgres::runs::newest_sessions(runs.store(), &tenant.name, 10)
-                .await
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(id, records)| crate::session::summarize_records(id, records))
-                .collect()
-        }
-        super::runs::RunQueue::Local(_) => {
-            crate::session::list_newest(&crate::config::sessions_dir(&tenant.data_dir), 10).unwrap_or_default()
-        }
+    let sessions = match state.runs.shared_store() {
+        Some(store) => crate::store::postgres::runs::newest_sessions(store, &tenant.name, 10)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(id, records)| crate::session::summarize_records(id, records))
+            .collect(),
+        None => crate::session::list_newest(&crate::config::sessions_dir(&tenant.data_dir), 10).unwrap_or_default(),
     };
     let sessions: Vec<Value> = sessions
         .into_iter()
@@ -319,11 +313,11 @@ pub async fn list_schedules(
     State(state): State<Arc<AppState>>,
     Extension(tenant): Extension<Arc<Tenant>>,
 ) -> Result<Json<Value>, Error> {
-    let listed = match &state.runs {
-        super::runs::RunQueue::Shared(runs) => crate::store::postgres::schedules::list(runs.store(), &tenant.name)
+    let listed = match state.runs.shared_store() {
+        Some(store) => crate::store::postgres::schedules::list(store, &tenant.name)
             .await
             .map_err(store_error)?,
-        super::runs::RunQueue::Local(_) => crate::schedule::ScheduleStore::open(&tenant.data_dir)
+        None => crate::schedule::ScheduleStore::open(&tenant.data_dir)
             .list()
             .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?,
     };
@@ -368,10 +362,10 @@ pub async fn add_schedule(
     }
     let schedule = crate::schedule::Schedule::new(new.name, new.cron, new.profile, new.task, chrono::Utc::now());
     let next = schedule.next_after(schedule.created);
-    match &state.runs {
-        super::runs::RunQueue::Shared(runs) => {
+    match state.runs.shared_store() {
+        Some(store) => {
             schedule.validate().map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
-            let added = crate::store::postgres::schedules::add(runs.store(), &tenant.name, &schedule)
+            let added = crate::store::postgres::schedules::add(store, &tenant.name, &schedule)
                 .await
                 .map_err(store_error)?;
             if !added {
@@ -381,7 +375,7 @@ pub async fn add_schedule(
                 ));
             }
         }
-        super::runs::RunQueue::Local(_) => crate::schedule::ScheduleStore::open(&tenant.data_dir)
+        None => crate::schedule::ScheduleStore::open(&tenant.data_dir)
             .add(schedule.clone())
             .map_err(|e| error(StatusCode::BAD_REQUEST, format!("{e:#}")))?,
     }
@@ -396,13 +390,11 @@ pub async fn remove_schedule(
     Extension(tenant): Extension<Arc<Tenant>>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, Error> {
-    let removed = match &state.runs {
-        super::runs::RunQueue::Shared(runs) => {
-            crate::store::postgres::schedules::remove(runs.store(), &tenant.name, &name)
-                .await
-                .map_err(store_error)?
-        }
-        super::runs::RunQueue::Local(_) => crate::schedule::ScheduleStore::open(&tenant.data_dir)
+    let removed = match state.runs.shared_store() {
+        Some(store) => crate::store::postgres::schedules::remove(store, &tenant.name, &name)
+            .await
+            .map_err(store_error)?,
+        None => crate::schedule::ScheduleStore::open(&tenant.data_dir)
             .remove(&name)
             .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?,
     };

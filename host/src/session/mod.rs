@@ -130,13 +130,7 @@ impl Session {
             journal: Journal::File(JsonlFile::open_exclusive(&path)?),
             id: id.clone(),
         };
-        session.append(Record::Started {
-            time: now(),
-            id,
-            provider: provider.to_string(),
-            model: model.to_string(),
-            parent: parent.map(str::to_string),
-        })?;
+        session.write_start(provider, model, parent)?;
         Ok(session)
     }
 
@@ -186,12 +180,16 @@ impl Session {
     /// A new session's first record (for a [`Session::shared`] one, whose
     /// row was made when its run was queued).
     pub fn start(&self, provider: &str, model: &str) -> std::io::Result<()> {
+        self.write_start(provider, model, None)
+    }
+
+    fn write_start(&self, provider: &str, model: &str, parent: Option<&str>) -> std::io::Result<()> {
         self.append(Record::Started {
             time: now(),
             id: self.id.clone(),
             provider: provider.to_string(),
             model: model.to_string(),
-            parent: None,
+            parent: parent.map(str::to_string),
         })
     }
 

@@ -329,6 +329,27 @@ async fn a_note_saved_through_one_replica_is_found_through_another_and_users_sta
         !other["answer"].as_str().unwrap_or_default().contains("March"),
         "{other}"
     );
+    // The dashboard's sessions come from the shared store: alice's two, newest first.
+    let stats: Value = http
+        .get(format!("http://{}/v1/stats", b.addr))
+        .bearer_auth("alice-token")
+        .send()
+        .await
+        .expect("GET stats")
+        .json()
+        .await
+        .expect("json");
+    let titles: Vec<&str> = stats["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .filter_map(|s| s["title"].as_str())
+        .collect();
+    assert_eq!(
+        titles,
+        ["recall deadline", "remember 프로젝트 deadline is March 1"],
+        "{stats}"
+    );
     // Nor can bob see alice's run.
     let peek = http
         .get(format!(

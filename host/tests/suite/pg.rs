@@ -67,17 +67,7 @@ impl TestPostgres {
 
     /// A database URL for a new, empty database `name`.
     pub fn database(&self, name: &str) -> String {
-        let out = Command::new(self.bin.join("psql"))
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-p", &self.port.to_string(), "-c"])
-            .arg(format!("CREATE DATABASE {name}"))
-            .arg("postgres")
-            .output()
-            .expect("run psql");
-        assert!(
-            out.status.success(),
-            "createdb: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.psql("postgres", &format!("CREATE DATABASE {name}"));
         self.url(name)
     }
 

@@ -98,6 +98,15 @@ impl RunQueue {
         }
     }
 
+    /// The shared store, in cluster mode: where schedules, notes and
+    /// sessions live too.
+    pub fn shared_store(&self) -> Option<&crate::store::postgres::PgStore> {
+        match self {
+            RunQueue::Local(_) => None,
+            RunQueue::Shared(runs) => Some(runs.store()),
+        }
+    }
+
     /// Lets running runs finish within `grace`; a shared run still going
     /// then goes back to the queue for another replica.
     pub async fn shutdown(&self, grace: std::time::Duration) {

@@ -30,21 +30,18 @@ pub enum Table {
 }
 
 impl Table {
-    fn insert_sql(self) -> &'static str {
-        match self {
-            Table::SessionRecords => {
-                "INSERT INTO session_records (session_id, seq, record)
-                 SELECT $1, s, r FROM unnest($2::int8[], $3::jsonb[]) AS t(s, r)
-                 WHERE $4::text IS NULL OR EXISTS (
-                     SELECT 1 FROM runs WHERE id = $4 AND epoch = $5 AND status = 'running' AND lease_until > now())"
-            }
-            Table::RunEvents => {
-                "INSERT INTO run_events (run_id, seq, event)
-                 SELECT $1, s, e FROM unnest($2::int8[], $3::jsonb[]) AS t(s, e)
-                 WHERE $4::text IS NULL OR EXISTS (
-                     SELECT 1 FROM runs WHERE id = $4 AND epoch = $5 AND status = 'running' AND lease_until > now())"
-            }
-        }
+    /// The batch insert, fenced by the lease when `$4` names a run.
+    fn insert_sql(self) -> String {
+        let (table, key, value) = match self {
+            Table::SessionRecords => ("session_records", "session_id", "record"),
+            Table::RunEvents => ("run_events", "run_id", "event"),
+        };
+        format!(
+            "INSERT INTO {table} ({key}, seq, {value})
+             SELECT $1, s, v FROM unnest($2::int8[], $3::jsonb[]) AS t(s, v)
+             WHERE $4::text IS NULL OR EXISTS (
+                 SELECT 1 FROM runs WHERE id = $4 AND epoch = $5 AND status = 'running' AND lease_until > now())"
+        )
     }
 }
 
@@ -130,6 +127,7 @@ async fn write_loop(
     mut rx: mpsc::UnboundedReceiver<Command>,
     failed: Arc<Mutex<Option<String>>>,
 ) {
+    let insert = table.insert_sql();
     while let Some(first) = rx.recv().await {
         // Everything already queued goes in one batch, in order.
         let mut commands = vec![first];
@@ -151,7 +149,7 @@ async fn write_loop(
         let outcome = if seqs.is_empty() {
             Ok(())
         } else {
-            write_batch(&store, table, &key, fence.as_ref(), &seqs, &rows).await
+            write_batch(&store, &insert, &key, fence.as_ref(), &seqs, &rows).await
         };
         if let Err(why) = &outcome {
             tracing::error!(key, error = %why, "the journal cannot be written; this run stops here");
@@ -177,7 +175,7 @@ async fn write_loop(
 /// when it can never be written (lease lost, a second writer, refused).
 async fn write_batch(
     store: &PgStore,
-    table: Table,
+    insert: &str,
     key: &str,
     fence: Option<&Fence>,
     seqs: &[i64],
@@ -190,7 +188,7 @@ async fn write_batch(
         let attempt = async {
             let client = store.client().await?;
             let written = client
-                .execute(table.insert_sql(), &[&key, &seqs, &rows, &fence_run, &fence_epoch])
+                .execute(insert, &[&key, &seqs, &rows, &fence_run, &fence_epoch])
                 .await?;
             Ok::<u64, StoreError>(written)
         }

@@ -179,13 +179,19 @@ pub async fn session_records(store: &PgStore, session: &str) -> Result<(Vec<Reco
     for row in rows {
         let seq: i64 = row.get(0);
         next = seq + 1;
-        let value: Value = row.get(1);
-        match serde_json::from_value(value) {
-            Ok(record) => records.push(record),
-            Err(e) => tracing::warn!(session, seq, error = %e, "skipping an unreadable transcript record"),
+        if let Some(record) = parse_record(session, seq, row.get(1)) {
+            records.push(record);
         }
     }
     Ok((records, next))
+}
+
+/// A stored transcript record; `None` (and a warning) for one this build
+/// cannot read, which is skipped rather than losing the rest.
+fn parse_record(session: &str, seq: i64, value: Value) -> Option<Record> {
+    serde_json::from_value(value)
+        .inspect_err(|e| tracing::warn!(session, seq, error = %e, "skipping an unreadable transcript record"))
+        .ok()
 }
 
 /// The number the next event of `run` gets.
@@ -266,21 +272,31 @@ pub async fn user_session(store: &PgStore, user: &str, id: &str) -> Result<Optio
     Ok(Some(session_records(store, id).await?.0))
 }
 
-/// `user`'s `n` newest sessions with their records, oldest first.
+/// `user`'s `n` newest sessions with their records, oldest first, in one
+/// query (the dashboard asks every 2 s).
 pub async fn newest_sessions(store: &PgStore, user: &str, n: i64) -> Result<Vec<(String, Vec<Record>)>, StoreError> {
     let client = store.client().await?;
     let rows = client
         .query(
-            "SELECT id FROM sessions WHERE user_name = $1 ORDER BY started DESC, id DESC LIMIT $2",
+            "WITH newest AS (
+                 SELECT id, started FROM sessions WHERE user_name = $1 ORDER BY started DESC, id DESC LIMIT $2)
+             SELECT n.id, r.seq, r.record FROM newest n LEFT JOIN session_records r ON r.session_id = n.id
+             ORDER BY n.started, n.id, r.seq",
             &[&user, &n],
         )
         .await?;
-    drop(client);
-    let mut sessions = Vec::with_capacity(rows.len());
-    for row in rows.iter().rev() {
+    let mut sessions: Vec<(String, Vec<Record>)> = Vec::new();
+    for row in &rows {
         let id: String = row.get(0);
-        let records = session_records(store, &id).await?.0;
-        sessions.push((id, records));
+        if sessions.last().is_none_or(|(last, _)| *last != id) {
+            sessions.push((id.clone(), Vec::new()));
+        }
+        if let (Some(seq), Some(value)) = (row.get::<_, Option<i64>>(1), row.get::<_, Option<Value>>(2))
+            && let Some(record) = parse_record(&id, seq, value)
+            && let Some((_, records)) = sessions.last_mut()
+        {
+            records.push(record);
+        }
     }
     Ok(sessions)
 }

@@ -327,6 +327,16 @@ fn boram_in_tmux(env: &Env, vars: &str, args: &str) -> String {
     )
 }
 
+/// `boram chat` against `server` under the env's `policy.toml`, as a tmux command.
+fn chat_in_tmux(env: &Env, server: &ScriptedServer) -> String {
+    let args = format!(
+        "chat --provider anthropic --base-url {} --policy {}",
+        server.url(),
+        env.path("policy.toml")
+    );
+    boram_in_tmux(env, "", &args)
+}
+
 /// Model text that tries to hide what follows it (SGR 8, conceal), retitle
 /// the terminal (OSC 0) and reverse the text after it (U+202E).
 const HOSTILE_TEXT: &str = "Sure.\u{1b}[8m\u{1b}]0;PWNED\u{7}\u{202e}";
@@ -348,15 +358,7 @@ async fn model_text_cannot_hide_the_approval_prompt_or_retitle_a_real_terminal_i
     )
     .expect("policy");
     let tmux = Tmux::new(env.dir.path());
-    let command = boram_in_tmux(
-        &env,
-        "",
-        &format!(
-            "chat --provider anthropic --base-url {} --policy {}",
-            server.url(),
-            env.path("policy.toml")
-        ),
-    );
+    let command = chat_in_tmux(&env, &server);
     let workdir = super::super::workspace_dir().display().to_string();
     tmux.run(&[
         "new-session",
@@ -697,15 +699,7 @@ async fn markdown_is_rendered_on_a_terminal_and_left_as_is_in_a_pipe_issue_17() 
     .await;
     let env = Env::new();
     let tmux = Tmux::new(env.dir.path());
-    let command = boram_in_tmux(
-        &env,
-        "",
-        &format!(
-            "chat --provider anthropic --base-url {} --policy {}",
-            server.url(),
-            env.path("policy.toml")
-        ),
-    );
+    let command = chat_in_tmux(&env, &server);
     tmux.run(&["new-session", "-d", "-s", "md", "-x", "120", "-y", "40", &command]);
     tmux.run(&["send-keys", "-t", "md", "plan it", "Enter"]);
     super::super::eventually(
