@@ -106,15 +106,26 @@ impl GlobalArgs {
 
     /// Loads every component of the tools directory.
     pub async fn registry(&self) -> anyhow::Result<Registry> {
+        Ok(self.registry_deferring(false).await?.0)
+    }
+
+    /// [`Self::registry`]; with `defer_big`, big components that are not
+    /// compiled yet are left out and returned, for
+    /// [`crate::registry::background::spawn`].
+    async fn registry_deferring(&self, defer_big: bool) -> anyhow::Result<(Registry, Vec<PathBuf>)> {
         let dir = self.tools_dir();
         let runtime = self.runtime()?;
-        let registry = Registry::load_dir(runtime, &dir)
-            .await
-            .with_context(|| hint_for_tools_dir(&dir))?;
+        let threshold = crate::registry::background::threshold_bytes();
+        let check = runtime.clone();
+        let (registry, deferred) = Registry::load_dir_deferring(runtime, &dir, |path| {
+            defer_big && crate::registry::background::should_defer(&check, path, threshold)
+        })
+        .await
+        .with_context(|| hint_for_tools_dir(&dir))?;
         for problem in registry.problems() {
             eprintln!("warning: {}: {}", problem.path.display(), problem.error);
         }
-        Ok(registry)
+        Ok((registry, deferred))
     }
 
     /// [`Self::tool_host_for`] for an agent command (`chat`, `run`): without
@@ -126,7 +137,7 @@ impl GlobalArgs {
         &self,
         config: Option<&Path>,
         workspace: Option<&Path>,
-    ) -> anyhow::Result<(ToolHost, String)> {
+    ) -> anyhow::Result<(ToolHost, String, Vec<PathBuf>)> {
         let here = std::env::current_dir().context("cannot read the current directory")?;
         let dir = workspace.map_or(here, Path::to_path_buf);
         let trusted = self.trusted_paths(config);
@@ -178,8 +189,8 @@ impl GlobalArgs {
                 }
             }
         };
-        let host = self.host_over(policy, &warnings, trusted, config).await?;
-        Ok((host, line))
+        let (host, deferred) = self.host_over(policy, &warnings, trusted, config, true).await?;
+        Ok((host, line, deferred))
     }
 
     /// Policy + registry + audit log: what a tool call needs.
@@ -194,24 +205,29 @@ impl GlobalArgs {
         let policy = self.load_policy()?;
         let trusted = self.trusted_paths(config);
         let warnings = check_grants(&policy, &trusted).map_err(refused)?;
-        self.host_over(policy, &warnings, trusted, config).await
+        Ok(self.host_over(policy, &warnings, trusted, config, false).await?.0)
     }
 
     /// The tool host over `policy`, already checked against `trusted` (its
     /// `warnings` are printed here): the registry and the audit log added.
+    /// With `defer_big`, also the components left to compile in the background.
     async fn host_over(
         &self,
         policy: Policy,
         warnings: &[String],
         trusted: TrustedPaths,
         config: Option<&Path>,
-    ) -> anyhow::Result<ToolHost> {
+        defer_big: bool,
+    ) -> anyhow::Result<(ToolHost, Vec<PathBuf>)> {
         for warning in warnings {
             eprintln!("warning: {warning}");
         }
-        let registry = self.registry().await?;
+        let (registry, deferred) = self.registry_deferring(defer_big).await?;
         let audit = self.audit_log(config)?;
-        Ok(ToolHost::new(registry, policy, Some(audit)).with_trusted(trusted))
+        Ok((
+            ToolHost::new(registry, policy, Some(audit)).with_trusted(trusted),
+            deferred,
+        ))
     }
 
     /// The data directory's audit log, `[audit] required` from `config`.

@@ -99,8 +99,11 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
+    if cli.command.uses_user_state() {
+        adopt_legacy_local_user(&cli.global.data_dir());
+    }
     let result = runtime.block_on(async {
-        match cli.command {
+        let result = match cli.command {
             Command::Run(cmd) => cmd.run(&cli.global).await,
             Command::Chat(cmd) => cmd.run(&cli.global).await,
             Command::Sessions(cmd) => cmd.run(&cli.global).await,
@@ -112,14 +115,56 @@ pub fn main() -> ExitCode {
             Command::Mcp(cmd) => cmd.run(&cli.global).await,
             Command::Serve(cmd) => cmd.run(&cli.global).await,
             Command::Schedule(cmd) => cmd.run(&cli.global).await,
-        }
+        };
+        (result, crate::registry::background::finish_before_exit().await)
     });
+    let (result, compiles_finished) = result;
+    if !compiles_finished {
+        // Do not wait for the compile threads; their workers die with us.
+        runtime.shutdown_background();
+    }
     match result {
         Ok(code) => code,
         Err(e) => {
             print_error_chain(&e);
             ExitCode::from(exit_code_for(&e))
         }
+    }
+}
+
+impl Command {
+    /// Whether the command reads or writes the local user's sessions,
+    /// memory or schedules (`serve --check` changes nothing, so it is not).
+    fn uses_user_state(&self) -> bool {
+        match self {
+            Command::Run(_)
+            | Command::Chat(_)
+            | Command::Sessions(_)
+            | Command::Memory(_)
+            | Command::Failures(_)
+            | Command::Mcp(_)
+            | Command::Schedule(_) => true,
+            Command::Serve(cmd) => !cmd.is_check(),
+            Command::Model(_) | Command::Tool(_) | Command::Policy(_) => false,
+        }
+    }
+}
+
+/// Moves an earlier build's `users/local/` into the data directory (see
+/// [`crate::store::local_user`]) and says what it did; a failure is a
+/// warning, since the command itself can still run.
+fn adopt_legacy_local_user(data_dir: &std::path::Path) {
+    match crate::store::local_user::adopt_legacy_dir(data_dir) {
+        Ok(notes) => {
+            for note in notes {
+                eprintln!("boram: local user: {note}");
+            }
+        }
+        Err(e) => eprintln!(
+            "warning: cannot merge {} into {}: {e}",
+            crate::store::local_user::legacy_dir(data_dir).display(),
+            data_dir.display()
+        ),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `boram schedule add|list|remove|run-now`: scheduled agent runs, kept in
-//! the user's data directory (`<data>/users/<user>/schedules.json`, the
-//! same place `boram serve` reads them from) and run by `boram serve`.
+//! the user's data directory (`<data>/schedules.json` for `local`,
+//! `<data>/users/<user>/schedules.json` otherwise: the same place `boram
+//! serve` reads them from) and run by `boram serve`.
 
 use super::agent::args::{AgentArgs, AgentPlace};
 use crate::agent::PromptMode;
@@ -15,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Args)]
 pub struct ScheduleArgs {
     /// Whose schedules (a `[[serve.users]]` name; `local` without users).
-    #[arg(long, global = true, default_value = "local")]
+    #[arg(long, global = true, default_value = crate::config::LOCAL_USER)]
     user: String,
     #[command(subcommand)]
     command: ScheduleCommand,

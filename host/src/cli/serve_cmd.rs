@@ -402,13 +402,18 @@ fn users(configured: &[crate::config::serve::UserToml], workspace: Option<PathBu
     }
     let token = std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty());
     Ok(vec![UserSpec {
-        name: "local".into(),
+        name: crate::config::LOCAL_USER.into(),
         token_sha256: token.as_deref().map(hash_token),
         workspace,
     }])
 }
 
 impl ServeCommand {
+    /// `--check`: validate and change nothing.
+    pub fn is_check(&self) -> bool {
+        self.check
+    }
+
     /// Re-runs this command without `--supervise` under the supervisor.
     async fn supervise(&self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let program = std::env::current_exe()?;

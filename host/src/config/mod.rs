@@ -45,11 +45,23 @@ fn has_components(dir: &std::path::Path) -> bool {
         .unwrap_or(false)
 }
 
-/// A service user's own data directory (sessions, memory, usage, audit,
-/// schedules) inside the service's.
+/// The user the CLI is, and the one user of a `boram serve` without
+/// `[[serve.users]]`; `boram schedule`'s default `--user`.
+pub const LOCAL_USER: &str = "local";
+
+/// A user's own data directory (sessions, memory, usage, audit,
+/// schedules): the data directory itself for [`LOCAL_USER`], so the CLI,
+/// its schedules and a service's open local user share one memory and one
+/// session list; `users/NAME` inside it for a configured service user.
 pub fn user_data_dir(data_dir: &std::path::Path, user: &str) -> PathBuf {
+    if user == LOCAL_USER {
+        return data_dir.to_path_buf();
+    }
     data_dir.join("users").join(user)
 }
+
+/// The usage log's file name.
+pub const USAGE_FILE: &str = "usage.jsonl";
 
 /// The compile cache inside a data directory.
 pub fn cache_dir(data_dir: &std::path::Path) -> PathBuf {
@@ -63,5 +75,5 @@ pub fn sessions_dir(data_dir: &std::path::Path) -> PathBuf {
 
 /// The usage log (one line per model call) inside a data directory.
 pub fn usage_log(data_dir: &std::path::Path) -> PathBuf {
-    data_dir.join("usage.jsonl")
+    data_dir.join(USAGE_FILE)
 }

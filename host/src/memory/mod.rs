@@ -213,10 +213,11 @@ fn normalise_tags(tags: &[String]) -> Result<Vec<String>> {
     }
     tags.iter()
         .map(|t| {
-            let tag = t.trim().trim_start_matches('#').to_ascii_lowercase();
+            // Letters of any script: a Korean user tags notes `일정`.
+            let tag = t.trim().trim_start_matches('#').to_lowercase();
             let ok = !tag.is_empty()
-                && tag.len() <= 32
-                && tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                && tag.chars().count() <= 32
+                && tag.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_');
             if ok {
                 Ok(tag)
             } else {
@@ -352,6 +353,13 @@ mod tests {
         assert!(msg(store.save("  ", &[])).contains("empty"));
         assert!(msg(store.save(&"x".repeat(MAX_TEXT_CHARS + 1), &[])).contains("at most"));
         assert!(msg(store.save("ok", &["two words".into()])).contains("not valid"));
+        assert!(msg(store.save("ok", &["a\u{202e}b".into()])).contains("not valid"));
+        assert!(msg(store.save("ok", &["가".repeat(33)])).contains("not valid"));
+        // Letters of any script are letters: 32 Hangul syllables fit (96 bytes).
+        store
+            .save("엄마 생신은 5월 8일", &["#가족".into(), "가".repeat(32)])
+            .expect("Korean tags");
+        assert_eq!(store.search("가족", 5).expect("by tag").len(), 1);
         assert!(
             store
                 .search("?!", 5)

@@ -40,16 +40,28 @@ impl Registry {
 
     /// Loads every `*.wasm` directly inside `dir`, in name order.
     pub async fn load_dir(runtime: Arc<Runtime>, dir: &Path) -> std::io::Result<Self> {
+        Ok(Self::load_dir_deferring(runtime, dir, |_| false).await?.0)
+    }
+
+    /// [`Self::load_dir`] leaving out the files `defer` picks (e.g. big
+    /// components the compile cache does not hold): returned, absolute,
+    /// for the caller to load later (see [`super::background`]).
+    pub async fn load_dir_deferring(
+        runtime: Arc<Runtime>,
+        dir: &Path,
+        defer: impl Fn(&Path) -> bool,
+    ) -> std::io::Result<(Self, Vec<PathBuf>)> {
         use futures::StreamExt as _;
         // Absolute paths, as the watcher reports them: a component swapped
         // in later is recognised as the same file (with a relative tools
         // directory it was refused as "a second component").
         let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
         let dir = dir.as_path();
+        let (deferred, now): (Vec<PathBuf>, Vec<PathBuf>) = wasm_files(dir)?.into_iter().partition(|p| defer(p));
         // Components compile in parallel, one per core: a start waits for
         // the slowest, not for their sum.
         let parallel = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-        let loads: Vec<_> = futures::stream::iter(wasm_files(dir)?)
+        let loads: Vec<_> = futures::stream::iter(now)
             .map(|path| {
                 let runtime = runtime.clone();
                 async move {
@@ -69,7 +81,7 @@ impl Registry {
         }
         registry.components.sort_by(|a, b| a.path.cmp(&b.path));
         registry.assign_names();
-        Ok(registry)
+        Ok((registry, deferred))
     }
 
     fn problem(&mut self, path: &Path, e: &crate::runtime::Error) {

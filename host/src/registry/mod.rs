@@ -6,6 +6,7 @@
 //! once, applies the approval rule, runs the call and records it; [`watch`]
 //! swaps rebuilt tools and edited policies in while calls keep running.
 
+pub mod background;
 mod discover;
 mod host;
 mod input;

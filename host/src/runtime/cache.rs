@@ -86,10 +86,7 @@ impl CompileCache {
         sha256: &str,
         precompile: impl FnOnce(&[u8]) -> wasmtime::Result<Vec<u8>>,
     ) -> wasmtime::Result<(Component, ArtifactOrigin)> {
-        let path = self
-            .dir
-            .as_ref()
-            .map(|dir| dir.join(format!("{}-{sha256}.cwasm", self.engine_tag)));
+        let path = self.entry_path(sha256);
         if let Some(component) = path.as_ref().and_then(|p| self.load_verified(engine, p, sha256)) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok((component, ArtifactOrigin::Cache));
@@ -107,6 +104,18 @@ impl CompileCache {
         #[allow(unsafe_code)]
         let component = unsafe { Component::deserialize(engine, &artifact)? };
         Ok((component, ArtifactOrigin::Compiled))
+    }
+
+    /// Whether an artifact for component `sha256` is in the cache (not
+    /// verified here: a load still checks it). Always `false` without a cache.
+    pub fn has_entry(&self, sha256: &str) -> bool {
+        self.entry_path(sha256).is_some_and(|p| p.is_file())
+    }
+
+    fn entry_path(&self, sha256: &str) -> Option<PathBuf> {
+        self.dir
+            .as_ref()
+            .map(|dir| dir.join(format!("{}-{sha256}.cwasm", self.engine_tag)))
     }
 
     fn load_verified(&self, engine: &Engine, path: &Path, sha256: &str) -> Option<Component> {

@@ -139,6 +139,9 @@ pub fn run(args: &[String]) -> ExitCode {
         eprintln!("cannot cap the compile worker's memory: {e}");
         return ExitCode::FAILURE;
     }
+    // A worker outlives nothing: when `boram` goes (Ctrl-C while a
+    // background compile runs, kill -9), so does its compile.
+    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
     let mut wasm = Vec::new();
     if let Err(e) = std::io::stdin().read_to_end(&mut wasm) {
         eprintln!("cannot read the component: {e}");

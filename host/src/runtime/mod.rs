@@ -114,10 +114,31 @@ impl Runtime {
         self.cache.stats()
     }
 
+    /// Whether loading the component at `path` would compile it: there is
+    /// no compile cache, or it holds nothing for these bytes. Reads and
+    /// hashes the file; an unreadable one counts as cached (its load fails
+    /// at once).
+    pub fn needs_compile(&self, path: &Path) -> bool {
+        match std::fs::read(path) {
+            Ok(bytes) => !self.cache.has_entry(&hex::encode(Sha256::digest(&bytes))),
+            Err(_) => false,
+        }
+    }
+
     /// Loads the component at `path`: compile (or take from the cache),
     /// link, and ask it to describe its tools in a
     /// sandbox with no capabilities.
     pub async fn load(&self, path: &Path) -> Result<LoadedComponent> {
+        self.load_announcing(path, self.announce_slow_compiles).await
+    }
+
+    /// [`Self::load`] that never announces a slow compile: for a compile
+    /// the caller already said is going on in the background.
+    pub async fn load_quietly(&self, path: &Path) -> Result<LoadedComponent> {
+        self.load_announcing(path, None).await
+    }
+
+    async fn load_announcing(&self, path: &Path, announce: Option<std::time::Duration>) -> Result<LoadedComponent> {
         let compile_error = |message: String| Error::Compile {
             path: path.to_path_buf(),
             message,
@@ -135,7 +156,7 @@ impl Runtime {
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let bytes = std::sync::Arc::new(bytes);
         let compiling = self.compile(bytes.clone(), sha256.clone());
-        let (component, origin) = if let Some(after) = self.announce_slow_compiles {
+        let (component, origin) = if let Some(after) = announce {
             tokio::pin!(compiling);
             match tokio::time::timeout(after, &mut compiling).await {
                 Ok(done) => done,

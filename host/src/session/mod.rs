@@ -433,11 +433,15 @@ fn shorten(text: &str, max: usize) -> String {
     format!("{cut}…")
 }
 
-/// Every directory of transcripts under `data_dir`: the CLI's own
-/// (`None`) and each `boram serve` user's (their runs and schedules), so
-/// that every session id `boram` prints can be listed and resumed.
+/// Every directory of transcripts under `data_dir`: the local user's (the
+/// CLI, its schedules, a service without configured users) and each
+/// configured `boram serve` user's, so that every session id `boram`
+/// prints can be listed and resumed.
 pub fn all_dirs(data_dir: &Path) -> Vec<(Option<String>, PathBuf)> {
-    let mut dirs = vec![(None, crate::config::sessions_dir(data_dir))];
+    let mut dirs = vec![(
+        Some(crate::config::LOCAL_USER.to_string()),
+        crate::config::sessions_dir(data_dir),
+    )];
     if let Ok(users) = std::fs::read_dir(data_dir.join("users")) {
         let mut users: Vec<(Option<String>, PathBuf)> = users
             .flatten()

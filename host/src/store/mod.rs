@@ -11,6 +11,7 @@
 //! replica on one database.
 
 pub mod atomic;
+pub mod local_user;
 pub mod postgres;
 
 /// One agent run, as listed (by either run backend).

@@ -101,11 +101,7 @@ async fn add_list_run_now_and_remove() {
     let schedules: Value = serde_json::from_slice(&listed.stdout).expect("json");
     assert_eq!(schedules[0]["last_status"], "answered");
     let session = schedules[0]["last_session"].as_str().expect("session");
-    assert!(
-        dir.path()
-            .join(format!("data/users/local/sessions/{session}.jsonl"))
-            .exists()
-    );
+    assert!(dir.path().join(format!("data/sessions/{session}.jsonl")).exists());
     // The id it printed is one `sessions list` shows and `chat --resume` finds (issue 17).
     let listed = boram(dir.path(), &["sessions", "list", "--json"]);
     let sessions: Vec<Value> = String::from_utf8_lossy(&listed.stdout)
@@ -163,7 +159,7 @@ async fn add_list_run_now_and_remove() {
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_runs_a_schedule_missed_while_it_was_down() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let user_dir = dir.path().join("data/users/local");
+    let user_dir = dir.path().join("data");
     std::fs::create_dir_all(&user_dir).expect("user dir");
     // Every minute, last run ten minutes ago: ten slots or so missed.
     let ten_minutes_ago = (chrono::Utc::now() - chrono::Duration::minutes(10)).to_rfc3339();

@@ -8,7 +8,7 @@ use super::{hostile_wasm, tools_dir};
 use scripted_llm::ScriptedServer;
 use scripted_llm::anthropic::AnthropicReply;
 use serde_json::{Value, json};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -50,6 +50,12 @@ impl Service {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        Service::spawn(cmd, stderr)
+    }
+
+    /// Spawns `cmd` (a `boram serve` logging to `stderr`) and waits for
+    /// its "listening on" line.
+    fn spawn(mut cmd: Command, stderr: std::path::PathBuf) -> Service {
         let mut child = cmd.spawn().expect("spawn boram serve");
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
         loop {
@@ -288,7 +294,7 @@ async fn health_metrics_tools_calls_and_a_run_over_sse() {
     assert!(metrics.contains("boram_tool_call_duration_seconds_bucket"), "{metrics}");
     assert!(metrics.contains("boram_model_cost_usd_total"), "{metrics}");
     // Each refusal is an audit line, the run's naming its session.
-    let audit = std::fs::read_to_string(dir.path().join("data/users/local/audit.jsonl")).expect("audit log");
+    let audit = std::fs::read_to_string(dir.path().join("data/audit.jsonl")).expect("audit log");
     let denied: Vec<Value> = audit
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -715,7 +721,7 @@ async fn schedules_over_http() {
     let listed = get_json(&http, &url("/v1/schedules"), None).await;
     assert_eq!(listed["schedules"][0]["name"], "daily_notes");
     assert_eq!(listed["schedules"][0]["profile"], "ops");
-    assert!(dir.path().join("data/users/local/schedules.json").exists());
+    assert!(dir.path().join("data/schedules.json").exists());
 
     let removed = http
         .delete(url("/v1/schedules/daily_notes"))
@@ -998,4 +1004,159 @@ async fn metrics_in_both_formats_read_by_prometheus_own_parsers_issue_18() {
             "{what}"
         );
     }
+}
+
+/// `boram` with the test's data and tools directories, no model key.
+fn cli(dir: &Path, data: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_boram"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--tools-dir")
+        .arg(dir.join("tools"))
+        .env_remove("ANTHROPIC_API_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run boram")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_and_the_open_local_service_are_one_user_issue_17() {
+    let dir = setup(POLICY, &["text_stats"]);
+    std::fs::create_dir_all(dir.path().join("ws")).expect("ws");
+    let data = dir.path().join("data");
+    // A note an earlier build's service kept apart, in `data/users/local`…
+    let legacy = cli(
+        dir.path(),
+        &data.join("users/local"),
+        &["memory", "save", "엄마 생신은 5월 8일"],
+    );
+    assert!(legacy.status.success(), "{legacy:?}");
+    // …is merged by the first command that opens the data directory, which says so.
+    let saved = cli(dir.path(), &data, &["memory", "save", "프로젝트 마감일은 3월 1일이야"]);
+    assert!(saved.status.success(), "{saved:?}");
+    let said = String::from_utf8_lossy(&saved.stderr);
+    assert!(
+        said.contains("1 memory note(s) and 0 recorded failure(s) copied into"),
+        "{said}"
+    );
+    assert!(!data.join("users/local").exists(), "{said}");
+
+    // A service run searches the notes the CLI saved.
+    let model = ScriptedServer::start(vec![
+        AnthropicReply::new()
+            .tool_use("toolu_1", "memory_search", json!({"query": "마감일은"}))
+            .tool_use("toolu_2", "memory_search", json!({"query": "생신은"}))
+            .build(),
+        AnthropicReply::new().text("3월 1일, 5월 8일.").build(),
+    ])
+    .await;
+    let service = Service::with_model(dir.path(), &model, &[]);
+    let http = client();
+    let started: Value = http
+        .post(format!("{}/v1/runs", service.url))
+        .body(r#"{"prompt": "마감일과 엄마 생신은?"}"#)
+        .send()
+        .await
+        .expect("run")
+        .json()
+        .await
+        .expect("json");
+    let events = read_sse(
+        &http,
+        &format!("{}{}", service.url, started["events"].as_str().expect("events")),
+        None,
+    )
+    .await;
+    let found: Vec<String> = events
+        .iter()
+        .filter(|e| e["type"] == "tool_result" && e["name"] == "memory_search")
+        .map(|e| e["content"].to_string())
+        .collect();
+    assert_eq!(found.len(), 2, "{events:?}");
+    assert!(found[0].contains("프로젝트 마감일은 3월 1일이야"), "{found:?}");
+    assert!(found[1].contains("엄마 생신은 5월 8일"), "{found:?}");
+    let run = get_json(
+        &http,
+        &format!("{}/v1/runs/{}", service.url, started["id"].as_str().expect("id")),
+        None,
+    )
+    .await;
+    drop(service);
+
+    // The CLI lists the service's session as the local user's and finds it by id.
+    let session = run["session"].as_str().expect("session");
+    let listed = cli(dir.path(), &data, &["sessions", "list", "--json"]);
+    let sessions: Vec<Value> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let listed = sessions.iter().find(|s| s["id"] == session).expect("listed");
+    assert_eq!(listed["user"], "local", "{listed}");
+    assert!(data.join(format!("sessions/{session}.jsonl")).is_file());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tool_rebuilt_in_a_relative_tools_dir_is_swapped_once_issue_17() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tools = dir.path().join("tools");
+    std::fs::create_dir_all(&tools).expect("tools");
+    std::fs::copy(hostile_wasm(), tools.join("echo.wasm")).expect("v1");
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        "version = 1\n[defaults]\napproval = \"allow\"\n",
+    )
+    .expect("policy");
+    // Every path relative, as `boram serve` is started from a project directory.
+    let stderr = dir.path().join("serve.log");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_boram"));
+    cmd.current_dir(dir.path())
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--policy",
+            "policy.toml",
+            "--tools-dir",
+            "tools",
+            "--data-dir",
+            "data",
+        ])
+        .env_remove("BORAM_SERVE_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).expect("log"));
+    let service = Service::spawn(cmd, stderr);
+    let http = client();
+    let echo = async || -> Value {
+        http.post(format!("{}/v1/tools/echo/call", service.url))
+            .body(r#"{"text":"hi"}"#)
+            .send()
+            .await
+            .expect("call")
+            .json()
+            .await
+            .expect("json")
+    };
+    assert_eq!(echo().await["output"], json!({"text": "hi"}));
+
+    // A new build renamed into place, as `boram tool build` does.
+    let partial = tools.join(".echo.partial");
+    std::fs::copy(PathBuf::from(env!("BORAM_FIXTURES_DIR")).join("echo_v2.wasm"), &partial).expect("v2");
+    std::fs::rename(&partial, tools.join("echo.wasm")).expect("rename");
+    super::eventually(
+        Duration::from_secs(30),
+        || format!("the new build to answer; log:\n{}", service.log()),
+        async || echo().await["output"] == json!({"text": "HI"}),
+    )
+    .await;
+    // Then quiet: exactly one swap, nothing refused.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let metrics = get_text(&http, &format!("{}/metrics", service.url)).await;
+    for line in [
+        "boram_reloads_total{event=\"tool_swapped\"} 1",
+        "boram_reloads_total{event=\"tool_rejected\"} 0",
+    ] {
+        assert!(metrics.contains(line), "missing {line}:\n{metrics}");
+    }
+    assert!(!service.log().contains("second component"), "{}", service.log());
 }

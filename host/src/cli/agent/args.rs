@@ -74,11 +74,13 @@ pub struct AgentArgs {
 impl AgentArgs {
     /// Builds the agent with a new session, or resumes `resume` (`last` or an id).
     pub async fn agent(&self, global: &GlobalArgs, resume: Option<&str>) -> anyhow::Result<Agent> {
-        let (host, place_line) = global
+        let (host, place_line, deferred) = global
             .agent_tool_host(self.config.as_deref(), self.workspace.as_deref())
             .await?;
         eprintln!("{place_line}");
         let host = Arc::new(host);
+        // Dropped with the process: a one-shot `run` does not wait for it.
+        let _ = crate::registry::background::spawn(host.clone(), deferred);
         let data_dir = global.data_dir();
         let kit = self.kit(&data_dir)?;
         let recorder = match &self.record {

@@ -727,3 +727,95 @@ async fn markdown_is_rendered_on_a_terminal_and_left_as_is_in_a_pipe_issue_17() 
         "a pipe gets the Markdown as written"
     );
 }
+
+/// The tool names a recorded request offered the model.
+fn offered(request: &scripted_llm::RecordedRequest) -> Vec<String> {
+    request.body["tools"]
+        .as_array()
+        .map(|tools| {
+            tools
+                .iter()
+                .filter_map(|t| t["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_big_uncompiled_tool_compiles_in_the_background_and_is_offered_once_ready_issue_17() {
+    let env = Env::new();
+    let tools = env.dir.path().join("tools");
+    std::fs::create_dir_all(&tools).expect("tools");
+    std::fs::copy(super::tools_dir().join("read_file.wasm"), tools.join("read_file.wasm")).expect("copy");
+    // read_file is in the compile cache already; text_stats is not.
+    let listed = env
+        .command(&["tool", "list", "--tools-dir", &tools.display().to_string()])
+        .output()
+        .await
+        .expect("tool list");
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    std::fs::copy(
+        super::tools_dir().join("text_stats.wasm"),
+        tools.join("text_stats.wasm"),
+    )
+    .expect("copy");
+
+    // The model's first reply waits until boram says text_stats is ready,
+    // so the second request is made after it: deterministic, not timed.
+    let log = env.dir.path().join("run.log");
+    let server = {
+        let log = log.clone();
+        ScriptedServer::responding(move |request| {
+            let answered = request.body["messages"].as_array().is_some_and(|m| m.len() > 1);
+            if answered {
+                return AnthropicReply::new().text("done").build();
+            }
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            while !std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("✓ text_stats.wasm compiled")
+            {
+                assert!(std::time::Instant::now() < deadline, "text_stats never compiled");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            AnthropicReply::new()
+                .tool_use("t1", "read_file", json!({"path": "/workspace/notes.txt"}))
+                .build()
+        })
+        .await
+    };
+    let model = env.model_args(&server);
+    let tools_dir = tools.display().to_string();
+    let status = env
+        .command(&args(
+            &model,
+            &["run", "--tools-dir", &tools_dir, "what do the notes say?"],
+        ))
+        // Every uncached component, however small, compiles in the background.
+        .env("BORAM_BACKGROUND_COMPILE_MB", "0")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .status()
+        .await
+        .expect("run");
+    let stderr = std::fs::read_to_string(&log).expect("log");
+    assert!(status.success(), "{status:?} {stderr}");
+    assert!(
+        stderr.contains("compiling text_stats.wasm (0.") && stderr.contains("MB) in the background"),
+        "{stderr}"
+    );
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2, "{stderr}");
+    let (first, second) = (offered(&requests[0]), offered(&requests[1]));
+    assert!(first.contains(&"read_file".to_string()), "{first:?}");
+    assert!(!first.contains(&"text_stats".to_string()), "not ready yet: {first:?}");
+    assert!(second.contains(&"text_stats".to_string()), "ready now: {second:?}");
+    // The next start finds it cached: nothing compiles in the background.
+    let again = env
+        .command(&["tool", "list", "--tools-dir", &tools.display().to_string()])
+        .env("BORAM_BACKGROUND_COMPILE_MB", "0")
+        .output()
+        .await
+        .expect("tool list");
+    assert!(!text(&again.stderr).contains("compiling"), "{}", text(&again.stderr));
+}
