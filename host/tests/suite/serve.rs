@@ -127,6 +127,17 @@ async fn get_json(http: &reqwest::Client, url: &str, token: Option<&str>) -> Val
         .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
 }
 
+/// POST a run of `prompt` to `url` (`…/v1/runs`), as the user of `token`
+/// when given; the 202's JSON (`id`, `events`).
+async fn start_run(http: &reqwest::Client, url: &str, prompt: &str, token: Option<&str>) -> Value {
+    let mut request = http.post(url).body(json!({"prompt": prompt}).to_string());
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    response.json().await.expect("a JSON body")
+}
+
 /// GET `url` and its body as text.
 async fn get_text(http: &reqwest::Client, url: &str) -> String {
     let response = http.get(url).send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
@@ -401,16 +412,7 @@ async fn users_see_only_their_own_workspace_and_runs() {
     assert_eq!(http.get(url("/health")).send().await.expect("send").status(), 200);
 
     // Alice's run is invisible to Bob.
-    let started: Value = http
-        .post(url("/v1/runs"))
-        .bearer_auth("alice-token")
-        .body(r#"{"prompt": "hi"}"#)
-        .send()
-        .await
-        .expect("run")
-        .json()
-        .await
-        .expect("json");
+    let started = start_run(&http, &url("/v1/runs"), "hi", Some("alice-token")).await;
     let id = started["id"].as_str().expect("id");
     let events_url = url(started["events"].as_str().expect("events"));
     let events = read_sse(&http, &events_url, Some("alice-token")).await;
@@ -1053,15 +1055,13 @@ async fn the_cli_and_the_open_local_service_are_one_user_issue_17() {
     .await;
     let service = Service::with_model(dir.path(), &model, &[]);
     let http = client();
-    let started: Value = http
-        .post(format!("{}/v1/runs", service.url))
-        .body(r#"{"prompt": "마감일과 엄마 생신은?"}"#)
-        .send()
-        .await
-        .expect("run")
-        .json()
-        .await
-        .expect("json");
+    let started = start_run(
+        &http,
+        &format!("{}/v1/runs", service.url),
+        "마감일과 엄마 생신은?",
+        None,
+    )
+    .await;
     let events = read_sse(
         &http,
         &format!("{}{}", service.url, started["events"].as_str().expect("events")),
