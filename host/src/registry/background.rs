@@ -43,9 +43,10 @@ pub fn should_defer(runtime: &Runtime, path: &Path, threshold: u64) -> bool {
 
 /// Says which components are compiling, then loads them and swaps each
 /// into `host` as it is ready.
-pub fn spawn(host: Arc<ToolHost>, paths: Vec<PathBuf>) -> Option<tokio::task::JoinHandle<()>> {
+/// [`finish_before_exit`] waits for them.
+pub fn spawn(host: Arc<ToolHost>, paths: Vec<PathBuf>) {
     if paths.is_empty() {
-        return None;
+        return;
     }
     let names: Vec<String> = paths
         .iter()
@@ -59,7 +60,7 @@ pub fn spawn(host: Arc<ToolHost>, paths: Vec<PathBuf>) -> Option<tokio::task::Jo
         names.join(", ")
     );
     PENDING.fetch_add(paths.len(), Ordering::SeqCst);
-    Some(tokio::spawn(async move {
+    tokio::spawn(async move {
         use futures::StreamExt as _;
         let runtime = host.registry().runtime().clone();
         // In parallel, one per core, as a start loads: the agent itself
@@ -89,7 +90,7 @@ pub fn spawn(host: Arc<ToolHost>, paths: Vec<PathBuf>) -> Option<tokio::task::Jo
                 }
             })
             .await;
-    }))
+    });
 }
 
 fn file_name(path: &Path) -> String {

@@ -79,8 +79,8 @@ impl AgentArgs {
             .await?;
         eprintln!("{place_line}");
         let host = Arc::new(host);
-        // Dropped with the process: a one-shot `run` does not wait for it.
-        let _ = crate::registry::background::spawn(host.clone(), deferred);
+        // `cli::main` lets these finish before the process exits.
+        crate::registry::background::spawn(host.clone(), deferred);
         let data_dir = global.data_dir();
         let kit = self.kit(&data_dir)?;
         let recorder = match &self.record {
