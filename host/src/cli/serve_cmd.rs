@@ -8,7 +8,7 @@ use crate::cli::context::GlobalArgs;
 use crate::registry::watch::{self, ReloadEvent};
 use crate::schedule::{Finished, Schedule, ScheduleStore, Scheduler, Starter, SystemClock};
 use crate::serve::metrics::Metrics;
-use crate::serve::runs::shared::{ClusterSettings, SharedRuns};
+use crate::serve::runs::queue::QueueSettings;
 use crate::serve::runs::{AgentFactory, AgentSource, RunQueue};
 use crate::serve::tenants::{Tenant, UserSpec, hash_token};
 use crate::serve::{AppState, check_exposure, check_exposure_of};
@@ -216,7 +216,7 @@ impl ServeCommand {
         };
         let runs = match (shared, &store_url) {
             (Some(store), Some(url)) => {
-                let settings = cluster_settings(&config.store);
+                let settings = queue_settings(&config.store, CLUSTER_DEFAULTS);
                 eprintln!(
                     "cluster mode: replica {} on {} (lease {:.1} s, {} workers)",
                     settings.replica,
@@ -224,12 +224,21 @@ impl ServeCommand {
                     settings.lease.as_secs_f64(),
                     settings.workers
                 );
-                let shared = SharedRuns::new(store, settings, tenants.clone(), agents.clone(), metrics.clone());
-                shared.start_workers();
-                RunQueue::Shared(shared)
+                let dyn_store: Arc<dyn crate::store::runs::RunStore> = Arc::new(store.clone());
+                RunQueue::new(dyn_store, Some(store), settings, tenants.clone(), agents.clone(), metrics.clone())
             }
-            _ => RunQueue::Local(crate::serve::runs::local::LocalRuns::new(metrics.clone())),
+            _ => {
+                let store = crate::store::embedded::EmbeddedRuns::open(&data_dir).map_err(|e| {
+                    UsageError(format!(
+                        "cannot open the run queue in {} ({e}); check that the data directory is writable",
+                        data_dir.display()
+                    ))
+                })?;
+                let settings = queue_settings(&config.store, EMBEDDED_DEFAULTS);
+                RunQueue::new(Arc::new(store), None, settings, tenants.clone(), agents.clone(), metrics.clone())
+            }
         };
+        runs.start_workers();
 
         // Hot swap, for every user's tool host; each reload is counted and shown.
         let mut watchers = Vec::new();
@@ -348,17 +357,27 @@ impl AgentSource for ServeAgents {
     }
 }
 
-/// `[store]` as settings, with the environment's overrides.
-fn cluster_settings(store: &crate::config::model::StoreToml) -> ClusterSettings {
+/// The lease and workers of a replica on PostgreSQL when `[store]` does not
+/// say: a dead replica's runs move after 15 s; 4 runs at once per replica
+/// (more replicas add more).
+const CLUSTER_DEFAULTS: (f64, usize) = (15.0, 4);
+/// ... and of one service on its data directory: a run a crash left behind
+/// is resumed 5 s after the service is back (one machine: renewing a lease
+/// is a local SQLite write); 16 runs at once.
+const EMBEDDED_DEFAULTS: (f64, usize) = (5.0, 16);
+
+/// `[store]` as settings, with the environment's overrides and `defaults`
+/// (lease seconds, workers) for what it leaves out.
+fn queue_settings(store: &crate::config::model::StoreToml, defaults: (f64, usize)) -> QueueSettings {
     let replica = std::env::var("BORAM_REPLICA")
         .ok()
         .filter(|r| !r.trim().is_empty())
         .or_else(|| store.replica.clone())
         .unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id()));
-    ClusterSettings {
+    QueueSettings {
         replica,
-        lease: std::time::Duration::from_secs_f64(store.lease_secs.unwrap_or(15.0).clamp(0.5, 3600.0)),
-        workers: store.workers.unwrap_or(4).max(1),
+        lease: std::time::Duration::from_secs_f64(store.lease_secs.unwrap_or(defaults.0).clamp(0.5, 3600.0)),
+        workers: store.workers.unwrap_or(defaults.1).max(1),
     }
 }
 
@@ -483,11 +502,11 @@ const SCHEDULE_TICK: std::time::Duration = std::time::Duration::from_secs(15);
 /// One scheduler per user, ticking until the service stops; each due
 /// schedule becomes a run like `POST /v1/runs` (same session, events, metrics).
 fn start_schedulers(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
-    let Some(factory) = state.agents.clone() else {
+    if state.agents.is_none() {
         return Vec::new();
-    };
-    if let RunQueue::Shared(shared) = &state.runs {
-        return vec![cluster_scheduler(shared.clone(), state.shutdown.clone())];
+    }
+    if state.runs.shared_store().is_some() {
+        return vec![cluster_scheduler(state.runs.clone(), state.shutdown.clone())];
     }
     state
         .tenants
@@ -495,23 +514,15 @@ fn start_schedulers(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
         .map(|tenant| {
             let store = Arc::new(ScheduleStore::open(&tenant.data_dir));
             let start: Starter = {
-                let (state, tenant, factory) = (state.clone(), tenant.clone(), factory.clone());
+                let (runs, tenant) = (state.runs.clone(), tenant.clone());
                 Arc::new(move |schedule: &Schedule, finished: Finished| {
-                    let metrics = state.metrics.clone();
-                    let RunQueue::Local(runs) = &state.runs else {
-                        anyhow::bail!("schedules do not run in cluster mode yet");
-                    };
-                    let run = runs.start(
-                        &tenant,
-                        &factory,
-                        schedule.profile.as_deref(),
-                        schedule.task.clone(),
-                        Box::new(move |stop: &str, took| {
-                            metrics.run_finished(stop, took);
-                            finished(stop.to_string());
-                        }),
-                    )?;
-                    Ok(run.summary().id)
+                    let on_finish: crate::serve::runs::OnFinish =
+                        Box::new(move |stop: &str, _took| finished(stop.to_string()));
+                    let queued = runs.start(&tenant, schedule.profile.as_deref(), schedule.task.clone(), Some(on_finish));
+                    // The scheduler's tick is synchronous (its store is a
+                    // small file); queueing is one local SQLite insert.
+                    let id = tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(queued))?;
+                    Ok(id)
                 })
             };
             let scheduler = Scheduler::new(store, Arc::new(SystemClock), start);
@@ -542,7 +553,7 @@ fn start_schedulers(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
 /// Cluster mode: one loop ticks every user's schedules in the shared
 /// store; every replica runs one, and each due slot fires once.
 fn cluster_scheduler(
-    shared: Arc<SharedRuns>,
+    shared: Arc<RunQueue>,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {

@@ -35,9 +35,9 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
     // In cluster mode: which replica answered, and whether it reaches the
     // database (the process is healthy either way: a balancer must not
     // take every replica out when the database is down).
-    if let super::runs::RunQueue::Shared(runs) = &state.runs {
-        health["replica"] = json!(runs.replica());
-        health["store"] = json!(match runs.ping().await {
+    if state.runs.shared_store().is_some() {
+        health["replica"] = json!(state.runs.replica());
+        health["store"] = json!(match state.runs.ping().await {
             Ok(()) => "ok".to_string(),
             Err(e) => e.to_string(),
         });
@@ -160,22 +160,15 @@ pub async fn start_run(
     if request.prompt.trim().is_empty() {
         return Err(error(StatusCode::BAD_REQUEST, "`prompt` is empty"));
     }
-    let Some(factory) = &state.agents else {
+    if state.agents.is_none() {
         return Err(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "no model is configured for this service (set ANTHROPIC_API_KEY / OPENAI_API_KEY, --base-url or --replay)",
         ));
-    };
-    let metrics = state.metrics.clone();
+    }
     let id = state
         .runs
-        .start(
-            &tenant,
-            factory,
-            request.profile.as_deref(),
-            request.prompt,
-            Box::new(move |stop, took| metrics.run_finished(stop, took)),
-        )
+        .start(&tenant, request.profile.as_deref(), request.prompt, None)
         .await
         .map_err(run_error)?;
     Ok((
@@ -335,7 +328,7 @@ pub async fn list_schedules(
 }
 
 /// A shared store's error: 503 when it is unreachable.
-fn store_error(e: crate::store::postgres::StoreError) -> Error {
+fn store_error(e: crate::store::StoreError) -> Error {
     let status = if e.is_unavailable() {
         StatusCode::SERVICE_UNAVAILABLE
     } else {

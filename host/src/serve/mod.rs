@@ -47,7 +47,7 @@ pub struct AppState {
     /// Every user; the open local user alone when none is configured.
     pub tenants: Vec<Arc<Tenant>>,
     pub metrics: Arc<Metrics>,
-    pub runs: RunQueue,
+    pub runs: Arc<RunQueue>,
     /// `None` when no model is configured: runs are refused, tools still work.
     pub agents: Option<AgentFactory>,
     /// Run `prompt` tools without asking (`[serve] approve_prompt`).

@@ -113,7 +113,7 @@ enum Journal {
     File(JsonlFile),
     /// The shared store (cluster mode): appends are queued to a writer
     /// task; [`Session::sync`] waits for them.
-    Shared(crate::store::postgres::appender::Appender),
+    Shared(crate::store::appender::Appender),
 }
 
 impl Session {
@@ -168,9 +168,30 @@ impl Session {
         ))
     }
 
+    /// The transcript `<id>.jsonl` in `dir` for a queued run, whose id was
+    /// chosen when it was queued: created if it is not there yet (its
+    /// records empty), else reopened with its records to resume it. One
+    /// writer at a time, as [`Self::open`].
+    pub fn claim_file(dir: &Path, id: &str) -> std::io::Result<(Self, Vec<Record>)> {
+        if !is_session_id(id) {
+            return Err(std::io::Error::other(format!("`{id}` cannot name a session")));
+        }
+        std::fs::create_dir_all(dir)?;
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(session_path(dir, id))
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        Self::open(dir, id)
+    }
+
     /// A session whose transcript is in the shared store, written through
     /// `appender` (which numbers the records after those already there).
-    pub fn shared(id: &str, appender: crate::store::postgres::appender::Appender) -> Self {
+    pub fn shared(id: &str, appender: crate::store::appender::Appender) -> Self {
         Self {
             id: id.to_string(),
             journal: Journal::Shared(appender),

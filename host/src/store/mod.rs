@@ -9,10 +9,39 @@
 //! [`postgres`] (cluster mode): sessions, their transcripts and the queue
 //! of agent runs with their events, shared by every `boram serve`
 //! replica on one database.
+//!
+//! The queue of service runs and their events is one seam, [`runs::RunStore`],
+//! with both backends behind it: [`embedded::EmbeddedRuns`] (SQLite in the
+//! data directory) and [`postgres::PgStore`]; [`appender`] writes a run's
+//! journal through either.
 
+pub mod appender;
 pub mod atomic;
+pub mod embedded;
 pub mod local_user;
 pub mod postgres;
+pub mod runs;
+
+/// Why a store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached (down, refusing, timed out): worth
+    /// retrying later; the service answers 503.
+    #[error("the database is unreachable ({0})")]
+    Unavailable(String),
+    /// A row with that key exists already (a second writer of one step).
+    #[error("a row with that key exists already: {0}")]
+    Conflict(String),
+    /// The database answered with an error.
+    #[error("the database refused the request: {0}")]
+    Refused(String),
+}
+
+impl StoreError {
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
 
 /// One agent run, as listed (by either run backend).
 #[derive(Debug, Clone, serde::Serialize)]

@@ -3,20 +3,16 @@
 //! events (the same JSON as `boram run --json`) followed over SSE and
 //! ending with one `done` event that carries the run's cost and tokens.
 //!
-//! Two backends behind [`RunQueue`]: [`local`] runs in this process (the
-//! embedded store: a run ends with its process); [`shared`] queues runs in
-//! PostgreSQL, where any replica may execute one, a dead replica's run is
-//! resumed by another from its journal, and events are read back from the
-//! database by whichever replica a client asks.
+//! [`queue::RunQueue`] queues them in a run store (SQLite in the data
+//! directory, or PostgreSQL shared by replicas): a run outlives the process
+//! that took it, and is resumed from its journal after a crash.
 
-pub mod local;
-pub mod shared;
+pub mod queue;
 
 use crate::agent::{Agent, AgentEvent, TurnResult};
 use crate::llm::Usage;
 use crate::serve::tenants::Tenant;
 use crate::session::SessionChoice;
-use futures::stream::BoxStream;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -43,79 +39,10 @@ pub enum RunError {
     Other(String),
 }
 
-/// Where this service's runs live.
-pub enum RunQueue {
-    Local(local::LocalRuns),
-    Shared(Arc<shared::SharedRuns>),
-}
+pub use queue::RunQueue;
 
 /// Called with a run's stop word and how long it ran when it ends on this replica.
 pub type OnFinish = Box<dyn FnOnce(&str, std::time::Duration) + Send>;
-
-impl RunQueue {
-    /// Starts (or queues) `prompt` for `tenant`; returns the run's id.
-    pub async fn start(
-        &self,
-        tenant: &Arc<Tenant>,
-        factory: &AgentFactory,
-        profile: Option<&str>,
-        prompt: String,
-        on_finish: OnFinish,
-    ) -> Result<String, RunError> {
-        match self {
-            RunQueue::Local(runs) => runs
-                .start(tenant, factory, profile, prompt, on_finish)
-                .map(|run| run.summary().id)
-                .map_err(|e| RunError::Other(format!("{e:#}"))),
-            RunQueue::Shared(runs) => runs
-                .submit(tenant, profile, prompt, None)
-                .await
-                .map(|id| id.unwrap_or_default()),
-        }
-    }
-
-    pub async fn get(&self, user: &str, id: &str) -> Result<Option<RunSummary>, RunError> {
-        match self {
-            RunQueue::Local(runs) => Ok(runs.get(user, id).map(|run| run.summary())),
-            RunQueue::Shared(runs) => runs.get(user, id).await,
-        }
-    }
-
-    /// `user`'s newest `limit` runs, newest first.
-    pub async fn list(&self, user: &str, limit: usize) -> Result<Vec<RunSummary>, RunError> {
-        match self {
-            RunQueue::Local(runs) => Ok(runs.list(user).into_iter().take(limit).collect()),
-            RunQueue::Shared(runs) => runs.list(user, limit).await,
-        }
-    }
-
-    /// The events of `user`'s run `id`, from the first, following along
-    /// until `done`; `None` when there is no such run of that user.
-    pub async fn events(&self, user: &str, id: &str) -> Result<Option<BoxStream<'static, Value>>, RunError> {
-        match self {
-            RunQueue::Local(runs) => Ok(runs.get(user, id).map(|run| run.events())),
-            RunQueue::Shared(runs) => runs.events(user, id).await,
-        }
-    }
-
-    /// The shared store, in cluster mode: where schedules, notes and
-    /// sessions live too.
-    pub fn shared_store(&self) -> Option<&crate::store::postgres::PgStore> {
-        match self {
-            RunQueue::Local(_) => None,
-            RunQueue::Shared(runs) => Some(runs.store()),
-        }
-    }
-
-    /// Lets running runs finish within `grace`; a shared run still going
-    /// then goes back to the queue for another replica.
-    pub async fn shutdown(&self, grace: std::time::Duration) {
-        match self {
-            RunQueue::Local(runs) => runs.shutdown(grace).await,
-            RunQueue::Shared(runs) => runs.shutdown(grace).await,
-        }
-    }
-}
 
 /// Counts a run's refusals where they happen, like a refused direct call:
 /// `policy` (the policy denies the tool), `approval` (a `prompt` tool with

@@ -4,12 +4,11 @@
 //! It holds sessions with their transcripts, the queue of agent runs with
 //! their events ([`runs`]), schedules ([`schedules`]) and memory notes
 //! ([`notes`]); each write of a run's journal is
-//! fenced by the run's lease ([`appender`]), so a replica that lost a run
+//! fenced by the run's lease ([`crate::store::appender`]), so a replica that lost a run
 //! can never write into it again. The driver is `tokio-postgres` with the
 //! `deadpool-postgres` pool; the schema is the SQL files under
 //! `host/migrations/postgres`, applied once per database ([`migrations`]).
 
-pub mod appender;
 pub mod migrations;
 pub mod notes;
 pub mod runs;
@@ -24,31 +23,20 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Connections per replica.
 const POOL_SIZE: usize = 16;
 
-/// Why the store could not do what was asked.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database cannot be reached (down, refusing, timed out): worth
-    /// retrying later; the service answers 503.
-    #[error("the database is unreachable ({0}); check that PostgreSQL is running and [store] url")]
-    Unavailable(String),
-    /// The database answered with an error.
-    #[error("the database refused the request: {0}")]
-    Refused(String),
-}
-
-impl StoreError {
-    pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
-    }
-}
+pub use crate::store::StoreError;
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         // An error with an SQLSTATE came from the server; anything else
         // (closed connection, I/O, timeout) means it could not be reached.
         match e.as_db_error() {
+            Some(db) if *db.code() == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => {
+                StoreError::Conflict(db.message().to_string())
+            }
             Some(db) => StoreError::Refused(format!("{} ({})", db.message(), db.code().code())),
-            None => StoreError::Unavailable(e.to_string()),
+            None => StoreError::Unavailable(format!(
+                "{e}; check that PostgreSQL is running and [store] url"
+            )),
         }
     }
 }
@@ -57,7 +45,9 @@ impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
         match e {
             deadpool_postgres::PoolError::Backend(e) => e.into(),
-            other => StoreError::Unavailable(other.to_string()),
+            other => StoreError::Unavailable(format!(
+                "{other}; check that PostgreSQL is running and [store] url"
+            )),
         }
     }
 }

@@ -8,43 +8,23 @@
 //! row with its state, so the lease lives on it.) A claim sets a lease
 //! that the holder renews ([`heartbeat`]); a run whose lease expired is
 //! claimable again, with `epoch` one higher, and every write of the old
-//! holder is refused from then on (see [`super::appender`]).
+//! holder is refused from then on (see [`crate::store::appender`]).
 
-use super::{PgStore, StoreError};
-use crate::session::Record;
-use crate::store::RunSummary;
+use super::PgStore;
+use crate::session::{Record, Session};
+use crate::store::appender::Appender;
+use crate::store::runs::{Claimed, Fence, NewRun, Outcome, RunStore, Table};
+use crate::store::{RunSummary, StoreError};
 use serde_json::Value;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// A run to add to the queue.
-#[derive(Debug, Clone)]
-pub struct NewRun {
-    pub id: String,
-    pub user: String,
-    pub profile: Option<String>,
-    pub prompt: String,
-    pub provider: String,
-    pub model: String,
-    /// One run per key, across replicas (a schedule's slot).
-    pub dedupe_key: Option<String>,
-}
 
-/// A run this replica now holds.
-#[derive(Debug, Clone)]
-pub struct Claimed {
-    pub id: String,
-    pub user: String,
-    pub session: String,
-    pub profile: Option<String>,
-    pub prompt: String,
-    pub epoch: i64,
-    /// 1 for the first claim; more when resuming after a lost holder.
-    pub attempts: i32,
-}
 
 /// Queues `run` (and creates its session); `Ok(false)` when a run with
 /// its dedupe key exists already.
-pub async fn submit(store: &PgStore, run: &NewRun) -> Result<bool, StoreError> {
+async fn submit(store: &PgStore, run: &NewRun) -> Result<bool, StoreError> {
     let mut client = store.client().await?;
     let tx = client.transaction().await?;
     if !insert(&tx, run).await? {
@@ -77,7 +57,7 @@ pub async fn insert(tx: &deadpool_postgres::Transaction<'_>, run: &NewRun) -> Re
 }
 
 /// Takes the oldest run that is queued or whose holder's lease expired.
-pub async fn claim(store: &PgStore, replica: &str, lease: Duration) -> Result<Option<Claimed>, StoreError> {
+async fn claim(store: &PgStore, replica: &str, lease: Duration) -> Result<Option<Claimed>, StoreError> {
     let client = store.client().await?;
     let row = client
         .query_opt(
@@ -105,7 +85,7 @@ pub async fn claim(store: &PgStore, replica: &str, lease: Duration) -> Result<Op
 }
 
 /// Renews the lease; `Ok(false)` when it was lost (expired and taken, or the run ended).
-pub async fn heartbeat(store: &PgStore, run: &str, epoch: i64, lease: Duration) -> Result<bool, StoreError> {
+async fn heartbeat(store: &PgStore, run: &str, epoch: i64, lease: Duration) -> Result<bool, StoreError> {
     let client = store.client().await?;
     let renewed = client
         .execute(
@@ -117,20 +97,10 @@ pub async fn heartbeat(store: &PgStore, run: &str, epoch: i64, lease: Duration) 
     Ok(renewed == 1)
 }
 
-/// How a run ended.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    pub status: String,
-    pub answer: Option<String>,
-    pub error: Option<String>,
-    /// The `done` event, written with the status in one transaction.
-    pub done: Value,
-    pub done_seq: i64,
-}
 
 /// Records the end of a run still held at `epoch`; `Ok(false)` when the
 /// lease was lost (the run is another replica's, which will end it).
-pub async fn finish(store: &PgStore, run: &str, epoch: i64, outcome: &Outcome) -> Result<bool, StoreError> {
+async fn finish(store: &PgStore, run: &str, epoch: i64, outcome: &Outcome) -> Result<bool, StoreError> {
     let mut client = store.client().await?;
     let tx = client.transaction().await?;
     let updated = tx
@@ -154,7 +124,7 @@ pub async fn finish(store: &PgStore, run: &str, epoch: i64, outcome: &Outcome) -
 
 /// Gives a run back to the queue (this replica is shutting down): another
 /// replica resumes it from its journal.
-pub async fn release(store: &PgStore, run: &str, epoch: i64) -> Result<(), StoreError> {
+async fn release(store: &PgStore, run: &str, epoch: i64) -> Result<(), StoreError> {
     let client = store.client().await?;
     client
         .execute(
@@ -195,7 +165,7 @@ fn parse_record(session: &str, seq: i64, value: Value) -> Option<Record> {
 }
 
 /// The number the next event of `run` gets.
-pub async fn next_event_seq(store: &PgStore, run: &str) -> Result<i64, StoreError> {
+async fn next_event_seq(store: &PgStore, run: &str) -> Result<i64, StoreError> {
     let client = store.client().await?;
     let row = client
         .query_one(
@@ -207,7 +177,7 @@ pub async fn next_event_seq(store: &PgStore, run: &str) -> Result<i64, StoreErro
 }
 
 /// Events of `run` after `after` (`-1`: from the start), at most `limit`.
-pub async fn events_after(store: &PgStore, run: &str, after: i64, limit: i64) -> Result<Vec<(i64, Value)>, StoreError> {
+async fn events_after(store: &PgStore, run: &str, after: i64, limit: i64) -> Result<Vec<(i64, Value)>, StoreError> {
     let client = store.client().await?;
     let rows = client
         .query(
@@ -236,7 +206,7 @@ fn run_row(row: &tokio_postgres::Row) -> RunSummary {
 }
 
 /// Run `id` if it belongs to `user`.
-pub async fn get(store: &PgStore, user: &str, id: &str) -> Result<Option<RunSummary>, StoreError> {
+async fn get(store: &PgStore, user: &str, id: &str) -> Result<Option<RunSummary>, StoreError> {
     let client = store.client().await?;
     let row = client
         .query_opt(
@@ -248,7 +218,7 @@ pub async fn get(store: &PgStore, user: &str, id: &str) -> Result<Option<RunSumm
 }
 
 /// `user`'s newest `limit` runs, newest first.
-pub async fn list(store: &PgStore, user: &str, limit: i64) -> Result<Vec<RunSummary>, StoreError> {
+async fn list(store: &PgStore, user: &str, limit: i64) -> Result<Vec<RunSummary>, StoreError> {
     let client = store.client().await?;
     let rows = client
         .query(
@@ -299,4 +269,83 @@ pub async fn newest_sessions(store: &PgStore, user: &str, n: i64) -> Result<Vec<
         }
     }
     Ok(sessions)
+}
+
+/// The batch insert of numbered rows, fenced by the lease when `$4` names a run.
+fn insert_sql(table: Table) -> &'static str {
+    match table {
+        Table::SessionRecords => {
+            "INSERT INTO session_records (session_id, seq, record)
+             SELECT $1, s, v FROM unnest($2::int8[], $3::jsonb[]) AS t(s, v)
+             WHERE $4::text IS NULL OR EXISTS (
+                 SELECT 1 FROM runs WHERE id = $4 AND epoch = $5 AND status = 'running' AND lease_until > now())"
+        }
+        Table::RunEvents => {
+            "INSERT INTO run_events (run_id, seq, event)
+             SELECT $1, s, v FROM unnest($2::int8[], $3::jsonb[]) AS t(s, v)
+             WHERE $4::text IS NULL OR EXISTS (
+                 SELECT 1 FROM runs WHERE id = $4 AND epoch = $5 AND status = 'running' AND lease_until > now())"
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl RunStore for PgStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        PgStore::ping(self).await
+    }
+    async fn submit(&self, run: &NewRun) -> Result<bool, StoreError> {
+        submit(self, run).await
+    }
+    async fn claim(&self, replica: &str, lease: Duration) -> Result<Option<Claimed>, StoreError> {
+        claim(self, replica, lease).await
+    }
+    async fn heartbeat(&self, run: &str, epoch: i64, lease: Duration) -> Result<bool, StoreError> {
+        heartbeat(self, run, epoch, lease).await
+    }
+    async fn finish(&self, run: &str, epoch: i64, outcome: &Outcome) -> Result<bool, StoreError> {
+        finish(self, run, epoch, outcome).await
+    }
+    async fn release(&self, run: &str, epoch: i64) -> Result<(), StoreError> {
+        release(self, run, epoch).await
+    }
+    async fn next_event_seq(&self, run: &str) -> Result<i64, StoreError> {
+        next_event_seq(self, run).await
+    }
+    async fn events_after(&self, run: &str, after: i64, limit: i64) -> Result<Vec<(i64, Value)>, StoreError> {
+        events_after(self, run, after, limit).await
+    }
+    async fn get(&self, user: &str, id: &str) -> Result<Option<RunSummary>, StoreError> {
+        get(self, user, id).await
+    }
+    async fn list(&self, user: &str, limit: i64) -> Result<Vec<RunSummary>, StoreError> {
+        list(self, user, limit).await
+    }
+    async fn append_rows(
+        &self,
+        table: Table,
+        key: &str,
+        fence: Option<&Fence>,
+        seqs: &[i64],
+        rows: &[Value],
+    ) -> Result<u64, StoreError> {
+        let fence_run = fence.map(|f| f.run.clone());
+        let fence_epoch = fence.map_or(0, |f| f.epoch);
+        let client = self.client().await?;
+        Ok(client
+            .execute(insert_sql(table), &[&key, &seqs, &rows, &fence_run, &fence_epoch])
+            .await?)
+    }
+    /// The transcript is in `session_records`, written through an
+    /// [`Appender`] fenced by the run's lease.
+    async fn open_journal(
+        self: Arc<Self>,
+        claimed: &Claimed,
+        fence: Fence,
+        _sessions_dir: &Path,
+    ) -> Result<(Session, Vec<Record>), StoreError> {
+        let (records, next) = session_records(&self, &claimed.session).await?;
+        let appender = Appender::spawn(self, Table::SessionRecords, claimed.session.clone(), Some(fence), next);
+        Ok((Session::shared(&claimed.session, appender), records))
+    }
 }

@@ -10,7 +10,8 @@
 //! slot while the last run is queued or running is skipped and counted),
 //! missed slots coalesced into one run.
 
-use super::runs::{self, NewRun};
+use super::runs;
+use crate::store::runs::NewRun;
 use super::{PgStore, StoreError};
 use crate::schedule::Schedule;
 use chrono::{DateTime, Utc};

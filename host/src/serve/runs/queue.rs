@@ -1,32 +1,35 @@
-//! Runs in the shared store (cluster mode): `POST /v1/runs` on any replica
-//! queues the run in PostgreSQL; every replica claims queued runs up to its
-//! number of worker slots and executes them; events are written to the
-//! database and read back by whichever replica a client follows them on.
+//! The queue of agent runs of a service, over either run store
+//! ([`crate::store::runs::RunStore`]): SQLite in the data directory (one
+//! `boram serve`) or PostgreSQL (cluster mode, any number of replicas).
+//! `POST /v1/runs` or a due schedule queues a run; every service claims
+//! queued runs up to its number of worker slots and executes them; events
+//! are written to the store and read back by whichever service a client
+//! follows them on.
 //!
-//! A run's transcript is its journal ([`crate::session::Session::shared`]):
-//! a replica that dies holding a run (kill -9, a lost machine) stops
-//! renewing its lease; when the lease expires another replica claims the
-//! run and resumes it from the journal. A model reply already recorded is
-//! not asked for again, a finished tool call is not run again, and a call
-//! that had started is reported to the model as interrupted ("it may have
-//! run"). The lease's epoch fences the old holder off: if it was only slow,
-//! not dead, its next write fails and it stops.
+//! A run's transcript is its journal (a JSONL file in the user's sessions
+//! directory, or rows in PostgreSQL): a service that dies holding a run
+//! (kill -9, a lost machine) stops renewing its lease; when the lease
+//! expires the service started again, or another replica, claims the run
+//! and resumes it from the journal. A model reply already recorded is not
+//! asked for again, a finished tool call is not run again, and a call that
+//! had started is reported to the model as interrupted ("it may have
+//! run"). The lease's epoch fences the old holder off: if it was only
+//! slow, not dead, its next write fails and it stops.
 
 use super::{AgentFactory, OnFinish, RunError, RunSummary, done_event, event_value, panic_result};
 use crate::agent::{AgentEvent, EventSink, TurnResult};
 use crate::serve::metrics::Metrics;
 use crate::serve::tenants::Tenant;
-use crate::session::SessionChoice;
-use crate::session::{Record, Session};
-use crate::store::postgres::appender::{Appender, Fence, Table};
-use crate::store::postgres::runs::{self, Claimed, NewRun, Outcome};
-use crate::store::postgres::schedules;
-use crate::store::postgres::{PgStore, StoreError};
+use crate::session::{Record, SessionChoice};
+use crate::store::StoreError;
+use crate::store::appender::Appender;
+use crate::store::postgres::{PgStore, schedules};
+use crate::store::runs::{Claimed, Fence, NewRun, Outcome, RunStore, Table};
 use futures::StreamExt as _;
 use futures::stream::BoxStream;
 use serde_json::{Value, json};
-use std::collections::VecDeque;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
@@ -38,10 +41,10 @@ const CLAIM_POLL: Duration = Duration::from_millis(250);
 /// How often a follower reads new events.
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
 
-/// How this replica takes part.
+/// How this service takes part.
 #[derive(Debug, Clone)]
-pub struct ClusterSettings {
-    /// This replica's name in leases and run listings.
+pub struct QueueSettings {
+    /// This service's name in leases and run listings (a cluster's replica).
     pub replica: String,
     /// How long a claim holds without renewal: a dead replica's runs are
     /// resumed elsewhere this long after its last heartbeat.
@@ -50,9 +53,12 @@ pub struct ClusterSettings {
     pub workers: usize,
 }
 
-pub struct SharedRuns {
-    store: PgStore,
-    settings: ClusterSettings,
+pub struct RunQueue {
+    store: Arc<dyn RunStore>,
+    /// The PostgreSQL store, in cluster mode: where schedules, notes and
+    /// sessions live too.
+    postgres: Option<PgStore>,
+    settings: QueueSettings,
     tenants: Vec<Arc<Tenant>>,
     factory: Option<AgentFactory>,
     metrics: Arc<Metrics>,
@@ -65,12 +71,17 @@ pub struct SharedRuns {
     cancel: CancellationToken,
     /// Set when runs are cancelled for shutdown: they go back to the queue.
     releasing: AtomicBool,
+    /// What to call when a run submitted here ends here (a schedule's bookkeeping).
+    on_finish: Mutex<HashMap<String, OnFinish>>,
 }
 
-impl SharedRuns {
+impl RunQueue {
+    /// A queue over `store`; `postgres` is the same store when it is one
+    /// (cluster mode).
     pub fn new(
-        store: PgStore,
-        settings: ClusterSettings,
+        store: Arc<dyn RunStore>,
+        postgres: Option<PgStore>,
+        settings: QueueSettings,
         tenants: Vec<Arc<Tenant>>,
         factory: Option<AgentFactory>,
         metrics: Arc<Metrics>,
@@ -78,6 +89,7 @@ impl SharedRuns {
         Arc::new(Self {
             slots: Arc::new(Semaphore::new(settings.workers.max(1))),
             store,
+            postgres,
             settings,
             tenants,
             factory,
@@ -87,6 +99,7 @@ impl SharedRuns {
             stop_claiming: CancellationToken::new(),
             cancel: CancellationToken::new(),
             releasing: AtomicBool::new(false),
+            on_finish: Mutex::default(),
         })
     }
 
@@ -99,17 +112,20 @@ impl SharedRuns {
         self.store.ping().await
     }
 
-    pub fn store(&self) -> &PgStore {
-        &self.store
+    /// The PostgreSQL store, in cluster mode: where schedules, notes and
+    /// sessions live too.
+    pub fn shared_store(&self) -> Option<&PgStore> {
+        self.postgres.as_ref()
     }
 
-    /// Queues a run for every due schedule of every user that no other
-    /// replica is ticking right now (see [`crate::store::postgres::schedules`]).
+    /// Queues a run for every due schedule of every user in the shared
+    /// store that no other replica is ticking right now (see
+    /// [`crate::store::postgres::schedules`]); nothing without one.
     pub async fn tick_schedules(&self) -> Result<schedules::Tick, StoreError> {
-        let Some(factory) = &self.factory else {
+        let (Some(factory), Some(pg)) = (&self.factory, &self.postgres) else {
             return Ok(Default::default());
         };
-        let tick = schedules::tick(&self.store, chrono::Utc::now(), |user, schedule| {
+        let tick = schedules::tick(pg, chrono::Utc::now(), |user, schedule| {
             let (provider, model) = factory
                 .model_of(schedule.profile.as_deref())
                 .map_err(|e| format!("{e:#}"))?;
@@ -139,6 +155,19 @@ impl SharedRuns {
         tokio::spawn(async move { me.claim_loop().await });
     }
 
+    /// Queues `prompt` for `tenant`; returns the run's id. `on_finish` is
+    /// called if the run ends in this process.
+    pub async fn start(
+        &self,
+        tenant: &Tenant,
+        profile: Option<&str>,
+        prompt: String,
+        on_finish: Option<OnFinish>,
+    ) -> Result<String, RunError> {
+        let id = self.submit(tenant, profile, prompt, None, on_finish).await?;
+        id.ok_or_else(|| RunError::Other("the run was not queued".into()))
+    }
+
     /// Queues `prompt` for `tenant`; `Ok(None)` when `dedupe_key` was used already.
     pub async fn submit(
         &self,
@@ -146,6 +175,7 @@ impl SharedRuns {
         profile: Option<&str>,
         prompt: String,
         dedupe_key: Option<String>,
+        on_finish: Option<OnFinish>,
     ) -> Result<Option<String>, RunError> {
         let Some(factory) = &self.factory else {
             return Err(RunError::Other("no model is configured for this service".into()));
@@ -162,22 +192,32 @@ impl SharedRuns {
             model,
             dedupe_key,
         };
-        let queued = runs::submit(&self.store, &run)
-            .await
-            .map_err(|e| unavailable(e, "queue the run"))?;
+        // Registered before the run can be claimed, so its end always finds it.
+        if let Some(on_finish) = on_finish {
+            self.callbacks().insert(run.id.clone(), on_finish);
+        }
+        let queued = self.store.submit(&run).await;
+        if !matches!(queued, Ok(true)) {
+            self.callbacks().remove(&run.id);
+        }
+        let queued = queued.map_err(|e| unavailable(e, "queue the run"))?;
         self.wake.notify_one();
         Ok(queued.then_some(run.id))
     }
 
     pub async fn get(&self, user: &str, id: &str) -> Result<Option<RunSummary>, RunError> {
-        let row = runs::get(&self.store, user, id)
+        let row = self
+            .store
+            .get(user, id)
             .await
             .map_err(|e| unavailable(e, "read the run"))?;
         Ok(row)
     }
 
     pub async fn list(&self, user: &str, limit: usize) -> Result<Vec<RunSummary>, RunError> {
-        let rows = runs::list(&self.store, user, limit as i64)
+        let rows = self
+            .store
+            .list(user, limit as i64)
             .await
             .map_err(|e| unavailable(e, "list the runs"))?;
         Ok(rows)
@@ -205,7 +245,7 @@ impl SharedRuns {
                 if ended {
                     return None;
                 }
-                match runs::events_after(&store, &id, last, 500).await {
+                match store.events_after(&id, last, 500).await {
                     Ok(rows) if rows.is_empty() => tokio::time::sleep(FOLLOW_POLL).await,
                     Ok(rows) => {
                         last = rows.last().map_or(last, |(seq, _)| *seq);
@@ -247,7 +287,7 @@ impl SharedRuns {
             if self.stop_claiming.is_cancelled() {
                 return;
             }
-            match runs::claim(&self.store, &self.settings.replica, self.settings.lease).await {
+            match self.store.claim(&self.settings.replica, self.settings.lease).await {
                 Ok(Some(claimed)) => {
                     reported = false;
                     let me = self.clone();
@@ -284,17 +324,24 @@ impl SharedRuns {
             run: id.clone(),
             epoch: claimed.epoch,
         };
+        let tenant = self.tenants.iter().find(|t| t.name == claimed.user);
         let loaded = async {
-            let journal = runs::session_records(&self.store, &claimed.session).await?;
-            let first_event = runs::next_event_seq(&self.store, &id).await?;
+            let first_event = self.store.next_event_seq(&id).await?;
+            let journal = match tenant {
+                Some(tenant) => {
+                    let sessions = crate::config::sessions_dir(&tenant.data_dir);
+                    Some(self.store.clone().open_journal(&claimed, fence.clone(), &sessions).await?)
+                }
+                None => None,
+            };
             Ok::<_, StoreError>((journal, first_event))
         }
         .await;
-        let ((records, next_record), first_event) = match loaded {
+        let (journal, first_event) = match loaded {
             Ok(loaded) => loaded,
             Err(e) => {
                 // The lease runs out and the run is claimed again later.
-                tracing::error!(run = id, error = %e, "cannot read the run's journal; leaving it for a retry");
+                tracing::error!(run = id, error = %e, "cannot open the run's journal; leaving it for a retry");
                 return;
             }
         };
@@ -302,25 +349,18 @@ impl SharedRuns {
             self.store.clone(),
             Table::RunEvents,
             id.clone(),
-            Some(fence.clone()),
+            Some(fence),
             first_event,
         ));
-        let journal = Appender::spawn(
-            self.store.clone(),
-            Table::SessionRecords,
-            claimed.session.clone(),
-            Some(fence),
-            next_record,
-        );
-        let session = Session::shared(&claimed.session, journal);
-        let resumed = records.iter().any(|r| matches!(r, Record::Message { .. }));
+        let resumed = journal
+            .as_ref()
+            .is_some_and(|(_, records)| records.iter().any(|r| matches!(r, Record::Message { .. })));
         let cancel = self.cancel.child_token();
         let heartbeat = self.heartbeat(&claimed, cancel.clone());
 
-        let tenant = self.tenants.iter().find(|t| t.name == claimed.user);
         let factory = self.factory.as_ref();
-        let agent = match (tenant, factory) {
-            (Some(tenant), Some(factory)) => factory
+        let agent = match (tenant.zip(journal), factory) {
+            (Some((tenant, (session, records))), Some(factory)) => factory
                 .agent(
                     tenant,
                     claimed.profile.as_deref(),
@@ -379,7 +419,7 @@ impl SharedRuns {
         heartbeat.abort();
         if self.releasing.load(Ordering::SeqCst) {
             let _ = agent.session().sync().await;
-            match runs::release(&self.store, &id, claimed.epoch).await {
+            match self.store.release(&id, claimed.epoch).await {
                 Ok(()) => tracing::warn!(run = id, "gave the run back to the queue; another replica resumes it"),
                 Err(e) => tracing::warn!(run = id, error = %e, "cannot give the run back; its lease will expire"),
             }
@@ -389,7 +429,13 @@ impl SharedRuns {
             tracing::warn!(run = id, error = %e, "the run's journal is incomplete");
         }
         let metrics = self.metrics.clone();
-        let on_finish: OnFinish = Box::new(move |stop, took| metrics.run_finished(stop, took));
+        let submitted_here = self.callbacks().remove(&id);
+        let on_finish: OnFinish = Box::new(move |stop, took| {
+            metrics.run_finished(stop, took);
+            if let Some(then) = submitted_here {
+                then(stop, took);
+            }
+        });
         self.finish(
             &claimed,
             claimed_at,
@@ -409,7 +455,7 @@ impl SharedRuns {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(lease / 3).await;
-                match runs::heartbeat(&store, &id, epoch, lease).await {
+                match store.heartbeat(&id, epoch, lease).await {
                     Ok(true) => {}
                     Ok(false) => {
                         tracing::warn!(
@@ -452,7 +498,7 @@ impl SharedRuns {
         let mut backoff = Duration::from_millis(100);
         let deadline = tokio::time::Instant::now() + self.settings.lease;
         loop {
-            match runs::finish(&self.store, &claimed.id, claimed.epoch, &outcome).await {
+            match self.store.finish(&claimed.id, claimed.epoch, &outcome).await {
                 Ok(true) => {
                     tracing::info!(run = claimed.id, stop, "run finished");
                     if let Some(on_finish) = on_finish {
@@ -477,6 +523,12 @@ impl SharedRuns {
                 }
             }
         }
+    }
+}
+
+impl RunQueue {
+    fn callbacks(&self) -> std::sync::MutexGuard<'_, HashMap<String, OnFinish>> {
+        self.on_finish.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

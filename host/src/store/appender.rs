@@ -1,5 +1,6 @@
-//! An ordered, fenced writer of numbered JSON rows: a run's transcript
-//! records (`session_records`) or its events (`run_events`).
+//! An ordered, fenced writer of numbered JSON rows into either run store
+//! ([`RunStore::append_rows`]): a run's events, or (PostgreSQL) its
+//! transcript records.
 //!
 //! Appends return at once (the agent's code never waits on the database
 //! for a record that need not be durable yet); a writer task inserts them
@@ -15,42 +16,13 @@
 //! order); a lost lease or a second writer is final: every later append
 //! and sync fails with the reason.
 
-use super::{PgStore, StoreError};
+use crate::store::StoreError;
+use crate::store::runs::{Fence, RunStore, Table};
 use serde_json::Value;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-
-/// Which rows an appender writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Table {
-    SessionRecords,
-    RunEvents,
-}
-
-impl Table {
-    /// The batch insert, fenced by the lease when `$4` names a run.
-    fn insert_sql(self) -> String {
-        let (table, key, value) = match self {
-            Table::SessionRecords => ("session_records", "session_id", "record"),
-            Table::RunEvents => ("run_events", "run_id", "event"),
-        };
-        format!(
-            "INSERT INTO {table} ({key}, seq, {value})
-             SELECT $1, s, v FROM unnest($2::int8[], $3::jsonb[]) AS t(s, v)
-             WHERE $4::text IS NULL OR EXISTS (
-                 SELECT 1 FROM runs WHERE id = $4 AND epoch = $5 AND status = 'running' AND lease_until > now())"
-        )
-    }
-}
-
-/// The lease a write must still hold: run `run` at claim `epoch`.
-#[derive(Debug, Clone)]
-pub struct Fence {
-    pub run: String,
-    pub epoch: i64,
-}
 
 enum Command {
     Append(i64, Value),
@@ -71,7 +43,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 impl Appender {
     /// Starts the writer task (on the current tokio runtime).
-    pub fn spawn(store: PgStore, table: Table, key: String, fence: Option<Fence>, first_seq: i64) -> Self {
+    pub fn spawn(store: Arc<dyn RunStore>, table: Table, key: String, fence: Option<Fence>, first_seq: i64) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let failed = Arc::new(Mutex::new(None));
         tokio::spawn(write_loop(store, table, key, fence, rx, failed.clone()));
@@ -120,14 +92,13 @@ impl Appender {
 }
 
 async fn write_loop(
-    store: PgStore,
+    store: Arc<dyn RunStore>,
     table: Table,
     key: String,
     fence: Option<Fence>,
     mut rx: mpsc::UnboundedReceiver<Command>,
     failed: Arc<Mutex<Option<String>>>,
 ) {
-    let insert = table.insert_sql();
     while let Some(first) = rx.recv().await {
         // Everything already queued goes in one batch, in order.
         let mut commands = vec![first];
@@ -149,7 +120,7 @@ async fn write_loop(
         let outcome = if seqs.is_empty() {
             Ok(())
         } else {
-            write_batch(&store, &insert, &key, fence.as_ref(), &seqs, &rows).await
+            write_batch(store.as_ref(), table, &key, fence.as_ref(), &seqs, &rows).await
         };
         if let Err(why) = &outcome {
             tracing::error!(key, error = %why, "the journal cannot be written; this run stops here");
@@ -174,26 +145,16 @@ async fn write_loop(
 /// Inserts one batch, retrying while the database is unreachable; `Err`
 /// when it can never be written (lease lost, a second writer, refused).
 async fn write_batch(
-    store: &PgStore,
-    insert: &str,
+    store: &dyn RunStore,
+    table: Table,
     key: &str,
     fence: Option<&Fence>,
     seqs: &[i64],
     rows: &[Value],
 ) -> Result<(), String> {
-    let fence_run = fence.map(|f| f.run.clone());
-    let fence_epoch = fence.map_or(0, |f| f.epoch);
     let mut backoff = Duration::from_millis(50);
     loop {
-        let attempt = async {
-            let client = store.client().await?;
-            let written = client
-                .execute(insert, &[&key, &seqs, &rows, &fence_run, &fence_epoch])
-                .await?;
-            Ok::<u64, StoreError>(written)
-        }
-        .await;
-        match attempt {
+        match store.append_rows(table, key, fence, seqs, rows).await {
             Ok(n) if n as usize == seqs.len() => return Ok(()),
             Ok(_) => {
                 return Err(
@@ -206,10 +167,10 @@ async fn write_batch(
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
-            Err(StoreError::Refused(e)) if e.contains("23505") => {
+            Err(StoreError::Conflict(_)) => {
                 return Err("another process wrote the same step of this journal; this one stops".into());
             }
-            Err(StoreError::Refused(e)) => return Err(e),
+            Err(e @ StoreError::Refused(_)) => return Err(e.to_string()),
         }
     }
 }
