@@ -28,8 +28,9 @@ mod pg;
 
 use boram_host::audit::JsonlFile;
 use boram_host::store::postgres::PgStore;
-use boram_host::store::postgres::appender::{Appender, Table};
-use boram_host::store::postgres::runs::{self, NewRun};
+use boram_host::store::appender::Appender;
+use boram_host::store::runs::{Fence, NewRun, RunStore as _, Table};
+use std::sync::Arc;
 use cluster_env::{Replica, client, model_reply, start_haproxy, start_replica_with};
 use scripted_llm::ScriptedServer;
 use serde_json::{Value, json};
@@ -187,7 +188,7 @@ fn file_step_latency(root: &std::path::Path) -> (f64, f64) {
 /// The same record through the PostgreSQL writer, each one synced (the
 /// agent syncs before a tool call and before a model request).
 async fn pg_step_latency(database: &str) -> (f64, f64) {
-    let store = PgStore::connect(database).await.expect("connect");
+    let store = Arc::new(PgStore::connect(database).await.expect("connect"));
     let run = NewRun {
         id: "bench-run".into(),
         user: "local".into(),
@@ -197,12 +198,13 @@ async fn pg_step_latency(database: &str) -> (f64, f64) {
         model: "claude-sonnet-4-5".into(),
         dedupe_key: None,
     };
-    runs::submit(&store, &run).await.expect("submit");
-    let claimed = runs::claim(&store, "bench", Duration::from_secs(600))
+    store.submit(&run).await.expect("submit");
+    let claimed = store
+        .claim("bench", Duration::from_secs(600))
         .await
         .expect("claim")
         .expect("the run");
-    let fence = boram_host::store::postgres::appender::Fence {
+    let fence = Fence {
         run: claimed.id.clone(),
         epoch: claimed.epoch,
     };
@@ -253,7 +255,7 @@ async fn kill_and_resume(
         .status()
         .expect("kill -9");
     loop {
-        let events = runs::events_after(&store, &id, -1, 10_000).await.expect("events");
+        let events = store.events_after(&id, -1, 10_000).await.expect("events");
         if events.iter().any(|(_, e)| e["type"] == "resumed") {
             return killed.elapsed().as_secs_f64();
         }
