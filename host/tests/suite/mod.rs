@@ -12,6 +12,7 @@ mod egress;
 mod mcp;
 mod pg;
 mod policy_golden;
+mod restart;
 mod sandbox;
 mod schedule;
 mod serve;
