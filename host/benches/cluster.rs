@@ -27,13 +27,13 @@ mod cluster_env;
 mod pg;
 
 use boram_host::audit::JsonlFile;
-use boram_host::store::postgres::PgStore;
 use boram_host::store::appender::Appender;
+use boram_host::store::postgres::PgStore;
 use boram_host::store::runs::{Fence, NewRun, RunStore as _, Table};
-use std::sync::Arc;
 use cluster_env::{Replica, client, model_reply, start_haproxy, start_replica_with};
 use scripted_llm::ScriptedServer;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const TOOL_CALLS: usize = 4000;

@@ -225,7 +225,14 @@ impl ServeCommand {
                     settings.workers
                 );
                 let dyn_store: Arc<dyn crate::store::runs::RunStore> = Arc::new(store.clone());
-                RunQueue::new(dyn_store, Some(store), settings, tenants.clone(), agents.clone(), metrics.clone())
+                RunQueue::new(
+                    dyn_store,
+                    Some(store),
+                    settings,
+                    tenants.clone(),
+                    agents.clone(),
+                    metrics.clone(),
+                )
             }
             _ => {
                 let store = crate::store::embedded::EmbeddedRuns::open(&data_dir).map_err(|e| {
@@ -235,7 +242,14 @@ impl ServeCommand {
                     ))
                 })?;
                 let settings = queue_settings(&config.store, EMBEDDED_DEFAULTS);
-                RunQueue::new(Arc::new(store), None, settings, tenants.clone(), agents.clone(), metrics.clone())
+                RunQueue::new(
+                    Arc::new(store),
+                    None,
+                    settings,
+                    tenants.clone(),
+                    agents.clone(),
+                    metrics.clone(),
+                )
             }
         };
         runs.start_workers();

@@ -97,7 +97,8 @@ impl EmbeddedRuns {
             )));
         }
         conn.execute_batch(SCHEMA).map_err(refused)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(refused)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(refused)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_path_buf(),
@@ -357,7 +358,8 @@ impl RunStore for EmbeddedRuns {
                 }
             }
             {
-                let mut insert = tx.prepare_cached("INSERT INTO run_events (run_id, seq, event) VALUES (?1, ?2, ?3)")?;
+                let mut insert =
+                    tx.prepare_cached("INSERT INTO run_events (run_id, seq, event) VALUES (?1, ?2, ?3)")?;
                 for (seq, event) in &batch {
                     insert.execute(params![key, seq, event])?;
                 }
@@ -400,7 +402,9 @@ mod tests {
             .expect("bump");
         let error = EmbeddedRuns::open_file(&path).expect_err("newer");
         assert!(
-            error.to_string().contains("schema version 7, newer than this boram knows (1)"),
+            error
+                .to_string()
+                .contains("schema version 7, newer than this boram knows (1)"),
             "{error}"
         );
     }

@@ -69,10 +69,7 @@ async fn a_killed_service_resumes_its_runs_after_a_restart() {
     let mut killed = first.process;
     killed.child.kill().expect("kill -9");
     killed.child.wait().expect("reap");
-    assert!(
-        data.join("runs.db").is_file(),
-        "the queue is in the data directory"
-    );
+    assert!(data.join("runs.db").is_file(), "the queue is in the data directory");
 
     let second = start_replica_with(root.path(), "solo", &model, None, "", STORE);
     let base = format!("http://{}", second.addr);
@@ -82,7 +79,10 @@ async fn a_killed_service_resumes_its_runs_after_a_restart() {
     assert_eq!(run["answer"], "finished slow one");
     assert_eq!(run["attempts"], 2, "{run}");
     let after = wait_for_end(&http, &base, &quick, None, &second.process).await;
-    assert_eq!((after["status"].as_str(), after["attempts"].as_u64()), (Some("answered"), Some(1)));
+    assert_eq!(
+        (after["status"].as_str(), after["attempts"].as_u64()),
+        (Some("answered"), Some(1))
+    );
 
     let requests = model.requests();
     let asked: Vec<&RecordedRequest> = requests.iter().filter(|r| prompt_of(r) == "slow one").collect();
@@ -102,7 +102,12 @@ async fn a_killed_service_resumes_its_runs_after_a_restart() {
     let count = |kind: &str| written.iter().filter(|r| r["type"] == kind).count();
     assert_eq!(written[0]["type"], "started");
     assert_eq!(
-        (count("started"), count("tool_started"), count("tool_finished"), count("turn_ended")),
+        (
+            count("started"),
+            count("tool_started"),
+            count("tool_finished"),
+            count("turn_ended")
+        ),
         (1, 1, 0, 1),
         "{written:#?}"
     );
@@ -130,7 +135,11 @@ async fn a_run_still_going_at_shutdown_is_given_back_and_finished_by_the_next_st
     let slower = submit(&http, &format!("http://{}", first.addr), "slower one").await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while !transcript_path(&data, &slower).is_some_and(|p| records(&p).iter().any(|r| r["type"] == "tool_started")) {
-        assert!(Instant::now() < deadline, "the call never started:\n{}", first.process.log());
+        assert!(
+            Instant::now() < deadline,
+            "the call never started:\n{}",
+            first.process.log()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut stopping = first.process;

@@ -779,7 +779,12 @@ async fn fifty_runs_against_an_overloaded_provider_share_one_breaker_and_all_end
         super::eventually(
             Duration::from_secs(60),
             || format!("run {id} to end: {}", service.log()),
-            async || !matches!(get_json(&http, &run_url, None).await["status"].as_str(), Some("queued" | "running")),
+            async || {
+                !matches!(
+                    get_json(&http, &run_url, None).await["status"].as_str(),
+                    Some("queued" | "running")
+                )
+            },
         )
         .await;
         let run = get_json(&http, &run_url, None).await;

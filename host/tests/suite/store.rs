@@ -151,7 +151,10 @@ async fn an_expired_lease_goes_to_another_holder_and_fences_the_old_one_off() {
         let lease = Duration::from_millis(600);
         let first = store.claim("a", lease).await.expect("claim").expect("a run");
         assert_eq!((first.attempts, first.epoch), (1, 1), "{label}");
-        assert!(store.claim("b", lease).await.expect("claim").is_none(), "{label}: held by a");
+        assert!(
+            store.claim("b", lease).await.expect("claim").is_none(),
+            "{label}: held by a"
+        );
         let events_a = Appender::spawn(
             store.clone(),
             Table::RunEvents,
@@ -173,8 +176,17 @@ async fn an_expired_lease_goes_to_another_holder_and_fences_the_old_one_off() {
             .expect("expired: claimable");
         assert_eq!(second.id, first.id, "{label}");
         assert_eq!((second.attempts, second.epoch), (2, 2), "{label}");
-        assert!(!store.heartbeat(&first.id, first.epoch, lease).await.expect("heartbeat"), "{label}");
-        assert!(store.heartbeat(&second.id, second.epoch, lease).await.expect("heartbeat"), "{label}");
+        assert!(
+            !store.heartbeat(&first.id, first.epoch, lease).await.expect("heartbeat"),
+            "{label}"
+        );
+        assert!(
+            store
+                .heartbeat(&second.id, second.epoch, lease)
+                .await
+                .expect("heartbeat"),
+            "{label}"
+        );
 
         // a was only slow: its next write is refused, and nothing of it lands.
         events_a.append(json!({"step": "a-1"})).expect("queued");
@@ -191,10 +203,16 @@ async fn an_expired_lease_goes_to_another_holder_and_fences_the_old_one_off() {
         assert_eq!(events, vec![(0, json!({"step": "a-0"}))], "{label}");
         assert_eq!(store.next_event_seq(&first.id).await.expect("next"), 1, "{label}");
 
-        assert!(!store.finish(&first.id, first.epoch, &answered()).await.expect("finish"), "{label}");
+        assert!(
+            !store.finish(&first.id, first.epoch, &answered()).await.expect("finish"),
+            "{label}"
+        );
         let mut done = answered();
         done.done_seq = 1;
-        assert!(store.finish(&second.id, second.epoch, &done).await.expect("finish"), "{label}");
+        assert!(
+            store.finish(&second.id, second.epoch, &done).await.expect("finish"),
+            "{label}"
+        );
         let run = store.get("alice", &first.id).await.expect("get").expect("the run");
         assert_eq!((run.status.as_str(), run.attempts), ("answered", 2), "{label}");
         assert_eq!(run.answer.as_deref(), Some("done"), "{label}");
@@ -203,7 +221,10 @@ async fn an_expired_lease_goes_to_another_holder_and_fences_the_old_one_off() {
             vec![(1, json!({"type": "done"}))],
             "{label}: the done event is written with the status"
         );
-        assert!(store.get("bob", &first.id).await.expect("get").is_none(), "{label}: not bob's");
+        assert!(
+            store.get("bob", &first.id).await.expect("get").is_none(),
+            "{label}: not bob's"
+        );
     }
 }
 
@@ -216,9 +237,16 @@ async fn a_released_run_is_claimed_again_at_once_with_a_new_epoch() {
         let lease = Duration::from_secs(60);
         let first = store.claim("a", lease).await.expect("claim").expect("a run");
         store.release(&first.id, first.epoch).await.expect("release");
-        let second = store.claim("b", lease).await.expect("claim").expect("released: claimable");
+        let second = store
+            .claim("b", lease)
+            .await
+            .expect("claim")
+            .expect("released: claimable");
         assert_eq!((second.id.as_str(), second.epoch), (first.id.as_str(), 2), "{label}");
-        assert!(!store.heartbeat(&first.id, first.epoch, lease).await.expect("heartbeat"), "{label}");
+        assert!(
+            !store.heartbeat(&first.id, first.epoch, lease).await.expect("heartbeat"),
+            "{label}"
+        );
     }
 }
 
@@ -315,10 +343,16 @@ async fn the_embedded_queue_survives_its_process_and_resumes_the_held_run() {
     assert_eq!(held.id, "run-000");
     let store = EmbeddedRuns::open(dir.path()).expect("reopen");
     let next = store.claim("after", lease).await.expect("claim").expect("queued");
-    assert_eq!(next.id, "run-001", "the held run waits for its lease; the queue goes on");
+    assert_eq!(
+        next.id, "run-001",
+        "the held run waits for its lease; the queue goes on"
+    );
     tokio::time::sleep(lease + Duration::from_millis(200)).await;
     let resumed = store.claim("after", lease).await.expect("claim").expect("expired");
-    assert_eq!((resumed.id.as_str(), resumed.attempts, resumed.epoch), ("run-000", 2, 2));
+    assert_eq!(
+        (resumed.id.as_str(), resumed.attempts, resumed.epoch),
+        ("run-000", 2, 2)
+    );
     let statuses: Vec<(String, String)> = store
         .list("alice", 10)
         .await
@@ -338,7 +372,11 @@ async fn an_embedded_transcript_has_one_writer_at_a_time() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(EmbeddedRuns::open(dir.path()).expect("open"));
     store.submit(&new_run(1)).await.expect("submit");
-    let claimed = store.claim("a", Duration::from_secs(60)).await.expect("claim").expect("run");
+    let claimed = store
+        .claim("a", Duration::from_secs(60))
+        .await
+        .expect("claim")
+        .expect("run");
     let fence = Fence {
         run: claimed.id.clone(),
         epoch: claimed.epoch,
@@ -356,7 +394,10 @@ async fn an_embedded_transcript_has_one_writer_at_a_time() {
         .open_journal(&claimed, fence.clone(), &sessions)
         .await
         .expect_err("second writer");
-    assert!(refused.to_string().contains("is open in another boram process"), "{refused}");
+    assert!(
+        refused.to_string().contains("is open in another boram process"),
+        "{refused}"
+    );
     drop(journal);
     store
         .clone()

@@ -29,8 +29,8 @@ use futures::StreamExt as _;
 use futures::stream::BoxStream;
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -330,7 +330,12 @@ impl RunQueue {
             let journal = match tenant {
                 Some(tenant) => {
                     let sessions = crate::config::sessions_dir(&tenant.data_dir);
-                    Some(self.store.clone().open_journal(&claimed, fence.clone(), &sessions).await?)
+                    Some(
+                        self.store
+                            .clone()
+                            .open_journal(&claimed, fence.clone(), &sessions)
+                            .await?,
+                    )
                 }
                 None => None,
             };

@@ -34,9 +34,7 @@ impl From<tokio_postgres::Error> for StoreError {
                 StoreError::Conflict(db.message().to_string())
             }
             Some(db) => StoreError::Refused(format!("{} ({})", db.message(), db.code().code())),
-            None => StoreError::Unavailable(format!(
-                "{e}; check that PostgreSQL is running and [store] url"
-            )),
+            None => StoreError::Unavailable(format!("{e}; check that PostgreSQL is running and [store] url")),
         }
     }
 }
@@ -45,9 +43,7 @@ impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
         match e {
             deadpool_postgres::PoolError::Backend(e) => e.into(),
-            other => StoreError::Unavailable(format!(
-                "{other}; check that PostgreSQL is running and [store] url"
-            )),
+            other => StoreError::Unavailable(format!("{other}; check that PostgreSQL is running and [store] url")),
         }
     }
 }

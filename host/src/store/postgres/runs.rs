@@ -20,8 +20,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-
-
 /// Queues `run` (and creates its session); `Ok(false)` when a run with
 /// its dedupe key exists already.
 async fn submit(store: &PgStore, run: &NewRun) -> Result<bool, StoreError> {
@@ -96,7 +94,6 @@ async fn heartbeat(store: &PgStore, run: &str, epoch: i64, lease: Duration) -> R
         .await?;
     Ok(renewed == 1)
 }
-
 
 /// Records the end of a run still held at `epoch`; `Ok(false)` when the
 /// lease was lost (the run is another replica's, which will end it).

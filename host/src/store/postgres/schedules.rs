@@ -11,9 +11,9 @@
 //! missed slots coalesced into one run.
 
 use super::runs;
-use crate::store::runs::NewRun;
 use super::{PgStore, StoreError};
 use crate::schedule::Schedule;
+use crate::store::runs::NewRun;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
