@@ -12,6 +12,8 @@ use std::sync::Mutex;
 pub struct JsonlFile {
     path: PathBuf,
     file: Mutex<File>,
+    /// Cluster mode: where a copy of each line goes (PostgreSQL's `log_lines`).
+    copy: Option<crate::store::postgres::logs::LineCopy>,
 }
 
 impl JsonlFile {
@@ -47,6 +49,7 @@ impl JsonlFile {
         Ok(Self {
             path: path.to_path_buf(),
             file: Mutex::new(file),
+            copy: None,
         })
     }
 
@@ -54,14 +57,30 @@ impl JsonlFile {
         &self.path
     }
 
+    /// Also sends every line (after the local write, scrubbed the same way) to `copy`.
+    pub fn with_copy(mut self, copy: Option<crate::store::postgres::logs::LineCopy>) -> Self {
+        self.copy = copy;
+        self
+    }
+
     /// Appends `record` as one line.
     pub fn append<T: serde::Serialize>(&self, record: &T) -> std::io::Result<()> {
         // Every JSONL file (audit, usage, transcripts) passes the secret scrubber.
         let text = serde_json::to_string(record).map_err(std::io::Error::other)?;
-        let mut line = crate::scrub::scrub(&text).into_owned().into_bytes();
+        let text = crate::scrub::scrub(&text).into_owned();
+        let mut line = Vec::with_capacity(text.len() + 1);
+        line.extend_from_slice(text.as_bytes());
         line.push(b'\n');
-        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        file.write_all(&line)
+        let written = {
+            let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+            file.write_all(&line)
+        };
+        // The copy goes even when the local write failed (a full disk):
+        // then it is the only trace of the line.
+        if let Some(copy) = &self.copy {
+            copy.send(&text);
+        }
+        written
     }
 }
 

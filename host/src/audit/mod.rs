@@ -82,6 +82,12 @@ impl AuditLog {
         })
     }
 
+    /// Cluster mode: a copy of every line to the shared store as well.
+    pub fn copied_to(mut self, copy: Option<crate::store::postgres::logs::LineCopy>) -> Self {
+        self.file = self.file.with_copy(copy);
+        self
+    }
+
     /// With `required`, a call whose intent line cannot be written is refused.
     pub fn required(mut self, required: bool) -> Self {
         self.required = required;

@@ -139,6 +139,27 @@ impl ServeCommand {
                 }
             }
         }
+        // Cluster mode: the shared store, opened before the users' tool
+        // hosts so their audit lines are copied into it.
+        let store_url = crate::store::postgres::configured_url(config.store.url.as_deref());
+        let cluster = match (&store_url, ready && !self.check) {
+            (Some(url), true) => match crate::store::postgres::PgStore::connect(url).await {
+                Ok(store) => {
+                    let settings = queue_settings(&config.store, CLUSTER_DEFAULTS);
+                    let log = crate::store::postgres::logs::SharedLog::spawn(store.clone(), &settings.replica);
+                    Some((store, settings, log))
+                }
+                Err(e) => {
+                    problems.push(format!(
+                        "cluster mode: cannot open the store at {} ({e}); check [store] url / BORAM_DATABASE_URL",
+                        redact_url(url)
+                    ));
+                    None
+                }
+            },
+            _ => None,
+        };
+        let shared_log = cluster.as_ref().map(|(_, _, log)| log.clone());
         for spec in (ready && !self.check).then_some(&users).into_iter().flatten() {
             let observer = {
                 let metrics = metrics.clone();
@@ -148,7 +169,16 @@ impl ServeCommand {
             let registry = registry.as_ref().expect("checked by the loop");
             // A service runs unattended: no audit record, no tool call.
             let audit_required = config.audit.required.unwrap_or(true);
-            match Tenant::build(spec, registry, policy, &data_dir, &trusted, observer, audit_required) {
+            match Tenant::build(
+                spec,
+                registry,
+                policy,
+                &data_dir,
+                &trusted,
+                observer,
+                audit_required,
+                shared_log.as_ref(),
+            ) {
                 Ok(tenant) => tenants.push(Arc::new(tenant)),
                 Err(e) => problems.push(e),
             }
@@ -185,16 +215,6 @@ impl ServeCommand {
             return Ok(ExitCode::SUCCESS);
         }
 
-        let store_url = crate::store::postgres::configured_url(config.store.url.as_deref());
-        let shared = match &store_url {
-            None => None,
-            Some(url) => Some(crate::store::postgres::PgStore::connect(url).await.map_err(|e| {
-                UsageError(format!(
-                    "cluster mode: cannot open the store at {} ({e}); check [store] url / BORAM_DATABASE_URL",
-                    redact_url(url)
-                ))
-            })?),
-        };
         let tool_names: Vec<String> = registry.names().map(|n| n.to_string()).collect();
         metrics.expect(&tool_names, None);
         let agents: Option<AgentFactory> = match self.agent.kit(&data_dir) {
@@ -203,7 +223,8 @@ impl ServeCommand {
                 metrics.expect(&[], Some(kit.model_name()));
                 Some(Arc::new(ServeAgents {
                     kit,
-                    shared: shared.clone(),
+                    shared: cluster.as_ref().map(|(store, _, _)| store.clone()),
+                    shared_log: shared_log.clone(),
                     metrics: metrics.clone(),
                     tools_dir: tools_dir.clone(),
                     approve_prompt,
@@ -214,9 +235,8 @@ impl ServeCommand {
                 None
             }
         };
-        let runs = match (shared, &store_url) {
-            (Some(store), Some(url)) => {
-                let settings = queue_settings(&config.store, CLUSTER_DEFAULTS);
+        let runs = match (cluster, &store_url) {
+            (Some((store, settings, _)), Some(url)) => {
                 eprintln!(
                     "cluster mode: replica {} on {} (lease {:.1} s, {} workers)",
                     settings.replica,
@@ -324,6 +344,11 @@ impl ServeCommand {
             << 10;
         crate::serve::serve(listener, state, body_limit, shutdown_signal()).await?;
         drop(watchers);
+        if let Some(log) = &shared_log
+            && !log.flush(std::time::Duration::from_secs(5)).await
+        {
+            eprintln!("warning: some audit/usage copies did not reach the database (this replica's files have them)");
+        }
         eprintln!("stopped");
         Ok(ExitCode::SUCCESS)
     }
@@ -335,6 +360,8 @@ struct ServeAgents {
     kit: super::agent::args::AgentKit,
     /// Cluster mode: notes live in the shared store.
     shared: Option<crate::store::postgres::PgStore>,
+    /// Cluster mode: usage lines are copied into the shared store.
+    shared_log: Option<crate::store::postgres::logs::SharedLog>,
     metrics: Arc<Metrics>,
     tools_dir: PathBuf,
     approve_prompt: bool,
@@ -359,6 +386,14 @@ impl AgentSource for ServeAgents {
                 store: store.clone(),
                 user: tenant.name.clone(),
             }),
+            usage_copy: self
+                .shared_log
+                .as_ref()
+                .map(|log| crate::store::postgres::logs::LineCopy {
+                    log: log.clone(),
+                    kind: crate::store::postgres::logs::LogKind::Usage,
+                    user: tenant.name.clone(),
+                }),
         };
         let mode = PromptMode::Unattended {
             yes: self.approve_prompt,

@@ -100,6 +100,7 @@ impl Tenant {
         trusted: &TrustedPaths,
         observer: CallObserver,
         audit_required: bool,
+        shared_log: Option<&crate::store::postgres::logs::SharedLog>,
     ) -> Result<Self, String> {
         let data_dir = crate::config::user_data_dir(data_root, &spec.name);
         std::fs::create_dir_all(&data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
@@ -113,7 +114,12 @@ impl Tenant {
         }
         let audit = AuditLog::open(&data_dir)
             .map_err(|e| format!("cannot open the audit log: {e}"))?
-            .required(audit_required);
+            .required(audit_required)
+            .copied_to(shared_log.map(|log| crate::store::postgres::logs::LineCopy {
+                log: log.clone(),
+                kind: crate::store::postgres::logs::LogKind::Audit,
+                user: spec.name.clone(),
+            }));
         let host = ToolHost::new(registry.clone(), policy, Some(audit))
             .with_observer(observer)
             .with_trusted(trusted.clone());

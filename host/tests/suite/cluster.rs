@@ -10,6 +10,8 @@
 //!   step it had answered, and it is told the call was interrupted.
 //! - PostgreSQL stopped: runs are refused with 503 and the reason; started
 //!   again: the service takes runs again, without a restart.
+//! - Every replica's audit and usage lines are copied into `log_lines`,
+//!   exactly its files' lines, also those written while the database was away.
 
 use super::cluster_env::*;
 use super::pg::TestPostgres;
@@ -439,4 +441,103 @@ async fn a_replica_shutting_down_gives_its_run_back_and_another_finishes_it() {
     assert_eq!(asked.len(), 2, "the model step was not repeated");
     let result = last_tool_result(&asked[1]).expect("the call's result");
     assert!(result["content"].to_string().contains("may have run"), "{result}");
+}
+
+/// The JSON lines of a file (none when it does not exist).
+fn json_lines(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+/// `replica`'s copies of `kind` lines in the database, in the order written.
+fn copies(pg: &TestPostgres, database: &str, kind: &str, replica: &str) -> Vec<Value> {
+    let rows = pg.psql(
+        database,
+        &format!(
+            "SELECT coalesce(json_agg(line ORDER BY id), '[]') FROM log_lines WHERE kind = '{kind}' AND replica = '{replica}' AND user_name = 'local'"
+        ),
+    );
+    serde_json::from_str::<Vec<Value>>(&rows).expect("json_agg")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_replicas_audit_and_usage_lines_reach_the_database_even_across_an_outage() {
+    let pg = TestPostgres::start();
+    let database = pg.database("logs");
+    let model = ScriptedServer::responding(model_reply).await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let replicas: Vec<Replica> = ["r0", "r1"]
+        .iter()
+        .map(|name| start_replica(root.path(), name, &model, &database))
+        .collect();
+    let http = client();
+    for (n, replica) in replicas.iter().enumerate() {
+        let base = format!("http://{}", replica.addr);
+        let id = submit(&http, &base, &format!("quick {n}")).await;
+        wait_answered(&http, &base, &id, replica).await;
+    }
+    // With the database away, a direct tool call is still audited on disk;
+    // its copy reaches the database once it is back.
+    pg.stop();
+    let call = http
+        .post(format!("http://{}/v1/tools/sleep/call", replicas[0].addr))
+        .body(r#"{"ms": 5}"#)
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(call.status(), 200, "{}", call.text().await.unwrap_or_default());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !replicas[0]
+        .process
+        .log()
+        .contains("cannot copy audit/usage lines to the database; retrying")
+    {
+        assert!(Instant::now() < deadline, "{}", replicas[0].process.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    pg.start_server();
+
+    // Every line of each replica's files, and nothing else, is in the
+    // database under its replica's name, in order.
+    for replica in &replicas {
+        let data = root.path().join(&replica.name).join("data");
+        for (kind, file) in [("audit", "audit.jsonl"), ("usage", "usage.jsonl")] {
+            let local = json_lines(&data.join(file));
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while copies(&pg, "logs", kind, &replica.name) != local {
+                assert!(
+                    Instant::now() < deadline,
+                    "{} {kind}: local {local:#?}\ncopies {:#?}\n{}",
+                    replica.name,
+                    copies(&pg, "logs", kind, &replica.name),
+                    replica.process.log()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    // What each holds: r0's run and the direct call, r1's run; two model
+    // calls per run with their cost.
+    let events = |replica: &str| -> Vec<String> {
+        copies(&pg, "logs", "audit", replica)
+            .iter()
+            .filter(|l| l["tool"] == "sleep")
+            .map(|l| l["event"].as_str().unwrap_or("?").to_string())
+            .collect()
+    };
+    assert_eq!(
+        events("r0"),
+        ["tool_call_started", "tool_call", "tool_call_started", "tool_call"]
+    );
+    assert_eq!(events("r1"), ["tool_call_started", "tool_call"]);
+    for replica in ["r0", "r1"] {
+        let usage = copies(&pg, "logs", "usage", replica);
+        assert_eq!(usage.len(), 2, "{replica}: {usage:#?}");
+        let tokens: Vec<u64> = usage.iter().filter_map(|u| u["input_tokens"].as_u64()).collect();
+        assert_eq!(tokens, [10, 20], "{replica}: the step and the answer");
+        assert!(usage.iter().all(|u| u["cost_usd"].as_f64() > Some(0.0)), "{usage:#?}");
+    }
 }

@@ -104,6 +104,7 @@ impl AgentArgs {
             tools_dir: &global.tools_dir(),
             workspace: workspace.as_deref(),
             shared_notes: None,
+            usage_copy: None,
         };
         kit.agent(place, mode, resume, recorder, None)
     }
@@ -191,6 +192,8 @@ pub struct AgentPlace<'a> {
     /// The user's notes in the shared store (cluster mode); `None`: the
     /// data directory's `memory.db`.
     pub shared_notes: Option<crate::memory::Notes>,
+    /// Cluster mode: where a copy of each `usage.jsonl` line goes.
+    pub usage_copy: Option<crate::store::postgres::logs::LineCopy>,
 }
 
 /// Files in a workspace's root whose text joins the system prompt, as
@@ -318,12 +321,14 @@ impl AgentKit {
             tools_dir,
             workspace,
             shared_notes,
+            usage_copy,
         } = place;
         let settings = &self.settings;
-        let mut gateway = self
-            .gateway
-            .sibling()
-            .with_usage_log(JsonlFile::open(&config::usage_log(data_dir)).context("cannot open usage.jsonl")?);
+        let mut gateway = self.gateway.sibling().with_usage_log(
+            JsonlFile::open(&config::usage_log(data_dir))
+                .context("cannot open usage.jsonl")?
+                .with_copy(usage_copy),
+        );
         if let Some(recorder) = recorder {
             gateway = gateway.with_recorder(recorder);
         }

@@ -24,6 +24,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../../migrations/postgres/0002_schedules.sql"),
     ),
     (3, "notes", include_str!("../../../migrations/postgres/0003_notes.sql")),
+    (
+        4,
+        "log_lines",
+        include_str!("../../../migrations/postgres/0004_log_lines.sql"),
+    ),
 ];
 
 /// The advisory lock key all replicas take while migrating ("boram" in ASCII).

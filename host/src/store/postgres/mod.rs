@@ -9,6 +9,7 @@
 //! `deadpool-postgres` pool; the schema is the SQL files under
 //! `host/migrations/postgres`, applied once per database ([`migrations`]).
 
+pub mod logs;
 pub mod migrations;
 pub mod notes;
 pub mod runs;
