@@ -540,4 +540,18 @@ async fn every_replicas_audit_and_usage_lines_reach_the_database_even_across_an_
         assert_eq!(tokens, [10, 20], "{replica}: the step and the answer");
         assert!(usage.iter().all(|u| u["cost_usd"].as_f64() > Some(0.0)), "{usage:#?}");
     }
+    // The README's two queries, as written there.
+    let trail = pg.psql(
+        "logs",
+        "SELECT replica, line->>'tool', line->>'outcome' FROM log_lines WHERE kind = 'audit' ORDER BY id",
+    );
+    assert_eq!(trail.lines().filter(|l| *l == "r0|sleep|ok").count(), 2, "{trail}");
+    assert_eq!(trail.lines().filter(|l| *l == "r1|sleep|ok").count(), 1, "{trail}");
+    let spend = pg.psql(
+        "logs",
+        "SELECT user_name, sum((line->>'cost_usd')::float) FROM log_lines WHERE kind = 'usage' GROUP BY 1",
+    );
+    let (user, total) = spend.split_once('|').expect("one row");
+    assert_eq!(user, "local");
+    assert!((total.parse::<f64>().expect("a sum") - 0.00048).abs() < 1e-9, "{spend}");
 }
