@@ -11,6 +11,8 @@ use crate::llm::{Message, Usage};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+pub mod index;
+
 /// One line of a transcript.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -284,7 +286,7 @@ pub fn read_records(path: &Path) -> std::io::Result<Vec<Record>> {
 }
 
 /// A line of `boram sessions list`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionSummary {
     pub id: String,
     pub started: String,
@@ -308,9 +310,9 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<SessionSummary>> {
 }
 
 /// The `n` newest sessions in `dir` (by id, which sorts by start time),
-/// oldest first: only their transcripts are read (the dashboard polls
-/// this every few seconds; reading every transcript each time grew with
-/// the history).
+/// oldest first. Only the directory and the files' metadata are read for
+/// the rest; their lines come from the sessions index ([`index`]), and a
+/// transcript is read only when it changed since it was indexed.
 pub fn list_newest(dir: &Path, n: usize) -> std::io::Result<Vec<SessionSummary>> {
     let mut ids: Vec<String> = match std::fs::read_dir(dir) {
         Ok(entries) => entries
@@ -325,17 +327,8 @@ pub fn list_newest(dir: &Path, n: usize) -> std::io::Result<Vec<SessionSummary>>
     };
     ids.sort();
     let skip = ids.len().saturating_sub(n);
-    // A file that cannot be read is skipped (and said), never the listing.
-    Ok(ids
-        .into_iter()
-        .skip(skip)
-        .filter_map(|id| {
-            let path = dir.join(format!("{id}.jsonl"));
-            summarize(&path, id)
-                .inspect_err(|e| tracing::warn!(file = %path.display(), error = %e, "skipping an unreadable session"))
-                .ok()
-        })
-        .collect())
+    let complete = skip == 0;
+    Ok(index::summaries(dir, ids.split_off(skip), complete))
 }
 
 fn summarize(path: &Path, id: String) -> std::io::Result<SessionSummary> {
@@ -498,8 +491,9 @@ mod tests {
 
     #[test]
     fn a_session_is_listed_with_its_first_prompt_and_cost() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let session = Session::create(dir.path(), "anthropic", "m").expect("create");
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("sessions");
+        let session = Session::create(&dir, "anthropic", "m").expect("create");
         session.message(&Message::user_text("hello there")).expect("append");
         session
             .append(Record::Usage {
@@ -508,48 +502,51 @@ mod tests {
                 cost_usd: Some(0.25),
             })
             .expect("append");
-        let listed = list(dir.path()).expect("list");
+        let listed = list(&dir).expect("list");
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].title, "hello there");
         assert_eq!(listed[0].prompts, 1);
         assert_eq!(listed[0].cost_usd, 0.25);
-        assert_eq!(resolve_id(dir.path(), "last").expect("last"), session.id());
+        assert_eq!(resolve_id(&dir, "last").expect("last"), session.id());
     }
 
     #[test]
     fn sessions_started_in_the_same_second_never_share_a_transcript_issue_16() {
         // A busy service starts many runs a second; ids have 16 random bits.
-        let dir = tempfile::tempdir().expect("tempdir");
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("sessions");
         let sessions: Vec<Session> = (0..2000)
-            .map(|_| Session::create(dir.path(), "anthropic", "m").expect("create"))
+            .map(|_| Session::create(&dir, "anthropic", "m").expect("create"))
             .collect();
         let ids: std::collections::BTreeSet<&str> = sessions.iter().map(|s| s.id()).collect();
         assert_eq!(ids.len(), 2000);
-        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 2000);
+        assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 2000);
     }
 
     #[test]
     fn a_torn_last_line_is_repaired_when_resuming() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let session = Session::create(dir.path(), "anthropic", "m").expect("create");
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("sessions");
+        let session = Session::create(&dir, "anthropic", "m").expect("create");
         session.message(&Message::user_text("kept")).expect("append");
         let path = session.file_path().expect("a file session").to_path_buf();
         drop(session);
         let mut text = std::fs::read_to_string(&path).expect("read");
         text.push_str("{\"type\":\"message\",\"ti");
         std::fs::write(&path, text).expect("write");
-        let id = resolve_id(dir.path(), "last").expect("last");
-        let (_, records) = Session::open(dir.path(), &id).expect("open");
+        let id = resolve_id(&dir, "last").expect("last");
+        let (_, records) = Session::open(&dir, &id).expect("open");
         assert_eq!(records.len(), 2);
         assert!(std::fs::read_to_string(&path).expect("read").ends_with("}\n"));
     }
 
     #[test]
     fn a_session_being_written_cannot_be_opened_a_second_time_issue_16() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let session = Session::create(dir.path(), "anthropic", "m").expect("create");
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("sessions");
+        let session = Session::create(&dir, "anthropic", "m").expect("create");
         let id = session.id().to_string();
-        let err = Session::open(dir.path(), &id).expect_err("a second writer");
+        let err = Session::open(&dir, &id).expect_err("a second writer");
         assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
         assert!(
             err.to_string()
@@ -557,29 +554,30 @@ mod tests {
             "{err}"
         );
         drop(session);
-        let (_, records) = Session::open(dir.path(), &id).expect("free once the first closed");
+        let (_, records) = Session::open(&dir, &id).expect("free once the first closed");
         assert_eq!(records.len(), 1);
     }
 
     #[test]
     fn listing_survives_damaged_files_and_last_is_the_latest_written_top_level_session_issue_17() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let older = Session::create(dir.path(), "anthropic", "m").expect("create");
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("sessions");
+        let older = Session::create(&dir, "anthropic", "m").expect("create");
         older.message(&Message::user_text("older")).expect("append");
-        let newer = Session::create(dir.path(), "anthropic", "m").expect("create");
+        let newer = Session::create(&dir, "anthropic", "m").expect("create");
         newer.message(&Message::user_text("newer")).expect("append");
-        let child = Session::create_with_parent(dir.path(), "anthropic", "m", Some(newer.id())).expect("child");
+        let child = Session::create_with_parent(&dir, "anthropic", "m", Some(newer.id())).expect("child");
         child.message(&Message::user_text("sub task")).expect("append");
         // A crash cut a character in the middle of one transcript; another "file" cannot be read.
         let mut cut = std::fs::read(newer.file_path().expect("a file")).expect("read");
         cut.extend_from_slice("{\"type\":\"message\",\"time\":\"t\",\"message\":{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"\u{d55c}".as_bytes().split_last().expect("bytes").1);
         cut.push(b'\n');
         std::fs::write(newer.file_path().expect("a file"), &cut).expect("damage");
-        std::fs::create_dir(dir.path().join("broken.jsonl")).expect("a directory named like a transcript");
+        std::fs::create_dir(dir.join("broken.jsonl")).expect("a directory named like a transcript");
         // The older session is written to last: it is "last", whatever its id says.
         std::thread::sleep(std::time::Duration::from_millis(20));
         older.message(&Message::user_text("again")).expect("append");
-        let listed = list(dir.path()).expect("the listing survives");
+        let listed = list(&dir).expect("the listing survives");
         assert_eq!(listed.len(), 3, "{listed:?}");
         assert!(listed.iter().any(|s| s.title == "newer"), "{listed:?}");
         assert_eq!(
@@ -589,27 +587,28 @@ mod tests {
                 .and_then(|s| s.parent.clone()),
             Some(newer.id().to_string())
         );
-        assert_eq!(resolve_id(dir.path(), "last").expect("last"), older.id());
+        assert_eq!(resolve_id(&dir, "last").expect("last"), older.id());
     }
 
     #[test]
     fn only_the_newest_sessions_are_read_for_the_dashboard_issue_16() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("sessions");
         for (id, prompt) in [
             ("20260101-000000-0001", "one"),
             ("20260102-000000-0002", "two"),
             ("20260103-000000-0003", "three"),
         ] {
-            let file = JsonlFile::open(&dir.path().join(format!("{id}.jsonl"))).expect("file");
+            let file = JsonlFile::open(&dir.join(format!("{id}.jsonl"))).expect("file");
             file.append(&Record::Message {
                 time: now(),
                 message: Message::user_text(prompt),
             })
             .expect("append");
         }
-        let newest = list_newest(dir.path(), 2).expect("newest");
+        let newest = list_newest(&dir, 2).expect("newest");
         let titles: Vec<&str> = newest.iter().map(|s| s.title.as_str()).collect();
         assert_eq!(titles, ["two", "three"]);
-        assert_eq!(list(dir.path()).expect("all").len(), 3);
+        assert_eq!(list(&dir).expect("all").len(), 3);
     }
 }

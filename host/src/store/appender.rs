@@ -22,7 +22,7 @@ use serde_json::Value;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 enum Command {
     Append(i64, Value),
@@ -44,9 +44,23 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 impl Appender {
     /// Starts the writer task (on the current tokio runtime).
     pub fn spawn(store: Arc<dyn RunStore>, table: Table, key: String, fence: Option<Fence>, first_seq: i64) -> Self {
+        Self::spawn_notifying(store, table, key, fence, first_seq, Arc::new(Notify::new()))
+    }
+
+    /// [`Self::spawn`], waking everyone waiting on `written` after each
+    /// committed batch (followers of a run's events in this process read
+    /// them at once instead of at their next poll).
+    pub fn spawn_notifying(
+        store: Arc<dyn RunStore>,
+        table: Table,
+        key: String,
+        fence: Option<Fence>,
+        first_seq: i64,
+        written: Arc<Notify>,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let failed = Arc::new(Mutex::new(None));
-        tokio::spawn(write_loop(store, table, key, fence, rx, failed.clone()));
+        tokio::spawn(write_loop(store, table, key, fence, rx, failed.clone(), written));
         Self {
             tx,
             next_seq: AtomicI64::new(first_seq),
@@ -98,6 +112,7 @@ async fn write_loop(
     fence: Option<Fence>,
     mut rx: mpsc::UnboundedReceiver<Command>,
     failed: Arc<Mutex<Option<String>>>,
+    written: Arc<Notify>,
 ) {
     while let Some(first) = rx.recv().await {
         // Everything already queued goes in one batch, in order.
@@ -120,7 +135,11 @@ async fn write_loop(
         let outcome = if seqs.is_empty() {
             Ok(())
         } else {
-            write_batch(store.as_ref(), table, &key, fence.as_ref(), &seqs, &rows).await
+            let outcome = write_batch(store.as_ref(), table, &key, fence.as_ref(), &seqs, &rows).await;
+            if outcome.is_ok() {
+                written.notify_waiters();
+            }
+            outcome
         };
         if let Err(why) = &outcome {
             tracing::error!(key, error = %why, "the journal cannot be written; this run stops here");

@@ -64,6 +64,9 @@ pub struct RunQueue {
     metrics: Arc<Metrics>,
     slots: Arc<Semaphore>,
     wake: Notify,
+    /// Woken when this process committed events of any run: its followers
+    /// read at once (followers of runs on other replicas poll).
+    events_written: Arc<Notify>,
     tasks: tokio_util::task::TaskTracker,
     /// Stops claiming new runs (shutdown).
     stop_claiming: CancellationToken,
@@ -95,6 +98,7 @@ impl RunQueue {
             factory,
             metrics,
             wake: Notify::new(),
+            events_written: Arc::new(Notify::new()),
             tasks: Default::default(),
             stop_claiming: CancellationToken::new(),
             cancel: CancellationToken::new(),
@@ -230,23 +234,34 @@ impl RunQueue {
             return Ok(None);
         }
         let start = (
-            self.store.clone(),
+            (self.store.clone(), self.events_written.clone()),
             id.to_string(),
             -1_i64,
             VecDeque::<Value>::new(),
             false,
         );
-        let stream = futures::stream::unfold(start, |(store, id, mut last, mut buffer, ended)| async move {
+        let stream = futures::stream::unfold(start, |(source, id, mut last, mut buffer, ended)| async move {
+            let (store, written) = &source;
             loop {
                 if let Some(event) = buffer.pop_front() {
                     let done = event["type"] == "done";
-                    return Some((event, (store, id, last, buffer, done)));
+                    return Some((event, (source, id, last, buffer, done)));
                 }
                 if ended {
                     return None;
                 }
+                // Registered before the read, so a commit between the read
+                // and the wait still wakes this follower.
+                let notified = written.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
                 match store.events_after(&id, last, 500).await {
-                    Ok(rows) if rows.is_empty() => tokio::time::sleep(FOLLOW_POLL).await,
+                    Ok(rows) if rows.is_empty() => {
+                        tokio::select! {
+                            _ = notified => {}
+                            _ = tokio::time::sleep(FOLLOW_POLL) => {}
+                        }
+                    }
                     Ok(rows) => {
                         last = rows.last().map_or(last, |(seq, _)| *seq);
                         buffer.extend(rows.into_iter().map(|(_, event)| event));
@@ -350,12 +365,13 @@ impl RunQueue {
                 return;
             }
         };
-        let events = Arc::new(Appender::spawn(
+        let events = Arc::new(Appender::spawn_notifying(
             self.store.clone(),
             Table::RunEvents,
             id.clone(),
             Some(fence),
             first_event,
+            self.events_written.clone(),
         ));
         let resumed = journal
             .as_ref()
@@ -505,6 +521,7 @@ impl RunQueue {
         loop {
             match self.store.finish(&claimed.id, claimed.epoch, &outcome).await {
                 Ok(true) => {
+                    self.events_written.notify_waiters();
                     tracing::info!(run = claimed.id, stop, "run finished");
                     if let Some(on_finish) = on_finish {
                         on_finish(&stop, claimed_at.elapsed());
