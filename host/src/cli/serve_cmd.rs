@@ -169,16 +169,11 @@ impl ServeCommand {
             let registry = registry.as_ref().expect("checked by the loop");
             // A service runs unattended: no audit record, no tool call.
             let audit_required = config.audit.required.unwrap_or(true);
-            match Tenant::build(
-                spec,
-                registry,
-                policy,
-                &data_dir,
-                &trusted,
-                observer,
-                audit_required,
-                shared_log.as_ref(),
-            ) {
+            let audit = crate::serve::tenants::AuditSettings {
+                required: audit_required,
+                copy_to: shared_log.clone(),
+            };
+            match Tenant::build(spec, registry, policy, &data_dir, &trusted, observer, &audit) {
                 Ok(tenant) => tenants.push(Arc::new(tenant)),
                 Err(e) => problems.push(e),
             }
@@ -274,11 +269,25 @@ impl ServeCommand {
         };
         runs.start_workers();
 
-        // Hot swap, for every user's tool host; each reload is counted and shown.
+        let body_limit = serve
+            .body_limit_kb
+            .unwrap_or(crate::config::serve::DEFAULT_BODY_LIMIT_KB)
+            << 10;
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let mcp = Arc::new(crate::mcp::http::McpEndpoints::new(
+            &tenants,
+            approve_prompt,
+            &shutdown,
+            body_limit,
+        ));
+
+        // Hot swap, for every user's tool host; each reload is counted and
+        // shown, and that user's MCP clients list the tools again.
         let mut watchers = Vec::new();
         for (i, tenant) in tenants.iter().enumerate() {
             // Every user's host reloads the same file: count it once.
             let metrics = (i == 0).then(|| metrics.clone());
+            let (mcp, user) = (mcp.clone(), tenant.name.clone());
             watchers.push(
                 watch::watch(
                     tenant.host.clone(),
@@ -290,6 +299,13 @@ impl ServeCommand {
                             line["time"] = serde_json::json!(crate::audit::now());
                             metrics.reload(&line);
                         }
+                        if !matches!(
+                            event,
+                            ReloadEvent::ToolRejected { .. } | ReloadEvent::PolicyRejected { .. }
+                        ) {
+                            let (mcp, user) = (mcp.clone(), user.clone());
+                            tokio::spawn(async move { mcp.tools_changed_for(&user).await });
+                        }
                     }),
                 )
                 .context("cannot watch the tools directory")?,
@@ -299,7 +315,7 @@ impl ServeCommand {
         // An edited policy applies to the next call, for every user.
         let _policy_watch = match &global.policy {
             Some(path) => Some(
-                crate::serve::policy_watch::watch(path, tenants.clone(), metrics.clone())
+                crate::serve::policy_watch::watch(path, tenants.clone(), metrics.clone(), mcp.clone())
                     .context("cannot watch the policy file")?,
             ),
             None => None,
@@ -311,7 +327,8 @@ impl ServeCommand {
             runs,
             agents,
             approve_prompt,
-            shutdown: Default::default(),
+            mcp,
+            shutdown,
             hidden_paths: Arc::new(crate::serve::client_errors::HiddenPaths::new(
                 global
                     .policy
@@ -338,10 +355,6 @@ impl ServeCommand {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let body_limit = serve
-            .body_limit_kb
-            .unwrap_or(crate::config::serve::DEFAULT_BODY_LIMIT_KB)
-            << 10;
         crate::serve::serve(listener, state, body_limit, shutdown_signal()).await?;
         drop(watchers);
         if let Some(log) = &shared_log

@@ -1,6 +1,8 @@
-//! `boram mcp`: the sandboxed tools as an MCP server over stdio, for other
-//! agents (Claude Code, Cursor, Codex…), built on the official Rust SDK
-//! (`rmcp`). `tools/list` is every loaded tool the policy does not deny,
+//! The sandboxed tools as an MCP server for other agents (Claude Code,
+//! Cursor, Codex…), built on the official Rust SDK (`rmcp`): over stdio
+//! (`boram mcp`) and over streamable HTTP at `/mcp` on `boram serve`
+//! ([`http`]), both protocol generations (`initialize` up to 2025-11-25,
+//! stateless 2026-07-28). `tools/list` is every loaded tool the policy does not deny,
 //! with its JSON Schema; `tools/call` runs it through the same
 //! [`ToolHost`] as everything else — its sandbox, its policy, the audit
 //! log. A tool's failure is an MCP tool error (`isError: true`), never a
@@ -16,6 +18,8 @@
 //! Hot swap: the tools directory and the policy are watched; every reload
 //! sends `notifications/tools/list_changed`. Stdout carries nothing but
 //! protocol: logs go to stderr.
+
+pub mod http;
 
 use crate::policy::{Approval, summary};
 use crate::registry::ToolHost;
@@ -44,8 +48,13 @@ pub enum Unattended {
 pub struct McpServer {
     host: Arc<ToolHost>,
     unattended: Unattended,
-    /// The connected client, for `list_changed` (captured on its first message).
+    /// This session's client (captured on its first message).
     peer: Arc<Mutex<Option<Peer<RoleServer>>>>,
+    /// The clients of every session of this server (one on stdio, one per
+    /// MCP session over HTTP), for `list_changed`.
+    clients: Arc<Mutex<Vec<Peer<RoleServer>>>>,
+    /// What the operator changes to run `prompt` tools for clients that cannot ask.
+    unattended_fix: &'static str,
 }
 
 impl McpServer {
@@ -54,16 +63,38 @@ impl McpServer {
             host,
             unattended,
             peer: Arc::default(),
+            clients: Arc::default(),
+            unattended_fix: "start `boram mcp --yes`",
         }
     }
 
-    /// Tells the client its tool list changed (after a hot swap).
+    /// Names the setting that approves `prompt` tools for clients without
+    /// elicitation, in refusals (the service's differs from the CLI's flag).
+    pub fn with_unattended_fix(mut self, fix: &'static str) -> Self {
+        self.unattended_fix = fix;
+        self
+    }
+
+    /// A server for one more session (MCP over HTTP: one per client):
+    /// the same tools, rules and `list_changed` fan-out.
+    pub fn session(&self) -> Self {
+        Self {
+            peer: Arc::default(),
+            ..self.clone()
+        }
+    }
+
+    /// Tells every connected client its tool list changed (after a hot swap).
     pub async fn tools_changed(&self) {
-        let peer = self.peer.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(peer) = peer
-            && let Err(e) = peer.notify_tool_list_changed().await
-        {
-            tracing::warn!(error = %e, "cannot send tools/list_changed");
+        let clients: Vec<Peer<RoleServer>> = {
+            let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+            clients.retain(|peer| !peer.is_transport_closed());
+            clients.clone()
+        };
+        for peer in clients {
+            if let Err(e) = peer.notify_tool_list_changed().await {
+                tracing::warn!(error = %e, "cannot send tools/list_changed");
+            }
         }
     }
 
@@ -71,6 +102,11 @@ impl McpServer {
         let mut slot = self.peer.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
             *slot = Some(peer.clone());
+            let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+            // Sessions that ended (and stateless requests, whose transport
+            // closes with the response) are dropped as new ones arrive.
+            clients.retain(|peer| !peer.is_transport_closed());
+            clients.push(peer.clone());
         }
     }
 
@@ -125,8 +161,9 @@ impl McpServer {
                     self.audit_decision(name, "refused_unattended");
                     Err(refuse(format!(
                         "refused: `{name}` needs approval (approval = \"prompt\" in {}) and this client cannot ask \
-                         the user (no MCP elicitation); start `boram mcp --yes` or allow the tool in the policy",
-                        tool_policy.approval_source(name)
+                         the user (no MCP elicitation); {} or allow the tool in the policy",
+                        tool_policy.approval_source(name),
+                        self.unattended_fix
                     )))
                 }
             };

@@ -3,7 +3,8 @@
 //! - `GET /health` (open), `GET /metrics` (Prometheus), `GET /v1/tools`,
 //!   `POST /v1/tools/{name}/call`, `POST /v1/runs` + `GET /v1/runs/{id}/events`
 //!   (SSE), `GET /v1/runs`, `GET /v1/stats`, `/v1/schedules` (list, add,
-//!   remove), and the dashboard at `/`.
+//!   remove), MCP over streamable HTTP at `/mcp` ([`crate::mcp::http`]),
+//!   and the dashboard at `/`.
 //! - Bearer tokens map to users ([`tenants`]); each user has its own tool
 //!   host (its workspace as `${workspace}` in the policy) and data
 //!   directory. Without configured users the service is open, which it
@@ -56,6 +57,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Server paths no response may name.
     pub hidden_paths: Arc<client_errors::HiddenPaths>,
+    /// MCP over streamable HTTP at `/mcp`, per user.
+    pub mcp: Arc<crate::mcp::http::McpEndpoints>,
 }
 
 /// Refuses an open service on a non-loopback address.
@@ -89,6 +92,7 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
     let authenticated = Router::new()
         .nest("/v1", v1)
         .route("/metrics", get(api::metrics))
+        .route("/mcp", axum::routing::any(mcp))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .merge(authenticated)
@@ -111,6 +115,15 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(RequestIds::default()))
         .with_state(state)
+}
+
+/// `/mcp`: the user's MCP endpoint (streamable HTTP, either protocol generation).
+async fn mcp(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(tenant): axum::Extension<Arc<Tenant>>,
+    request: Request,
+) -> Response {
+    state.mcp.handle(&tenant, request).await
 }
 
 /// `Authorization: Bearer TOKEN` → the user, put in the request's

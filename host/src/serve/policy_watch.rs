@@ -16,22 +16,32 @@ use std::time::Duration;
 /// Quiet time after the last event before the file is read.
 const DEBOUNCE: Duration = Duration::from_millis(200);
 
-pub fn watch(policy: &Path, tenants: Vec<Arc<Tenant>>, metrics: Arc<Metrics>) -> notify::Result<Watching> {
+pub fn watch(
+    policy: &Path,
+    tenants: Vec<Arc<Tenant>>,
+    metrics: Arc<Metrics>,
+    mcp: Arc<crate::mcp::http::McpEndpoints>,
+) -> notify::Result<Watching> {
     let policy = std::path::absolute(policy).unwrap_or_else(|_| policy.to_path_buf());
     // The directory, not the file: editors replace files by renaming.
     let dirs: Vec<PathBuf> = policy.parent().map(Path::to_path_buf).into_iter().collect();
     watch_dirs(&dirs, DEBOUNCE, move |changed| {
-        if changed.contains(&policy) {
-            apply(&policy, &tenants, &metrics);
+        let applied = changed.contains(&policy) && apply(&policy, &tenants, &metrics);
+        let mcp = mcp.clone();
+        async move {
+            // A new policy can show or hide tools: MCP clients list them again.
+            if applied {
+                mcp.tools_changed().await;
+            }
         }
-        std::future::ready(())
     })
 }
 
-/// Rebuilds every user's policy from the file; all or nothing.
-fn apply(path: &Path, tenants: &[Arc<Tenant>], metrics: &Metrics) {
+/// Rebuilds every user's policy from the file; all or nothing. Whether
+/// the new policy was applied.
+fn apply(path: &Path, tenants: &[Arc<Tenant>], metrics: &Metrics) -> bool {
     let Ok(text) = std::fs::read_to_string(path) else {
-        return;
+        return false;
     };
     // Every user's policy is built and checked before any is applied.
     let built: Result<Vec<_>, String> = tenants
@@ -42,6 +52,7 @@ fn apply(path: &Path, tenants: &[Arc<Tenant>], metrics: &Metrics) {
             Ok(policy)
         })
         .collect();
+    let applied = built.is_ok();
     let event = match built {
         Ok(policies) => {
             for (tenant, policy) in tenants.iter().zip(policies) {
@@ -63,4 +74,5 @@ fn apply(path: &Path, tenants: &[Arc<Tenant>], metrics: &Metrics) {
             audit.event(&line);
         }
     }
+    applied
 }

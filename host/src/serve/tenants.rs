@@ -89,6 +89,15 @@ pub fn hash_token(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// How every user's audit log is written.
+#[derive(Debug, Clone, Default)]
+pub struct AuditSettings {
+    /// A call whose intent line cannot be written does not run.
+    pub required: bool,
+    /// Cluster mode: each line is copied into the shared store too.
+    pub copy_to: Option<crate::store::postgres::logs::SharedLog>,
+}
+
 impl Tenant {
     /// Builds the user's tool host: `policy_text` with `${workspace}`
     /// replaced (the workspace is created if missing), over `registry`.
@@ -99,8 +108,7 @@ impl Tenant {
         data_root: &Path,
         trusted: &TrustedPaths,
         observer: CallObserver,
-        audit_required: bool,
-        shared_log: Option<&crate::store::postgres::logs::SharedLog>,
+        audit: &AuditSettings,
     ) -> Result<Self, String> {
         let data_dir = crate::config::user_data_dir(data_root, &spec.name);
         std::fs::create_dir_all(&data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
@@ -114,12 +122,17 @@ impl Tenant {
         }
         let audit = AuditLog::open(&data_dir)
             .map_err(|e| format!("cannot open the audit log: {e}"))?
-            .required(audit_required)
-            .copied_to(shared_log.map(|log| crate::store::postgres::logs::LineCopy {
-                log: log.clone(),
-                kind: crate::store::postgres::logs::LogKind::Audit,
-                user: spec.name.clone(),
-            }));
+            .required(audit.required)
+            .copied_to(
+                audit
+                    .copy_to
+                    .as_ref()
+                    .map(|log| crate::store::postgres::logs::LineCopy {
+                        log: log.clone(),
+                        kind: crate::store::postgres::logs::LogKind::Audit,
+                        user: spec.name.clone(),
+                    }),
+            );
         let host = ToolHost::new(registry.clone(), policy, Some(audit))
             .with_observer(observer)
             .with_trusted(trusted.clone());

@@ -66,16 +66,16 @@ fn boram_mcp(dir: &Path, extra: &[&str]) -> tokio::process::Command {
 /// An MCP client that answers elicitations with `approve` and counts
 /// `tools/list_changed` notifications.
 #[derive(Clone)]
-struct Client {
+pub(super) struct Client {
     elicitation: bool,
-    approve: Arc<AtomicBool>,
-    asked: Arc<AtomicUsize>,
-    list_changed: Arc<AtomicUsize>,
-    changed: Arc<tokio::sync::Notify>,
+    pub(super) approve: Arc<AtomicBool>,
+    pub(super) asked: Arc<AtomicUsize>,
+    pub(super) list_changed: Arc<AtomicUsize>,
+    pub(super) changed: Arc<tokio::sync::Notify>,
 }
 
 impl Client {
-    fn new(elicitation: bool) -> Self {
+    pub(super) fn new(elicitation: bool) -> Self {
         Self {
             elicitation,
             approve: Arc::new(AtomicBool::new(true)),
@@ -119,14 +119,14 @@ impl ClientHandler for Client {
     }
 }
 
-fn args(value: Value) -> JsonObject {
+pub(super) fn args(value: Value) -> JsonObject {
     match value {
         Value::Object(map) => map,
         _ => panic!("arguments must be an object"),
     }
 }
 
-fn text(result: &CallToolResult) -> String {
+pub(super) fn text(result: &CallToolResult) -> String {
     result
         .content
         .iter()

@@ -10,6 +10,7 @@ mod cluster;
 mod cluster_env;
 mod egress;
 mod mcp;
+mod mcp_http;
 mod pg;
 mod policy_golden;
 mod restart;

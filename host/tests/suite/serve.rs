@@ -13,9 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// A running `boram serve`; killed when dropped.
-struct Service {
-    child: Child,
-    url: String,
+pub(super) struct Service {
+    pub(super) child: Child,
+    pub(super) url: String,
     stderr: std::path::PathBuf,
 }
 
@@ -29,7 +29,7 @@ impl Drop for Service {
 impl Service {
     /// Starts `boram serve` in `dir` (which holds `tools/`, `policy.toml` and
     /// maybe `config.toml`) and waits for its "listening on" line.
-    fn start(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Service {
+    pub(super) fn start(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Service {
         let stderr = dir.join(format!("serve-{}.log", fastrand::u32(..)));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_boram"));
         cmd.args(["serve", "--addr", "127.0.0.1:0", "--policy"])
@@ -90,12 +90,12 @@ impl Service {
         Service::start(dir, &flags, &env)
     }
 
-    fn log(&self) -> String {
+    pub(super) fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 }
 
-fn setup(policy: &str, tools: &[&str]) -> tempfile::TempDir {
+pub(super) fn setup(policy: &str, tools: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("tools")).expect("tools");
     for tool in tools {
@@ -110,7 +110,7 @@ fn setup(policy: &str, tools: &[&str]) -> tempfile::TempDir {
     dir
 }
 
-fn client() -> reqwest::Client {
+pub(super) fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().expect("client")
 }
 
