@@ -26,7 +26,11 @@ impl McpCommand {
         } else {
             Unattended::Refuse
         };
-        let server = McpServer::new(host.clone(), unattended);
+        let mut server = McpServer::new(host.clone(), unattended);
+        match crate::memory::MemoryStore::open(&global.data_dir()) {
+            Ok(memory) => server = server.with_memory(Arc::new(crate::memory::Notes::Local(Arc::new(memory)))),
+            Err(e) => tracing::warn!(error = %e, "no memory tools for MCP clients"),
+        }
 
         // Hot swap: every reload tells the client to list the tools again.
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ReloadEvent>();

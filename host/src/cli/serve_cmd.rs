@@ -160,6 +160,7 @@ impl ServeCommand {
             _ => None,
         };
         let shared_log = cluster.as_ref().map(|(_, _, log)| log.clone());
+        let shared_notes = cluster.as_ref().map(|(store, _, _)| store.clone());
         for spec in (ready && !self.check).then_some(&users).into_iter().flatten() {
             let observer = {
                 let metrics = metrics.clone();
@@ -218,7 +219,7 @@ impl ServeCommand {
                 metrics.expect(&[], Some(kit.model_name()));
                 Some(Arc::new(ServeAgents {
                     kit,
-                    shared: cluster.as_ref().map(|(store, _, _)| store.clone()),
+                    shared: shared_notes.clone(),
                     shared_log: shared_log.clone(),
                     metrics: metrics.clone(),
                     tools_dir: tools_dir.clone(),
@@ -274,8 +275,24 @@ impl ServeCommand {
             .unwrap_or(crate::config::serve::DEFAULT_BODY_LIMIT_KB)
             << 10;
         let shutdown = tokio_util::sync::CancellationToken::new();
+        let notes_for = |tenant: &Tenant| -> Option<Arc<crate::memory::Notes>> {
+            match &shared_notes {
+                Some(store) => Some(Arc::new(crate::memory::Notes::Shared {
+                    store: store.clone(),
+                    user: tenant.name.clone(),
+                })),
+                None => match crate::memory::MemoryStore::open(&tenant.data_dir) {
+                    Ok(memory) => Some(Arc::new(crate::memory::Notes::Local(Arc::new(memory)))),
+                    Err(e) => {
+                        eprintln!("warning: user `{}`: MCP clients get no memory tools: {e}", tenant.name);
+                        None
+                    }
+                },
+            }
+        };
         let mcp = Arc::new(crate::mcp::http::McpEndpoints::new(
             &tenants,
+            &notes_for,
             approve_prompt,
             &shutdown,
             body_limit,

@@ -37,7 +37,15 @@ impl McpEndpoints {
     /// One endpoint per user of `tenants`. `approve_prompt` runs `prompt`
     /// tools for clients that cannot ask their user; `shutdown` ends every
     /// session's streams; bodies over `body_limit` bytes get 413.
-    pub fn new(tenants: &[Arc<Tenant>], approve_prompt: bool, shutdown: &CancellationToken, body_limit: usize) -> Self {
+    /// `notes_for` gives a user's memory notes (for `memory_search` and
+    /// `memory_save`; `None`: no memory tools).
+    pub fn new(
+        tenants: &[Arc<Tenant>],
+        notes_for: &dyn Fn(&Tenant) -> Option<Arc<crate::memory::Notes>>,
+        approve_prompt: bool,
+        shutdown: &CancellationToken,
+        body_limit: usize,
+    ) -> Self {
         let unattended = match approve_prompt {
             true => Unattended::Approve,
             false => Unattended::Refuse,
@@ -46,8 +54,11 @@ impl McpEndpoints {
         let by_user = tenants
             .iter()
             .map(|tenant| {
-                let server = McpServer::new(tenant.host.clone(), unattended)
+                let mut server = McpServer::new(tenant.host.clone(), unattended)
                     .with_unattended_fix("set [serve] approve_prompt = true in the service's config");
+                if let Some(notes) = notes_for(tenant) {
+                    server = server.with_memory(notes);
+                }
                 let mut config = StreamableHttpServerConfig::default()
                     .with_cancellation_token(shutdown.child_token())
                     .with_max_request_body_bytes(body_limit);

@@ -21,6 +21,8 @@
 
 pub mod http;
 
+use crate::agent::builtin::{BuiltinError, Builtins, MEMORY_SEARCH, approval_for};
+use crate::memory::Notes;
 use crate::policy::{Approval, summary};
 use crate::registry::ToolHost;
 use rmcp::model::{
@@ -55,6 +57,9 @@ pub struct McpServer {
     clients: Arc<Mutex<Vec<Peer<RoleServer>>>>,
     /// What the operator changes to run `prompt` tools for clients that cannot ask.
     unattended_fix: &'static str,
+    /// The memory built-ins (`memory_search`, `memory_save`) over the user's
+    /// notes, when the policy allows them.
+    builtins: Option<Arc<Builtins>>,
 }
 
 impl McpServer {
@@ -65,7 +70,18 @@ impl McpServer {
             peer: Arc::default(),
             clients: Arc::default(),
             unattended_fix: "start `boram mcp --yes`",
+            builtins: None,
         }
+    }
+
+    /// Offers the memory built-ins over `notes` beside the sandboxed tools.
+    pub fn with_memory(mut self, notes: Arc<Notes>) -> Self {
+        self.builtins = Some(Arc::new(Builtins::new(Some(notes), Vec::new(), None)));
+        self
+    }
+
+    fn builtin(&self, name: &str) -> Option<&Builtins> {
+        self.builtins.as_deref().filter(|b| b.is_builtin(name))
     }
 
     /// Names the setting that approves `prompt` tools for clients without
@@ -111,9 +127,9 @@ impl McpServer {
     }
 
     fn tools(&self) -> Vec<Tool> {
-        let registry = self.host.registry();
+        let loaded = self.host.registry();
         let policy = self.host.policy();
-        registry
+        let registry = loaded
             .tools()
             .filter(|(spec, _)| policy.tool(&spec.name).approval != Approval::Deny)
             .map(|(spec, _)| {
@@ -125,8 +141,30 @@ impl McpServer {
                 Tool::new(spec.name.clone(), spec.description.clone(), Arc::new(schema))
                     .with_title(title.clone())
                     .annotate(annotations(&policy.tool(&spec.name), title))
-            })
-            .collect()
+            });
+        // The memory built-ins the policy allows: they touch only the
+        // user's notes (search reads them, save adds one), never files or
+        // the network.
+        let builtins = self
+            .builtins
+            .iter()
+            .flat_map(|b| b.defs())
+            .filter(|def| approval_for(&def.name, &policy.tool(&def.name)) != Approval::Deny);
+        let builtins = builtins.map(|def| {
+            let schema = match def.input_schema {
+                Value::Object(map) => map,
+                _ => JsonObject::from_iter([("type".to_string(), json!("object"))]),
+            };
+            let title = title(&def.name);
+            let hints = ToolAnnotations::with_title(title.clone())
+                .read_only(def.name == MEMORY_SEARCH)
+                .destructive(false)
+                .open_world(false);
+            Tool::new(def.name, def.description, Arc::new(schema))
+                .with_title(title)
+                .annotate(hints)
+        });
+        registry.chain(builtins).collect()
     }
 
     /// `Ok(())` when the tool may run now; `Err` is the response to send
@@ -140,7 +178,7 @@ impl McpServer {
         let name = request.name.as_ref();
         let tool_policy = self.host.policy().tool(name);
         let refuse = |why: String| -> CallToolResponse { CallToolResult::error(vec![ContentBlock::text(why)]).into() };
-        match tool_policy.approval {
+        match approval_for(name, &tool_policy) {
             Approval::Allow => return Ok(()),
             Approval::Deny => {
                 return Err(refuse(format!(
@@ -279,6 +317,34 @@ impl ServerHandler for McpServer {
         self.remember(&context.peer);
         let name = request.name.to_string();
         let input = Value::Object(request.arguments.clone().unwrap_or_default());
+        if let Some(builtins) = self.builtin(&name) {
+            if let Err(response) = self.approve(&request, &context, &input).await {
+                return Ok(response);
+            }
+            let events: crate::agent::events::EventSink = Arc::new(|_| {});
+            let (outcome, result) = match builtins.call(&self.host, &name, &input, &events).await {
+                Ok(output) => ("ok", CallToolResult::success(vec![ContentBlock::text(output)])),
+                Err(BuiltinError::InvalidInput(m)) => (
+                    "invalid_input",
+                    CallToolResult::error(vec![ContentBlock::text(format!("invalid_input: {m}"))]),
+                ),
+                Err(BuiltinError::Failed(m)) => (
+                    "failed",
+                    CallToolResult::error(vec![ContentBlock::text(format!("failed: {m}"))]),
+                ),
+            };
+            // Built-ins run in the host, not a sandbox: each call is an audit line too.
+            if let Some(audit) = self.host.audit() {
+                audit.event(&json!({
+                    "time": crate::audit::now(),
+                    "event": "builtin_call",
+                    "via": "mcp",
+                    "tool": name,
+                    "outcome": outcome,
+                }));
+            }
+            return Ok(result.into());
+        }
         if self.host.registry().get(&name).is_none() {
             let names: Vec<String> = self.tools().iter().map(|t| t.name.to_string()).collect();
             let hint = crate::suggest::did_you_mean(&name, names.iter().map(String::as_str)).unwrap_or_default();

@@ -149,7 +149,7 @@ async fn an_mcp_client_lists_and_calls_the_sandboxed_tools() {
     let tools = client.list_all_tools().await.expect("tools/list");
     let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
     names.sort();
-    assert_eq!(names, ["read_file", "write_file"]);
+    assert_eq!(names, ["memory_save", "memory_search", "read_file", "write_file"]);
     let read_file = tools.iter().find(|t| t.name == "read_file").expect("read_file");
     assert_eq!(read_file.input_schema["type"], "object");
     // Hints from the grants (issue 18): a read-only grant, an rw one.
@@ -172,9 +172,55 @@ async fn an_mcp_client_lists_and_calls_the_sandboxed_tools() {
         (Some("Write file".into()), Some(false), Some(true), Some(false))
     );
     assert!(read_file.input_schema["properties"]["path"].is_object());
+    assert_eq!(
+        hints("memory_search"),
+        (Some("Memory search".into()), Some(true), Some(false), Some(false))
+    );
+    assert_eq!(
+        hints("memory_save"),
+        (Some("Memory save".into()), Some(false), Some(false), Some(false))
+    );
+
+    let call = |name: &str, input: Value| CallToolRequestParams::new(name.to_string()).with_arguments(args(input));
+    // The memory built-ins: a note saved over MCP is found again, in
+    // Korean too, and both calls are audit lines.
+    let saved = client
+        .call_tool(call(
+            "memory_save",
+            json!({"text": "엄마 생신은 5월 8일", "tags": ["family"]}),
+        ))
+        .await
+        .expect("tools/call");
+    assert_eq!(saved.is_error, Some(false), "{}", text(&saved));
+    let found = client
+        .call_tool(call("memory_search", json!({"query": "5월"})))
+        .await
+        .expect("tools/call");
+    let found: Value = serde_json::from_str(&text(&found)).expect("search output JSON");
+    assert_eq!(found["notes"][0]["text"], "엄마 생신은 5월 8일", "{found}");
+    let bad = client
+        .call_tool(call("memory_search", json!({"query": "x", "limit": 99})))
+        .await
+        .expect("tools/call");
+    assert_eq!(bad.is_error, Some(true));
+    assert!(text(&bad).contains("`limit` must be 1 to 20"), "{}", text(&bad));
+    let audit = std::fs::read_to_string(dir.path().join("data/audit.jsonl")).expect("audit");
+    let builtin_calls: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON"))
+        .filter(|l| l["event"] == "builtin_call")
+        .map(|l| json!([l["tool"], l["outcome"]]))
+        .collect();
+    assert_eq!(
+        builtin_calls,
+        [
+            json!(["memory_save", "ok"]),
+            json!(["memory_search", "ok"]),
+            json!(["memory_search", "invalid_input"])
+        ]
+    );
 
     // A granted read runs in the sandbox.
-    let call = |name: &str, input: Value| CallToolRequestParams::new(name.to_string()).with_arguments(args(input));
     let ok = client
         .call_tool(call("read_file", json!({"path": "/workspace/notes.txt"})))
         .await

@@ -82,7 +82,11 @@ async fn the_rust_client_over_http_sees_its_users_tools_under_their_policy() {
     let tools = alice.list_all_tools().await.expect("tools/list");
     let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
     names.sort();
-    assert_eq!(names, ["read_file", "write_file"], "grep is denied: not listed");
+    assert_eq!(
+        names,
+        ["memory_save", "memory_search", "read_file", "write_file"],
+        "grep is denied: not listed"
+    );
     let read = alice
         .call_tool(call("read_file", json!({"path": "/workspace/diary.txt"})))
         .await
@@ -131,6 +135,26 @@ async fn the_rust_client_over_http_sees_its_users_tools_under_their_policy() {
         text(&refused)
     );
     assert!(!dir.path().join("bob/out.txt").exists());
+    // Memory is per user: alice's note is hers.
+    let saved = alice
+        .call_tool(call("memory_save", json!({"text": "ship the release on Friday"})))
+        .await
+        .expect("tools/call");
+    assert_eq!(saved.is_error, Some(false), "{}", text(&saved));
+    let search = json!({"query": "Friday"});
+    let mine: Value = serde_json::from_str(&text(
+        &alice
+            .call_tool(call("memory_search", search.clone()))
+            .await
+            .expect("tools/call"),
+    ))
+    .expect("JSON");
+    assert_eq!(mine["notes"][0]["text"], "ship the release on Friday", "{mine}");
+    let theirs: Value = serde_json::from_str(&text(
+        &bob.call_tool(call("memory_search", search)).await.expect("tools/call"),
+    ))
+    .expect("JSON");
+    assert_eq!(theirs["notes"], json!([]), "{theirs}");
 
     // No token, a wrong one: 401 before any MCP is spoken.
     let http = client();
@@ -249,7 +273,11 @@ async fn the_python_sdk_over_http_speaks_both_protocol_generations() {
             .map(String::as_str)
             .collect();
         tools.sort();
-        assert_eq!(tools, ["read_file", "write_file"], "{mode}");
+        assert_eq!(
+            tools,
+            ["memory_save", "memory_search", "read_file", "write_file"],
+            "{mode}"
+        );
         assert_eq!(
             seen["tools"]["read_file"]["annotations"]["readOnlyHint"], true,
             "{seen}"
