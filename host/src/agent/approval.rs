@@ -145,6 +145,9 @@ pub enum PromptMode {
     Ask(Arc<dyn Prompter>),
     /// Nobody to ask: deny, or allow when `yes` (`--yes`).
     Unattended { yes: bool },
+    /// A run of `boram serve`: nobody to ask either, and the refusal names
+    /// the operator's fixes (the policy, `[serve] approve_prompt`), not a flag.
+    Service { approve_prompt: bool },
 }
 
 /// What one remembered answer covers.
@@ -245,12 +248,26 @@ impl Approvals {
         }
         let prompter = match &self.mode {
             PromptMode::Unattended { yes: true } => return Verdict::unscoped(Decision::Allow("--yes")),
+            PromptMode::Service { approve_prompt: true } => {
+                return Verdict::unscoped(Decision::Allow("approve_prompt"));
+            }
             PromptMode::Unattended { yes: false } => {
                 return Verdict::unscoped(Decision::Deny {
                     how: "unattended",
                     reason: format!(
                         "`{}` needs the user's approval and nobody can be asked (run interactively, or pass --yes)",
                         request.tool
+                    ),
+                });
+            }
+            PromptMode::Service { approve_prompt: false } => {
+                return Verdict::unscoped(Decision::Deny {
+                    how: "unattended",
+                    reason: format!(
+                        "`{tool}` needs approval (approval = \"prompt\" in the service's policy) and a service run \
+                         has nobody to ask. Operator: to let runs use it, set `approval = \"allow\"` under \
+                         [tools.{tool}] in the policy, or `approve_prompt = true` under [serve] in the config",
+                        tool = request.tool
                     ),
                 });
             }

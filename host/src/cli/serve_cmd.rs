@@ -425,8 +425,8 @@ impl AgentSource for ServeAgents {
                     user: tenant.name.clone(),
                 }),
         };
-        let mode = PromptMode::Unattended {
-            yes: self.approve_prompt,
+        let mode = PromptMode::Service {
+            approve_prompt: self.approve_prompt,
         };
         self.kit.agent_in(profile, place, mode, session, Some(observer))
     }

@@ -534,16 +534,17 @@ async fn shutdown_lets_a_call_in_flight_finish() {
 /// and by an agent run, the run and the usage chart, and a screenshot is
 /// saved as `target/artifacts/dashboard.png`.
 #[tokio::test(flavor = "multi_thread")]
-async fn the_dashboard_shows_a_tool_call_in_headless_chromium() {
-    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("Chromium is needed for this test: `apt-get install chromium` (.ci/run installs it)");
-    let dir = setup(POLICY, &["text_stats"]);
+async fn the_dashboard_shows_a_run_as_a_timeline_in_headless_chromium_at_1400_and_800_px_issue_18() {
+    let dir = setup(POLICY, &["text_stats", "write_file"]);
     std::fs::create_dir_all(dir.path().join("ws")).expect("ws");
     let model = ScriptedServer::start(vec![
         AnthropicReply::new()
             .tool_use("toolu_1", "text_stats", json!({"text": "from the agent"}))
+            .tool_use(
+                "toolu_2",
+                "write_file",
+                json!({"path": "/workspace/x.txt", "content": "x"}),
+            )
             .usage(1200, 40)
             .build(),
         AnthropicReply::new().text("Three words.").usage(1300, 12).build(),
@@ -551,16 +552,16 @@ async fn the_dashboard_shows_a_tool_call_in_headless_chromium() {
     .await;
     let service = Service::with_model(dir.path(), &model, &[]);
     let http = client();
-    // One agent run, so usage, cost, runs and sessions have something to show.
-    let started: Value = http
-        .post(format!("{}/v1/runs", service.url))
-        .body(r#"{"prompt": "Count the words of 'from the agent'."}"#)
-        .send()
-        .await
-        .expect("run")
-        .json()
-        .await
-        .expect("json");
+    // One agent run (one call that runs, one the policy's `prompt` refuses),
+    // so the timeline, usage, cost, runs and sessions have something to show.
+    let started = start_run(
+        &http,
+        &format!("{}/v1/runs", service.url),
+        "Count the words of 'from the agent'.",
+        None,
+    )
+    .await;
+    let run = started["id"].as_str().expect("id").to_string();
     read_sse(
         &http,
         &format!("{}{}", service.url, started["events"].as_str().expect("events")),
@@ -578,55 +579,142 @@ async fn the_dashboard_shows_a_tool_call_in_headless_chromium() {
     }
     let artifacts = super::workspace_dir().join("target/artifacts");
     std::fs::create_dir_all(&artifacts).expect("artifacts dir");
-    let screenshot = artifacts.join("dashboard.png");
-    let _ = std::fs::remove_file(&screenshot);
-    let run_chromium = |mode: &str| {
-        let profile = dir.path().join(format!("chromium-{}", fastrand::u32(..)));
-        let output = Command::new(chromium)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--window-size=1280,1400",
-                // Let the page's fetches finish before the DOM or the picture is taken.
-                "--virtual-time-budget=5000",
-                "--timeout=5000",
-                "--run-all-compositor-stages-before-draw",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .arg(mode)
-            .arg(format!("{}/", service.url))
-            .output()
-            .expect("run chromium");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    };
-    // The page fills its tables from the API after loading; a slow first
-    // start of Chromium can take the DOM before that, so look up to 3 times.
-    let mut dom = String::new();
-    for _ in 0..3 {
-        dom = run_chromium("--dump-dom");
-        if dom.contains("<td>text_stats</td>") {
-            break;
+    let page = format!("{}/?run={run}", service.url);
+    for width in [1400, 800] {
+        // The page fills itself from the API after loading; a slow first
+        // start of Chromium can take the DOM before that, so look up to 3 times.
+        let mut dom = String::new();
+        for _ in 0..3 {
+            dom = chromium(dir.path(), width, "--dump-dom", &page);
+            if dom.contains("<td>text_stats</td>") && dom.contains("data-timeline=\"done\"") {
+                break;
+            }
         }
+        let row = dom
+            .lines()
+            .find(|l| l.contains("<td>text_stats</td>"))
+            .unwrap_or_else(|| panic!("{width} px: no text_stats row in the dashboard:\n{dom}"));
+        // Three calls through the API and one by the agent's run.
+        assert!(row.contains("<td class=\"num\">4</td>"), "{row}");
+        assert!(dom.contains("4 tool calls"), "{dom}");
+        // The run as a timeline a person reads: the prompt, the call that ran
+        // (outcome, duration), the refused one with the operator's fix, the
+        // answer set apart, the end with its cost.
+        let item = |class: &str| -> String {
+            let start = dom
+                .find(&format!("<li class=\"{class}\">"))
+                .unwrap_or_else(|| panic!("{width} px: no <li class=\"{class}\"> in\n{dom}"));
+            dom[start..start + dom[start..].find("</li>").expect("end of item")].to_string()
+        };
+        assert!(item("prompt").contains("Count the words of 'from the agent'."));
+        let ran = item("tool");
+        assert!(
+            ran.contains("<span class=\"badge ok\">ok</span>") && ran.contains("text_stats · "),
+            "{ran}"
+        );
+        let refused = item("tool denied");
+        assert!(
+            refused.contains("<span class=\"badge denied\">denied</span>"),
+            "{refused}"
+        );
+        assert!(
+            refused.contains("approval = \"allow\"") && refused.contains("[tools.write_file]"),
+            "the fix is the operator's, not a CLI flag: {refused}"
+        );
+        assert!(!refused.contains("--yes"), "{refused}");
+        assert_eq!(refused.matches("Operator:").count(), 1, "the fix once: {refused}");
+        assert!(item("answer").contains("Three words."));
+        let done = item("done");
+        assert!(
+            done.contains("Done: answered") && done.contains("2500 in / 52 out tokens") && done.contains("$"),
+            "{done}"
+        );
+        // Both usage series visible: tokens and cost on charts of their own.
+        for chart in ["tokens-chart", "cost-chart"] {
+            assert!(
+                dom.contains(&format!("<div id=\"{chart}\"><div class=\"uplot")),
+                "{width} px: {chart} is not drawn:\n{dom}"
+            );
+        }
+        assert!(
+            dom.contains("data-overflow=\"no\""),
+            "{width} px: the page is wider than the window:\n{dom}"
+        );
+        let screenshot = artifacts.join(format!("dashboard-{width}.png"));
+        let _ = std::fs::remove_file(&screenshot);
+        chromium(
+            dir.path(),
+            width,
+            &format!("--screenshot={}", screenshot.display()),
+            &page,
+        );
+        let png = std::fs::read(&screenshot).expect("screenshot written");
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
     }
-    let row = dom
-        .lines()
-        .find(|l| l.contains("<td>text_stats</td>"))
-        .unwrap_or_else(|| panic!("no text_stats row in the dashboard:\n{dom}"));
-    // Three calls through the API and one by the agent's run.
-    assert!(row.contains("<td class=\"num\">4</td>"), "{row}");
-    assert!(dom.contains("4 tool calls"), "{dom}");
-    assert!(dom.contains("Count the words"), "the run is listed:\n{dom}");
-    assert!(dom.contains("class=\"uplot"), "the usage chart is drawn:\n{dom}");
-    run_chromium(&format!("--screenshot={}", screenshot.display()));
-    let png = std::fs::read(&screenshot).expect("screenshot written");
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
+}
+
+/// Headless Chromium on `url` at `width` px, doing `mode` (`--dump-dom` or
+/// `--screenshot=…`); its standard output.
+fn chromium(dir: &Path, width: u32, mode: &str, url: &str) -> String {
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("Chromium is needed for this test: `apt-get install chromium` (.ci/run installs it)");
+    let profile = dir.join(format!("chromium-{}", fastrand::u32(..)));
+    let output = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            // Let the page's fetches finish before the DOM or the picture is taken.
+            "--virtual-time-budget=5000",
+            "--timeout=5000",
+            "--run-all-compositor-stages-before-draw",
+        ])
+        .arg(format!("--window-size={width},1600"))
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(mode)
+        .arg(url)
+        .output()
+        .expect("run chromium");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// With a token required and none given, the dashboard says what is hidden
+/// and how to get in, instead of showing empty headings.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_without_a_token_says_what_is_hidden_issue_18() {
+    let dir = setup(POLICY, &["text_stats"]);
+    std::fs::create_dir_all(dir.path().join("ws")).expect("ws");
+    let service = Service::start(dir.path(), &[], &[("BORAM_SERVE_TOKEN", "secret-token")]);
+    let dom = chromium(dir.path(), 1400, "--dump-dom", &format!("{}/", service.url));
+    let gate = &dom[dom.find("<section id=\"gate\"").expect("the gate")..];
+    assert!(
+        gate.starts_with("<section id=\"gate\" style=\"display: block;\">"),
+        "{dom}"
+    );
+    assert!(
+        gate.contains("/?token=YOUR_TOKEN") && gate.contains("are hidden"),
+        "{gate}"
+    );
+    assert!(dom.contains("<main id=\"main\" style=\"display: none;\">"), "{dom}");
+    assert!(!dom.contains("<td>"), "no data without the token: {dom}");
+    let with_token = chromium(
+        dir.path(),
+        1400,
+        "--dump-dom",
+        &format!("{}/?token=secret-token", service.url),
+    );
+    assert!(
+        with_token.contains("<main id=\"main\" style=\"display: grid;\">"),
+        "{with_token}"
+    );
 }
 
 /// An edited policy applies to the next call; an invalid edit is rejected
