@@ -7,7 +7,8 @@
 //! the usage per turn; ~14 KiB a file) into a temp dir, then times, in one
 //! run: reading every transcript (what a listing did before the index),
 //! the first listing (which builds `index.db`), listings with the index
-//! current, a listing after one session grew, and the dashboard's 10 newest.
+//! current, a listing after one session grew, and the dashboard's 10
+//! newest with and without the index.
 
 use boram_host::llm::Message;
 use boram_host::session::{self, Record, Session};
@@ -54,6 +55,19 @@ fn main() {
         assert_eq!(grown.prompts, TURNS + 1);
     });
     let newest = best_of(|| assert_eq!(session::list_newest(&sessions, 10).expect("list").len(), 10));
+    let newest_read = best_of(|| {
+        let mut names: Vec<String> = std::fs::read_dir(&sessions)
+            .expect("dir")
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter_map(|n| n.strip_suffix(".jsonl").map(str::to_string))
+            .collect();
+        names.sort();
+        for id in &names[names.len() - 10..] {
+            let records = session::read_records(&sessions.join(format!("{id}.jsonl"))).expect("read");
+            session::summarize_records(id.clone(), records);
+        }
+    });
 
     println!(
         "| {SESSIONS} sessions ({:.1} MiB of transcripts) | time | vs reading every transcript |",
@@ -62,10 +76,14 @@ fn main() {
     println!("|---|---|---|");
     for (label, seconds) in [
         ("read every transcript (the listing before the index)", read_all),
-        ("first listing: reads them all and builds index.db", first),
+        ("first listing: reads them all and builds sessions.index.db", first),
         ("listing, index current (sessions list, --resume last)", warm),
         ("listing after one session grew (that one re-read)", after_change),
-        ("10 newest (the dashboard, every 2 s)", newest),
+        (
+            "10 newest, reading their transcripts (the dashboard before the index)",
+            newest_read,
+        ),
+        ("10 newest from the index (the dashboard, every 2 s)", newest),
     ] {
         println!("| {label} | {:.1} ms | {:.2}x |", seconds * 1e3, seconds / read_all);
     }

@@ -92,23 +92,52 @@ impl SessionIndex {
         }
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
         // A lost write is re-derived from the transcript: no fsync needed.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version > SCHEMA_VERSION {
-            return Err(rusqlite::Error::InvalidQuery);
+        match version {
+            // Opened on every listing: only a new file is set up (WAL mode
+            // and the version persist in the file).
+            SCHEMA_VERSION => {}
+            0 => {
+                conn.pragma_update(None, "journal_mode", "WAL")?;
+                conn.execute_batch(
+                    "CREATE TABLE IF NOT EXISTS sessions (
+                         id TEXT PRIMARY KEY,
+                         size INTEGER NOT NULL,
+                         mtime_ns INTEGER NOT NULL,
+                         summary TEXT NOT NULL
+                     ) WITHOUT ROWID;",
+                )?;
+                conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            }
+            // A newer build's index: set aside and rebuilt by [`Self::open`].
+            _ => return Err(rusqlite::Error::InvalidQuery),
         }
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS sessions (
-                 id TEXT PRIMARY KEY,
-                 size INTEGER NOT NULL,
-                 mtime_ns INTEGER NOT NULL,
-                 summary TEXT NOT NULL
-             ) WITHOUT ROWID;",
-        )?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(Self { conn })
+    }
+
+    /// The indexed lines of `ids` (all of them in one scan when there are
+    /// many, else one lookup each: the dashboard lists 10 of thousands).
+    fn lines_of(&self, ids: &[String]) -> rusqlite::Result<HashMap<String, (Stamp, String)>> {
+        if ids.len() > 64 {
+            return self.all();
+        }
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT size, mtime_ns, summary FROM sessions WHERE id = ?1")?;
+        let mut lines = HashMap::new();
+        for id in ids {
+            let mut rows = statement.query(params![id])?;
+            if let Some(row) = rows.next()? {
+                let stamp = Stamp {
+                    size: row.get(0)?,
+                    mtime_ns: row.get(1)?,
+                };
+                lines.insert(id.clone(), (stamp, row.get(2)?));
+            }
+        }
+        Ok(lines)
     }
 
     /// Every indexed line, by id.
@@ -158,12 +187,16 @@ impl SessionIndex {
 /// listed (`complete`).
 pub fn summaries(dir: &Path, ids: Vec<String>, complete: bool) -> Vec<SessionSummary> {
     let index = SessionIndex::open(dir);
+    // Rows of transcripts that are gone are found only in a full listing.
     let known = index
         .as_ref()
         .and_then(|i| {
-            i.all()
-                .inspect_err(|e| tracing::warn!(error = %e, "cannot read the sessions index"))
-                .ok()
+            match complete {
+                true => i.all(),
+                false => i.lines_of(&ids),
+            }
+            .inspect_err(|e| tracing::warn!(error = %e, "cannot read the sessions index"))
+            .ok()
         })
         .unwrap_or_default();
     let mut fresh: Vec<(String, Stamp, String)> = Vec::new();
