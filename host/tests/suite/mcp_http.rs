@@ -11,9 +11,10 @@ use super::mcp::{Client, args, text};
 use super::serve::{Service, client, setup};
 use super::tools_dir;
 use rmcp::model::{CallToolRequestParams, ProtocolVersion};
+use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{ClientLifecycleMode, ClientServiceExt as _, ServiceExt as _};
+use rmcp::{ClientLifecycleMode, ClientServiceExt as _, RoleClient, ServiceExt as _};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -59,6 +60,13 @@ fn call(name: &str, input: Value) -> CallToolRequestParams {
     CallToolRequestParams::new(name.to_string()).with_arguments(args(input))
 }
 
+/// Calls `name` with `input` and returns its JSON output (a tool error fails the test).
+async fn output_of(client: &RunningService<RoleClient, Client>, name: &str, input: Value) -> Value {
+    let result = client.call_tool(call(name, input)).await.expect("tools/call");
+    assert_ne!(result.is_error, Some(true), "{name}: {}", text(&result));
+    serde_json::from_str(&text(&result)).expect("tool output JSON")
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_rust_client_over_http_sees_its_users_tools_under_their_policy() {
     let (dir, service) = two_users();
@@ -87,11 +95,7 @@ async fn the_rust_client_over_http_sees_its_users_tools_under_their_policy() {
         ["memory_save", "memory_search", "read_file", "write_file"],
         "grep is denied: not listed"
     );
-    let read = alice
-        .call_tool(call("read_file", json!({"path": "/workspace/diary.txt"})))
-        .await
-        .expect("tools/call");
-    let output: Value = serde_json::from_str(&text(&read)).expect("tool output JSON");
+    let output = output_of(&alice, "read_file", json!({"path": "/workspace/diary.txt"})).await;
     assert_eq!(output["content"], "alice's secret");
     // A `prompt` tool asks alice through elicitation (over the session's SSE stream).
     let wrote = alice
@@ -115,11 +119,7 @@ async fn the_rust_client_over_http_sees_its_users_tools_under_their_policy() {
 
     // Bob's client: bob's workspace, and without elicitation the service's rule.
     let bob = connect("bob-token", Client::new(false)).await;
-    let read = bob
-        .call_tool(call("read_file", json!({"path": "/workspace/diary.txt"})))
-        .await
-        .expect("tools/call");
-    let output: Value = serde_json::from_str(&text(&read)).expect("tool output JSON");
+    let output = output_of(&bob, "read_file", json!({"path": "/workspace/diary.txt"})).await;
     assert_eq!(output["content"], "bob's secret");
     let refused = bob
         .call_tool(call(
@@ -142,18 +142,9 @@ async fn the_rust_client_over_http_sees_its_users_tools_under_their_policy() {
         .expect("tools/call");
     assert_eq!(saved.is_error, Some(false), "{}", text(&saved));
     let search = json!({"query": "Friday"});
-    let mine: Value = serde_json::from_str(&text(
-        &alice
-            .call_tool(call("memory_search", search.clone()))
-            .await
-            .expect("tools/call"),
-    ))
-    .expect("JSON");
+    let mine = output_of(&alice, "memory_search", search.clone()).await;
     assert_eq!(mine["notes"][0]["text"], "ship the release on Friday", "{mine}");
-    let theirs: Value = serde_json::from_str(&text(
-        &bob.call_tool(call("memory_search", search)).await.expect("tools/call"),
-    ))
-    .expect("JSON");
+    let theirs = output_of(&bob, "memory_search", search).await;
     assert_eq!(theirs["notes"], json!([]), "{theirs}");
 
     // No token, a wrong one: 401 before any MCP is spoken.
@@ -220,11 +211,7 @@ async fn the_rust_client_over_http_sees_its_users_tools_under_their_policy() {
         modern.peer_info().expect("server info").protocol_version,
         ProtocolVersion::V_2026_07_28
     );
-    let read = modern
-        .call_tool(call("read_file", json!({"path": "/workspace/diary.txt"})))
-        .await
-        .expect("tools/call");
-    let output: Value = serde_json::from_str(&text(&read)).expect("tool output JSON");
+    let output = output_of(&modern, "read_file", json!({"path": "/workspace/diary.txt"})).await;
     assert_eq!(output["content"], "alice's secret");
     modern.cancel().await.expect("close");
 }
