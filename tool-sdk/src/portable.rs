@@ -9,7 +9,11 @@
 //! `anyOf: [{…the type…}, {"type": "null"}]` (a model may still send
 //! `null` for an optional field, which serde accepts), and a `format` that
 //! is not one of JSON Schema's own is dropped (the range stays:
-//! `minimum: 0` for an unsigned number).
+//! `minimum: 0` for an unsigned number). A field of any JSON value
+//! (`serde_json::Value`), which schemars writes as a schema with no
+//! validation keyword at all, says so: `anyOf` of the six JSON types (the
+//! Inspector's `--strict` check warns that an empty schema constrains
+//! nothing, and some validators read it as a mistake).
 
 use serde_json::{Map, Value};
 
@@ -62,10 +66,37 @@ pub fn make_portable(schema: &mut Value) {
                 map.remove("format");
             }
             split_nullable(map);
+            for position in SUBSCHEMA_MAPS {
+                if let Some(Value::Object(subschemas)) = map.get_mut(position) {
+                    subschemas.values_mut().for_each(say_any_value);
+                }
+            }
+            for position in SUBSCHEMAS {
+                if let Some(subschema) = map.get_mut(position) {
+                    say_any_value(subschema);
+                }
+            }
         }
         Value::Array(items) => items.iter_mut().for_each(make_portable),
         _ => {}
     }
+}
+
+/// Keywords whose value is a map of name → schema.
+const SUBSCHEMA_MAPS: [&str; 3] = ["properties", "$defs", "patternProperties"];
+/// Keywords whose value is one schema.
+const SUBSCHEMAS: [&str; 2] = ["items", "additionalProperties"];
+
+/// A schema in a schema position that constrains nothing (only
+/// annotations) → any of the JSON types, its annotations kept.
+fn say_any_value(schema: &mut Value) {
+    let Value::Object(map) = schema else { return };
+    if !map.keys().all(|k| ANNOTATIONS.contains(&k.as_str()) || k == "$comment") {
+        return;
+    }
+    let kinds = ["object", "array", "string", "number", "boolean", "null"]
+        .map(|kind| Value::Object(Map::from_iter([("type".to_string(), Value::String(kind.into()))])));
+    map.insert("anyOf".into(), Value::Array(kinds.to_vec()));
 }
 
 /// `"type": [T…, "null"]` → `anyOf: [{"type": T…, and the other keywords}, {"type": "null"}]`.
@@ -109,4 +140,35 @@ fn split_nullable(map: &mut Map<String, Value>) {
         "anyOf".into(),
         Value::Array(vec![Value::Object(inner), Value::Object(null)]),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_field_of_any_value_says_so_and_keeps_its_description() {
+        let mut schema = json!({
+            "type": "object",
+            "properties": {
+                "document": {"description": "The JSON document itself."},
+                "query": {"type": "string"},
+                "anything": {}
+            },
+            "additionalProperties": false
+        });
+        make_portable(&mut schema);
+        let any = json!([
+            {"type": "object"}, {"type": "array"}, {"type": "string"},
+            {"type": "number"}, {"type": "boolean"}, {"type": "null"}
+        ]);
+        assert_eq!(
+            schema["properties"]["document"],
+            json!({"description": "The JSON document itself.", "anyOf": any})
+        );
+        assert_eq!(schema["properties"]["anything"], json!({"anyOf": any}));
+        assert_eq!(schema["properties"]["query"], json!({"type": "string"}));
+        assert_eq!(schema["additionalProperties"], json!(false), "a boolean schema is left alone");
+    }
 }

@@ -278,3 +278,84 @@ async fn the_python_sdk_over_http_speaks_both_protocol_generations() {
         assert!(unknown.contains("no tool named `no_such_tool`"), "{mode}: {unknown}");
     }
 }
+
+/// The MCP Inspector's CLI (npm `@modelcontextprotocol/inspector` 2.12.0,
+/// installed by `.ci/run`) with `args`; its exit code, stdout and stderr.
+async fn inspector(args: &[&str]) -> (i32, String, String) {
+    let cli = super::workspace_dir().join("target/inspector/node_modules/.bin/mcp-inspector");
+    assert!(
+        cli.exists(),
+        "the MCP Inspector is needed: npm install --prefix target/inspector @modelcontextprotocol/inspector@2.12.0 \
+         (.ci/run does it)"
+    );
+    let out = tokio::process::Command::new(cli)
+        .arg("--cli")
+        .args(args)
+        .current_dir(super::workspace_dir())
+        .output()
+        .await
+        .expect("run the Inspector");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_inspectors_strict_schema_check_finds_nothing_over_stdio_or_http_issue_18() {
+    // Every first-party tool, over stdio, as the README's `boram mcp` runs them.
+    let data = tempfile::tempdir().expect("data dir");
+    let boram = env!("CARGO_BIN_EXE_boram");
+    let tools = tools_dir();
+    let data_arg = format!("BORAM_DATA_DIR={}", data.path().display());
+    let (code, stdout, stderr) = inspector(&[
+        "-e",
+        &data_arg,
+        "--method",
+        "tools/list",
+        "--strict",
+        "--",
+        boram,
+        "mcp",
+        "--policy",
+        "policies/dev.toml",
+        "--tools-dir",
+        tools.to_str().expect("utf-8 path"),
+    ])
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let listed: Value = serde_json::from_str(&stdout).expect("tools/list JSON");
+    let count = listed["tools"].as_array().map_or(0, Vec::len);
+    assert!(count >= 10, "every first-party tool and the memory built-ins: {count}");
+    // Quiet when there is nothing to report; any finding names "Warning" or "Error".
+    assert!(
+        !stderr.contains("Warning") && !stderr.contains("Error") && !stderr.contains("warning across"),
+        "{stderr}"
+    );
+
+    // Over HTTP with alice's token: the same check, and a call.
+    let (_dir, service) = two_users();
+    let url = format!("{}/mcp", service.url);
+    let auth = "Authorization: Bearer alice-token";
+    let (code, _, stderr) = inspector(&[&url, "--header", auth, "--method", "tools/list", "--strict"]).await;
+    assert_eq!(code, 0, "{stderr}\n{}", service.log());
+    assert!(!stderr.contains("Warning") && !stderr.contains("Error"), "{stderr}");
+    let (code, stdout, stderr) = inspector(&[
+        &url,
+        "--header",
+        auth,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "read_file",
+        "--tool-arg",
+        "path=/workspace/diary.txt",
+    ])
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("alice's secret"), "{stdout}");
+    // Without the token the Inspector cannot connect.
+    let (code, _, _) = inspector(&[&url, "--method", "tools/list"]).await;
+    assert_ne!(code, 0, "no token, no tools");
+}
