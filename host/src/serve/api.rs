@@ -276,7 +276,13 @@ pub async fn stats(State(state): State<Arc<AppState>>, Extension(tenant): Extens
             .into_iter()
             .map(|(id, records)| crate::session::summarize_records(id, records))
             .collect(),
-        None => crate::session::list_newest(&crate::config::sessions_dir(&tenant.data_dir), 10).unwrap_or_default(),
+        None => {
+            // Directory reads and the index's SQLite: off the async workers.
+            let dir = crate::config::sessions_dir(&tenant.data_dir);
+            tokio::task::spawn_blocking(move || crate::session::list_newest(&dir, 10).unwrap_or_default())
+                .await
+                .unwrap_or_default()
+        }
     };
     let sessions: Vec<Value> = sessions
         .into_iter()
