@@ -13,7 +13,9 @@
 //! The queue of service runs and their events is one seam, [`runs::RunStore`],
 //! with both backends behind it: [`embedded::EmbeddedRuns`] (SQLite in the
 //! data directory) and [`postgres::PgStore`]; [`appender`] writes a run's
-//! journal through either.
+//! journal through either. In cluster mode each replica's audit and usage
+//! lines are also copied into PostgreSQL ([`postgres::logs`]). Listings of
+//! sessions read a cache of their lines ([`crate::session::index`]).
 
 pub mod appender;
 pub mod atomic;
