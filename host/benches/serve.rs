@@ -36,7 +36,9 @@ fn main() {
         .expect("spawn boram serve");
     let url = loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(rest) = text.split("listening on ").nth(1) {
+        if let Some(rest) = text.split("listening on ").nth(1)
+            && rest.contains('\n')
+        {
             break rest.split_whitespace().next().expect("addr").to_string();
         }
         std::thread::sleep(Duration::from_millis(50));

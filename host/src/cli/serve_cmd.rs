@@ -359,8 +359,8 @@ impl ServeCommand {
         });
         let _schedulers = start_schedulers(&state);
         let local = listener.local_addr()?;
-        eprintln!(
-            "listening on http://{local} ({} tools; users: {})",
+        let listening = format!(
+            "listening on http://{local} ({} tools; users: {})\n",
             registry.names().count(),
             tenants
                 .iter()
@@ -372,6 +372,13 @@ impl ServeCommand {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        // One write: supervisors and scripts read this line for the address,
+        // and `eprintln!` writes its pieces separately to an unbuffered stderr
+        // (a reader could see "listening on " with the address still to come).
+        {
+            use std::io::Write as _;
+            let _ = std::io::stderr().write_all(listening.as_bytes());
+        }
         crate::serve::serve(listener, state, body_limit, shutdown_signal()).await?;
         drop(watchers);
         if let Some(log) = &shared_log

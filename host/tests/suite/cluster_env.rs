@@ -112,7 +112,10 @@ pub fn start_replica_with(
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let text = process.log();
-        if let Some(rest) = text.split("listening on http://").nth(1) {
+        // The whole line: a read can land between the writes of one.
+        if let Some(rest) = text.split("listening on http://").nth(1)
+            && rest.contains('\n')
+        {
             let addr = rest.split_whitespace().next().expect("address").to_string();
             return Replica {
                 name: name.to_string(),

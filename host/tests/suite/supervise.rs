@@ -193,8 +193,10 @@ fn wait_listening(log: &Path, n: usize) -> String {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
+        // Whole lines only: a read can land between the writes of one.
         let found: Vec<&str> = text
-            .lines()
+            .split_inclusive('\n')
+            .filter(|l| l.ends_with('\n'))
             .filter_map(|l| l.split("listening on ").nth(1))
             .filter_map(|r| r.split_whitespace().next())
             .collect();
