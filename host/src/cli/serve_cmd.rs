@@ -251,12 +251,8 @@ impl ServeCommand {
                 )
             }
             _ => {
-                let store = crate::store::embedded::EmbeddedRuns::open(&data_dir).map_err(|e| {
-                    UsageError(format!(
-                        "cannot open the run queue in {} ({e}); check that the data directory is writable",
-                        data_dir.display()
-                    ))
-                })?;
+                let store = crate::store::embedded::EmbeddedRuns::open(&data_dir)
+                    .map_err(|e| UsageError(format!("cannot open the run queue: {e}")))?;
                 let settings = queue_settings(&config.store, EMBEDDED_DEFAULTS);
                 RunQueue::new(
                     Arc::new(store),

@@ -77,7 +77,22 @@ impl EmbeddedRuns {
 
     /// Opens (creating) the store at `path`.
     pub fn open_file(path: &Path) -> Result<Self, StoreError> {
-        let refused = |e: rusqlite::Error| StoreError::Refused(format!("{}: {e}", path.display()));
+        let refused = |e: rusqlite::Error| {
+            let fix = match e.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::NotADatabase) => format!(
+                    "; it is not a SQLite database (damaged, or another file): move it aside to start with an \
+                     empty run queue (mv {0} {0}.damaged)",
+                    path.display()
+                ),
+                Some(
+                    rusqlite::ErrorCode::CannotOpen
+                    | rusqlite::ErrorCode::ReadOnly
+                    | rusqlite::ErrorCode::PermissionDenied,
+                ) => "; check that the data directory is writable".to_string(),
+                _ => String::new(),
+            };
+            StoreError::Refused(format!("{}: {e}{fix}", path.display()))
+        };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Refused(format!("cannot create {}: {e}", dir.display())))?;

@@ -174,3 +174,54 @@ async fn a_run_still_going_at_shutdown_is_given_back_and_finished_by_the_next_st
         "{content}"
     );
 }
+
+#[test]
+fn a_damaged_run_queue_stops_the_start_with_the_fix() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = root.path().join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    std::fs::create_dir_all(root.path().join("tools")).expect("tools dir");
+    std::fs::copy(
+        PathBuf::from(env!("BORAM_FIXTURES_DIR")).join("hostile.wasm"),
+        root.path().join("tools/hostile.wasm"),
+    )
+    .expect("copy tool");
+    std::fs::write(root.path().join("policy.toml"), POLICY).expect("policy");
+    // Cut mid-write and overwritten by something else: not a database.
+    std::fs::write(
+        data.join("runs.db"),
+        b"\xef\xbb\xbfSQLite format 2\r\n\xff\xfe\x00garbage",
+    )
+    .expect("garbage");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_boram"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--policy"])
+        .arg(root.path().join("policy.toml"))
+        .arg("--tools-dir")
+        .arg(root.path().join("tools"))
+        .arg("--data-dir")
+        .arg(&data)
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("BORAM_DATABASE_URL")
+        .env_remove("BORAM_SERVE_TOKEN")
+        .output()
+        .expect("run boram serve");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let runs_db = data.join("runs.db");
+    assert!(
+        stderr.contains(&format!(
+            "cannot open the run queue: the database refused the request: {}",
+            runs_db.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "it is not a SQLite database (damaged, or another file): move it aside to start with an empty run queue (mv {0} {0}.damaged)",
+            runs_db.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("listening on"), "it did not start: {stderr}");
+}
