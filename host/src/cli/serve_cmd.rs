@@ -609,7 +609,9 @@ fn start_schedulers(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
             };
             let scheduler = Scheduler::new(store, Arc::new(SystemClock), start);
             let (name, shutdown) = (tenant.name.clone(), state.shutdown.clone());
+            let (runs, tenant) = (state.runs.clone(), tenant.clone());
             tokio::spawn(async move {
+                adopt_scheduled_runs(&scheduler, &runs, &tenant).await;
                 loop {
                     match scheduler.tick() {
                         Ok(report) => {
@@ -630,6 +632,38 @@ fn start_schedulers(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
             })
         })
         .collect()
+}
+
+/// Scheduled runs a previous process started and did not see end (killed,
+/// or stopped with the run given back): the run queue resumes them, so the
+/// schedule waits for that run (no overlapping slot) and records its end;
+/// one that ended meanwhile, or that the queue does not know (an earlier
+/// build's), gets its status now instead of showing "running" for ever.
+async fn adopt_scheduled_runs(scheduler: &Scheduler, runs: &RunQueue, tenant: &Tenant) {
+    let unfinished = match scheduler.unfinished() {
+        Ok(unfinished) => unfinished,
+        Err(e) => return tracing::error!(user = %tenant.name, error = %e, "cannot read the schedules"),
+    };
+    for (schedule, run) in unfinished {
+        // Registered before the status is read: a run that ends in between
+        // still reports, and one that had ended is settled below.
+        let finished = scheduler.adopt(&schedule);
+        runs.on_finish(&run, Box::new(move |stop: &str, _took| finished(stop.to_string())));
+        let status = match runs.get(&tenant.name, &run).await {
+            Ok(Some(summary)) => summary.status,
+            Ok(None) => "interrupted: the service stopped during the run".to_string(),
+            Err(e) => {
+                tracing::warn!(user = %tenant.name, schedule, error = %e, "cannot look up a scheduled run");
+                continue;
+            }
+        };
+        if status == "queued" || status == "running" {
+            tracing::info!(user = %tenant.name, schedule, run, "a scheduled run of the previous process is resumed");
+        } else if let Some(finished) = runs.take_on_finish(&run) {
+            // Ended already (or unknown): free the schedule and record it.
+            finished(&status, std::time::Duration::ZERO);
+        }
+    }
 }
 
 /// Cluster mode: one loop ticks every user's schedules in the shared

@@ -195,6 +195,46 @@ impl Scheduler {
         }
     }
 
+    /// What a run of schedule `name` calls when it ends: the schedule is
+    /// free again and its last status is the run's.
+    fn finisher(&self, name: &str) -> Finished {
+        let (name, store, running) = (name.to_string(), self.store.clone(), self.running.clone());
+        Box::new(move |status| {
+            running.lock().unwrap_or_else(|e| e.into_inner()).remove(&name);
+            let _ = store.update(|list| {
+                if let Some(s) = list.iter_mut().find(|s| s.name == name) {
+                    s.last_status = Some(status);
+                }
+                Ok(())
+            });
+        })
+    }
+
+    /// Schedules whose last run a previous process started and did not see
+    /// end (it was killed, or stopped with the run given back to the queue):
+    /// `(name, run id)`. Call before the first [`Self::tick`] and
+    /// [`Self::adopt`] each; call the callback at once for a run that ended.
+    pub fn unfinished(&self) -> anyhow::Result<Vec<(String, String)>> {
+        Ok(self
+            .store
+            .list()?
+            .into_iter()
+            .filter(|s| s.last_status.as_deref() == Some("running"))
+            .filter_map(|s| s.last_session.map(|run| (s.name, run)))
+            .collect())
+    }
+
+    /// Schedule `name`'s run is still going (resumed by this process): the
+    /// schedule counts as running, so a due slot is skipped rather than
+    /// overlapped; the returned callback records the run's end.
+    pub fn adopt(&self, name: &str) -> Finished {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string());
+        self.finisher(name)
+    }
+
     /// Starts every due schedule (see the module's rules).
     pub fn tick(&self) -> anyhow::Result<TickReport> {
         let now = self.clock.now();
@@ -230,16 +270,7 @@ impl Scheduler {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(schedule.name.clone());
-            let (name, store, running) = (schedule.name.clone(), self.store.clone(), self.running.clone());
-            let finished: Finished = Box::new(move |status| {
-                running.lock().unwrap_or_else(|e| e.into_inner()).remove(&name);
-                let _ = store.update(|list| {
-                    if let Some(s) = list.iter_mut().find(|s| s.name == name) {
-                        s.last_status = Some(status);
-                    }
-                    Ok(())
-                });
-            });
+            let finished = self.finisher(&schedule.name);
             match (self.start)(&schedule, finished) {
                 Ok(session) => {
                     self.store.update(|list| {

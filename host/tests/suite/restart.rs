@@ -225,3 +225,73 @@ fn a_damaged_run_queue_stops_the_start_with_the_fix() {
     );
     assert!(!stderr.contains("listening on"), "it did not start: {stderr}");
 }
+
+/// The local user's schedules file, as the service keeps it.
+fn schedules(data: &Path) -> Vec<Value> {
+    std::fs::read_to_string(data.join("schedules.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scheduled_run_cut_by_a_kill_is_resumed_and_its_schedule_records_the_end() {
+    let model = ScriptedServer::responding(model_reply).await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = root.path().join("solo/data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    // Its one slot (New Year 2026) has passed: due at once, then not for a year.
+    let schedule = serde_json::json!([{
+        "name": "yearly", "cron": "0 0 1 1 *", "profile": null, "task": "slow scheduled",
+        "created": "2025-12-31T00:00:00Z", "last_run": null, "last_session": null, "last_status": null, "skipped": 0
+    }]);
+    std::fs::write(data.join("schedules.json"), schedule.to_string()).expect("schedules");
+    let first = start_replica_with(root.path(), "solo", &model, None, "", STORE);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let run = loop {
+        let listed = schedules(&data);
+        if let Some(run) = listed[0]["last_session"].as_str()
+            && transcript_path(&data, run).is_some_and(|p| records(&p).iter().any(|r| r["type"] == "tool_started"))
+        {
+            assert_eq!(listed[0]["last_status"], "running");
+            break run.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the scheduled run's call never started:\n{}",
+            first.process.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut killed = first.process;
+    killed.child.kill().expect("kill -9");
+    killed.child.wait().expect("reap");
+
+    let second = start_replica_with(root.path(), "solo", &model, None, "", STORE);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while schedules(&data)[0]["last_status"] != "answered" {
+        assert!(
+            Instant::now() < deadline,
+            "the schedule still says {:?}:\n{}",
+            schedules(&data)[0]["last_status"],
+            second.process.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let listed = schedules(&data);
+    assert_eq!(listed[0]["last_session"], run.as_str(), "the same run, resumed");
+    assert_eq!(listed[0]["skipped"], 0);
+    let base = format!("http://{}", second.addr);
+    let resumed = run_of(&client(), &base, &run).await;
+    assert_eq!(
+        (resumed["status"].as_str(), resumed["attempts"].as_u64()),
+        (Some("answered"), Some(2))
+    );
+    // One step before the kill, one after the resume: no second run of the slot.
+    let asked = model
+        .requests()
+        .iter()
+        .filter(|r| prompt_of(r) == "slow scheduled")
+        .count();
+    assert_eq!(asked, 2);
+}

@@ -209,6 +209,19 @@ impl RunQueue {
         Ok(queued.then_some(run.id))
     }
 
+    /// Calls `on_finish` when run `id` (queued or resumed here) ends here,
+    /// as if it had been given at submission (a schedule adopting a run
+    /// its previous process started).
+    pub fn on_finish(&self, id: &str, on_finish: OnFinish) {
+        self.callbacks().insert(id.to_string(), on_finish);
+    }
+
+    /// Takes back what [`Self::on_finish`] registered for run `id`, if the
+    /// run has not called it yet.
+    pub fn take_on_finish(&self, id: &str) -> Option<OnFinish> {
+        self.callbacks().remove(id)
+    }
+
     pub async fn get(&self, user: &str, id: &str) -> Result<Option<RunSummary>, RunError> {
         let row = self
             .store
