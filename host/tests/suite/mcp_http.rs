@@ -359,3 +359,63 @@ async fn the_inspectors_strict_schema_check_finds_nothing_over_stdio_or_http_iss
     let (code, _, _) = inspector(&[&url, "--method", "tools/list"]).await;
     assert_ne!(code, 0, "no token, no tools");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_requests_to_mcp_get_http_errors_and_the_endpoint_keeps_serving() {
+    let (_dir, service) = two_users();
+    let endpoint = format!("{}/mcp", service.url);
+    let http = client();
+    let post = |body: Vec<u8>| {
+        http.post(&endpoint)
+            .bearer_auth("alice-token")
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    // Over the service's body limit (1 MiB): 413 with a JSON body, read no further.
+    let huge = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{"pad":"{}"}}}}"#,
+        "x".repeat(2 << 20)
+    );
+    let response = post(huge.into_bytes()).await.expect("POST");
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.expect("a JSON error body");
+    assert!(body["error"].is_string(), "{body}");
+    // Not JSON, invalid UTF-8, a BOM and CR line ends: refused, not a crash.
+    for junk in [
+        b"not json".to_vec(),
+        b"\xff\xfe\x00{".to_vec(),
+        b"\xef\xbb\xbf{\"jsonrpc\":\"2.0\",\r\n\"id\":1,".to_vec(),
+    ] {
+        let response = post(junk).await.expect("POST");
+        assert!(
+            response.status().is_client_error(),
+            "{}: {}",
+            response.status(),
+            response.text().await.unwrap_or_default()
+        );
+    }
+    // A session id nobody issued: 404, so the client initializes again.
+    let response = http
+        .post(&endpoint)
+        .bearer_auth("alice-token")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", "no-such-session")
+        .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 404);
+    // And the endpoint still serves a real client.
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(endpoint.clone()).auth_header("alice-token".to_string()),
+    );
+    let alice = Client::new(false)
+        .serve(transport)
+        .await
+        .expect("handshake after the junk");
+    let output = output_of(&alice, "read_file", json!({"path": "/workspace/diary.txt"})).await;
+    assert_eq!(output["content"], "alice's secret");
+    alice.cancel().await.expect("close");
+}
