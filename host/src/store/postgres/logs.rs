@@ -116,7 +116,6 @@ struct Pending {
     boot: String,
     lines: VecDeque<(u64, Line)>,
     numbered: u64,
-    written: u64,
     dropped: u64,
     /// Flushes, each answered once every line numbered up to its mark is written.
     waiting: Vec<(u64, oneshot::Sender<bool>)>,
@@ -147,9 +146,7 @@ impl Pending {
 
     /// Marks lines up to `number` written and answers the flushes they complete.
     fn written_up_to(&mut self, number: u64) {
-        self.written = number;
-        let written = self.written;
-        let (done, still): (Vec<_>, Vec<_>) = self.waiting.drain(..).partition(|(mark, _)| *mark <= written);
+        let (done, still): (Vec<_>, Vec<_>) = self.waiting.drain(..).partition(|(mark, _)| *mark <= number);
         self.waiting = still;
         for (_, waiter) in done {
             let _ = waiter.send(true);
@@ -164,7 +161,6 @@ async fn write_copies(store: PgStore, replica: String, boot: String, mut rx: mps
         boot,
         lines: VecDeque::new(),
         numbered: 0,
-        written: 0,
         dropped: 0,
         waiting: Vec::new(),
     };
