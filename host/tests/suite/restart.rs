@@ -33,6 +33,11 @@ fn transcript_path(data: &Path, id: &str) -> Option<PathBuf> {
     None
 }
 
+/// Whether run `id`'s transcript under `data` has a call that started.
+fn call_started(data: &Path, id: &str) -> bool {
+    transcript_path(data, id).is_some_and(|p| records(&p).iter().any(|r| r["type"] == "tool_started"))
+}
+
 fn records(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -52,19 +57,15 @@ async fn a_killed_service_resumes_its_runs_after_a_restart() {
 
     let slow = submit(&http, &base, "slow one").await;
     let deadline = Instant::now() + Duration::from_secs(60);
-    let transcript = loop {
-        if let Some(path) = transcript_path(&data, &slow)
-            && records(&path).iter().any(|r| r["type"] == "tool_started")
-        {
-            break path;
-        }
+    while !call_started(&data, &slow) {
         assert!(
             Instant::now() < deadline,
             "the slow run's tool never started:\n{}",
             first.process.log()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    }
+    let transcript = transcript_path(&data, &slow).expect("the transcript");
     // SIGKILL: no shutdown code runs, the lease stays with the dead process.
     let mut killed = first.process;
     killed.child.kill().expect("kill -9");
@@ -134,7 +135,7 @@ async fn a_run_still_going_at_shutdown_is_given_back_and_finished_by_the_next_st
     let http = client();
     let slower = submit(&http, &format!("http://{}", first.addr), "slower one").await;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !transcript_path(&data, &slower).is_some_and(|p| records(&p).iter().any(|r| r["type"] == "tool_started")) {
+    while !call_started(&data, &slower) {
         assert!(
             Instant::now() < deadline,
             "the call never started:\n{}",
@@ -251,7 +252,7 @@ async fn a_scheduled_run_cut_by_a_kill_is_resumed_and_its_schedule_records_the_e
     let run = loop {
         let listed = schedules(&data);
         if let Some(run) = listed[0]["last_session"].as_str()
-            && transcript_path(&data, run).is_some_and(|p| records(&p).iter().any(|r| r["type"] == "tool_started"))
+            && call_started(&data, run)
         {
             assert_eq!(listed[0]["last_status"], "running");
             break run.to_string();
