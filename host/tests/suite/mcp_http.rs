@@ -378,7 +378,18 @@ async fn hostile_requests_to_mcp_get_http_errors_and_the_endpoint_keeps_serving(
         r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{"pad":"{}"}}}}"#,
         "x".repeat(2 << 20)
     );
-    let response = post(huge.into_bytes()).await.expect("POST");
+    // On a connection of its own: the service answers before reading the
+    // body and then closes that connection, which a pooled request after it
+    // could otherwise be sent on.
+    let response = client()
+        .post(&endpoint)
+        .bearer_auth("alice-token")
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .expect("POST");
     assert_eq!(response.status(), 413);
     let body: Value = response.json().await.expect("a JSON error body");
     assert!(body["error"].is_string(), "{body}");
