@@ -45,6 +45,23 @@ pub enum BuiltinError {
     Failed(String),
 }
 
+impl BuiltinError {
+    /// The outcome word, as for a sandboxed call (`invalid_input`, `failed`).
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            BuiltinError::InvalidInput(_) => "invalid_input",
+            BuiltinError::Failed(_) => "failed",
+        }
+    }
+
+    /// What the caller is told: the outcome and the reason.
+    pub fn message(&self) -> String {
+        match self {
+            BuiltinError::InvalidInput(m) | BuiltinError::Failed(m) => format!("{}: {m}", self.outcome()),
+        }
+    }
+}
+
 pub struct Builtins {
     memory: Option<Arc<Notes>>,
     /// Every sandboxed tool, for `list_tools`.

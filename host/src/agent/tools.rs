@@ -9,7 +9,7 @@
 //! comes back with that record and its fix.
 
 use super::approval::{ApprovalRequest, Approvals, Decision};
-use super::builtin::{BuiltinError, Builtins};
+use super::builtin::Builtins;
 use super::events::{AgentEvent, EventSink};
 use crate::llm::{Block, Message, Role};
 use crate::memory::failures::FailureStore;
@@ -221,8 +221,7 @@ impl ToolRound<'_> {
         if self.builtins.is_builtin(name) {
             return match self.builtins.call(self.host, name, input, self.events).await {
                 Ok(output) => ("ok".into(), output, false),
-                Err(BuiltinError::InvalidInput(m)) => ("invalid_input".into(), format!("invalid_input: {m}"), true),
-                Err(BuiltinError::Failed(m)) => ("failed".into(), format!("failed: {m}"), true),
+                Err(e) => (e.outcome().into(), e.message(), true),
             };
         }
         match self.host.call_within(name, &input.to_string(), None, origins).await {

@@ -46,13 +46,9 @@ impl McpCommand {
         let notifier = server.clone();
         tokio::spawn(async move {
             while let Some(event) = rx.recv().await {
-                if matches!(
-                    event,
-                    ReloadEvent::ToolRejected { .. } | ReloadEvent::PolicyRejected { .. }
-                ) {
-                    continue;
+                if event.changes_tools() {
+                    notifier.tools_changed().await;
                 }
-                notifier.tools_changed().await;
             }
         });
 

@@ -312,10 +312,7 @@ impl ServeCommand {
                             line["time"] = serde_json::json!(crate::audit::now());
                             metrics.reload(&line);
                         }
-                        if !matches!(
-                            event,
-                            ReloadEvent::ToolRejected { .. } | ReloadEvent::PolicyRejected { .. }
-                        ) {
+                        if event.changes_tools() {
                             let (mcp, user) = (mcp.clone(), user.clone());
                             tokio::spawn(async move { mcp.tools_changed_for(&user).await });
                         }
@@ -422,11 +419,7 @@ impl AgentSource for ServeAgents {
             usage_copy: self
                 .shared_log
                 .as_ref()
-                .map(|log| crate::store::postgres::logs::LineCopy {
-                    log: log.clone(),
-                    kind: crate::store::postgres::logs::LogKind::Usage,
-                    user: tenant.name.clone(),
-                }),
+                .map(|log| log.copy_as(crate::store::postgres::logs::LogKind::Usage, &tenant.name)),
         };
         let mode = PromptMode::Service {
             approve_prompt: self.approve_prompt,
@@ -598,9 +591,12 @@ fn start_schedulers(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
             let start: Starter = {
                 let (runs, tenant) = (state.runs.clone(), tenant.clone());
                 Arc::new(move |schedule: &Schedule, finished: Finished| {
-                    let on_finish: crate::serve::runs::OnFinish =
-                        Box::new(move |stop: &str, _took| finished(stop.to_string()));
-                    let queued = runs.start(&tenant, schedule.profile.as_deref(), schedule.task.clone(), Some(on_finish));
+                    let queued = runs.start(
+                        &tenant,
+                        schedule.profile.as_deref(),
+                        schedule.task.clone(),
+                        Some(reports_to(finished)),
+                    );
                     // The scheduler's tick is synchronous (its store is a
                     // small file); queueing is one local SQLite insert.
                     let id = tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(queued))?;
@@ -634,6 +630,11 @@ fn start_schedulers(state: &Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
         .collect()
 }
 
+/// A run's end, told to the schedule that started it.
+fn reports_to(finished: Finished) -> crate::serve::runs::OnFinish {
+    Box::new(move |stop: &str, _took| finished(stop.to_string()))
+}
+
 /// Scheduled runs a previous process started and did not see end (killed,
 /// or stopped with the run given back): the run queue resumes them, so the
 /// schedule waits for that run (no overlapping slot) and records its end;
@@ -648,7 +649,7 @@ async fn adopt_scheduled_runs(scheduler: &Scheduler, runs: &RunQueue, tenant: &T
         // Registered before the status is read: a run that ends in between
         // still reports, and one that had ended is settled below.
         let finished = scheduler.adopt(&schedule);
-        runs.on_finish(&run, Box::new(move |stop: &str, _took| finished(stop.to_string())));
+        runs.on_finish(&run, reports_to(finished));
         let status = match runs.get(&tenant.name, &run).await {
             Ok(Some(summary)) => summary.status,
             Ok(None) => "interrupted: the service stopped during the run".to_string(),

@@ -21,7 +21,7 @@
 
 pub mod http;
 
-use crate::agent::builtin::{BuiltinError, Builtins, MEMORY_SEARCH, approval_for};
+use crate::agent::builtin::{Builtins, MEMORY_SEARCH, approval_for};
 use crate::memory::Notes;
 use crate::policy::{Approval, summary};
 use crate::registry::ToolHost;
@@ -324,13 +324,9 @@ impl ServerHandler for McpServer {
             let events: crate::agent::events::EventSink = Arc::new(|_| {});
             let (outcome, result) = match builtins.call(&self.host, &name, &input, &events).await {
                 Ok(output) => ("ok", CallToolResult::success(vec![ContentBlock::text(output)])),
-                Err(BuiltinError::InvalidInput(m)) => (
-                    "invalid_input",
-                    CallToolResult::error(vec![ContentBlock::text(format!("invalid_input: {m}"))]),
-                ),
-                Err(BuiltinError::Failed(m)) => (
-                    "failed",
-                    CallToolResult::error(vec![ContentBlock::text(format!("failed: {m}"))]),
+                Err(e) => (
+                    e.outcome(),
+                    CallToolResult::error(vec![ContentBlock::text(e.message())]),
                 ),
             };
             // Built-ins run in the host, not a sandbox: each call is an audit line too.

@@ -58,6 +58,18 @@ pub enum ReloadEvent {
     },
 }
 
+impl ReloadEvent {
+    /// Whether the set of tools or what they may do changed (a rejected
+    /// edit leaves both as they were): clients that list tools should
+    /// list them again.
+    pub fn changes_tools(&self) -> bool {
+        !matches!(
+            self,
+            ReloadEvent::ToolRejected { .. } | ReloadEvent::PolicyRejected { .. }
+        )
+    }
+}
+
 /// Keeps watching while alive.
 pub struct Watching {
     _watcher: notify::RecommendedWatcher,

@@ -127,11 +127,7 @@ impl Tenant {
                 audit
                     .copy_to
                     .as_ref()
-                    .map(|log| crate::store::postgres::logs::LineCopy {
-                        log: log.clone(),
-                        kind: crate::store::postgres::logs::LogKind::Audit,
-                        user: spec.name.clone(),
-                    }),
+                    .map(|log| log.copy_as(crate::store::postgres::logs::LogKind::Audit, &spec.name)),
             );
         let host = ToolHost::new(registry.clone(), policy, Some(audit))
             .with_observer(observer)

@@ -198,11 +198,11 @@ impl RunQueue {
         };
         // Registered before the run can be claimed, so its end always finds it.
         if let Some(on_finish) = on_finish {
-            self.callbacks().insert(run.id.clone(), on_finish);
+            self.on_finish(&run.id, on_finish);
         }
         let queued = self.store.submit(&run).await;
         if !matches!(queued, Ok(true)) {
-            self.callbacks().remove(&run.id);
+            self.take_on_finish(&run.id);
         }
         let queued = queued.map_err(|e| unavailable(e, "queue the run"))?;
         self.wake.notify_one();

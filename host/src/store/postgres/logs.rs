@@ -81,6 +81,15 @@ impl SharedLog {
         }));
     }
 
+    /// Where `user`'s `kind` log sends its copies.
+    pub fn copy_as(&self, kind: LogKind, user: &str) -> LineCopy {
+        LineCopy {
+            log: self.clone(),
+            kind,
+            user: user.to_string(),
+        }
+    }
+
     /// Waits until every copy queued so far is in the database, at most
     /// `timeout`; whether they all are.
     pub async fn flush(&self, timeout: Duration) -> bool {
