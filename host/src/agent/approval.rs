@@ -17,14 +17,13 @@
 //! are offered.
 
 use crate::policy::{Approval, ToolPolicy};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-/// File name of the remembered approvals inside the data directory.
-pub const APPROVALS_FILE: &str = "approvals.json";
+pub use crate::store::approvals::APPROVALS_FILE;
+use crate::store::approvals::{ApprovalBook, Grant};
 
 /// The user's answer to a prompt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +55,31 @@ pub struct ApprovalRequest {
 }
 
 impl ApprovalRequest {
+    /// The question a call of `name` (content hash `tool_hash`, from
+    /// `source`) with `input` raises under `host`'s policy now, and the
+    /// approval that policy sets for it.
+    pub fn for_call(
+        host: &crate::registry::ToolHost,
+        name: &str,
+        input: &serde_json::Value,
+        tool_hash: String,
+        source: String,
+    ) -> (Approval, Self) {
+        let policy = host.policy();
+        let tool_policy = policy.tool(name);
+        let approval = crate::agent::builtin::approval_for(name, &tool_policy);
+        let request = ApprovalRequest {
+            tool: name.to_string(),
+            tool_hash,
+            source,
+            input: input.clone(),
+            grants: crate::policy::summary(&tool_policy),
+            grant: grant_fingerprint(&policy.display_source(), &tool_policy),
+            networked: !tool_policy.net.is_empty(),
+        };
+        (approval, request)
+    }
+
     /// The origins the input's URLs name, normalised (`https://host:443`).
     pub fn origins(&self) -> BTreeSet<String> {
         let mut origins = BTreeSet::new();
@@ -150,60 +174,12 @@ pub enum PromptMode {
     Service { approve_prompt: bool },
 }
 
-/// What one remembered answer covers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Grant {
-    tool: String,
-    sha256: String,
-    /// [`grant_fingerprint`]; an entry without one (older files) covers nothing.
-    #[serde(default)]
-    grant: String,
-    /// For a networked tool: the origins covered.
-    #[serde(default)]
-    origins: BTreeSet<String>,
-    /// Any host the policy allows (networked tools, an explicit answer).
-    #[serde(default)]
-    any_host: bool,
-}
-
-impl Grant {
-    fn new(request: &ApprovalRequest, any_host: bool) -> Self {
-        Self {
-            tool: request.tool.clone(),
-            sha256: request.tool_hash.clone(),
-            grant: request.grant.clone(),
-            origins: if request.networked {
-                request.origins()
-            } else {
-                BTreeSet::new()
-            },
-            any_host,
-        }
-    }
-
-    /// Whether this answer covers `request`; `Some(origins)` its calls are
-    /// limited to (empty: no limit beyond the policy).
-    fn covers(&self, request: &ApprovalRequest) -> Option<BTreeSet<String>> {
-        if self.tool != request.tool
-            || self.sha256 != request.tool_hash
-            || self.grant.is_empty()
-            || self.grant != request.grant
-        {
-            return None;
-        }
-        if !request.networked || self.any_host {
-            return Some(BTreeSet::new());
-        }
-        let wanted = request.origins();
-        (!wanted.is_empty() && wanted.is_subset(&self.origins)).then(|| self.origins.clone())
-    }
-}
-
 pub struct Approvals {
     mode: PromptMode,
     /// Answers given "for this session".
     session: Mutex<Vec<Grant>>,
-    remembered: Remembered,
+    /// Answers given "always": a file, or the shared store.
+    remembered: ApprovalBook,
     /// One question on the terminal at a time, even for parallel tool calls.
     asking: tokio::sync::Mutex<()>,
 }
@@ -211,10 +187,15 @@ pub struct Approvals {
 impl Approvals {
     /// `data_dir` holds the remembered "always" answers.
     pub fn new(mode: PromptMode, data_dir: &Path) -> Self {
+        Self::with_book(mode, ApprovalBook::in_dir(data_dir))
+    }
+
+    /// With the remembered answers in `book` (the shared store's, in cluster mode).
+    pub fn with_book(mode: PromptMode, book: ApprovalBook) -> Self {
         Self {
             mode,
             session: Mutex::default(),
-            remembered: Remembered::load(data_dir.join(APPROVALS_FILE)),
+            remembered: book,
             asking: tokio::sync::Mutex::new(()),
         }
     }
@@ -243,7 +224,7 @@ impl Approvals {
         if let Some(origins) = self.in_session(request) {
             return Verdict::within(Decision::Allow("session"), &origins);
         }
-        if let Some(origins) = self.remembered.covers(request) {
+        if let Some(origins) = self.remembered.covering(request).await {
             return Verdict::within(Decision::Allow("always"), &origins);
         }
         let prompter = match &self.mode {
@@ -297,7 +278,7 @@ impl Approvals {
                 Verdict::unscoped(Decision::Allow("session, any host"))
             }
             Answer::Always => {
-                if let Err(e) = self.remembered.add(Grant::new(request, false)) {
+                if let Err(e) = self.remembered.remember(Grant::new(request, false)).await {
                     tracing::error!(error = %e, "cannot save the approval; it holds for this run only");
                     self.lock_session().push(Grant::new(request, false));
                 }
@@ -315,61 +296,6 @@ impl Approvals {
 
     fn lock_session(&self) -> std::sync::MutexGuard<'_, Vec<Grant>> {
         self.session.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// A remembered answer as stored, with when it was given.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct RememberedApproval {
-    #[serde(flatten)]
-    grant: Grant,
-    granted: String,
-}
-
-/// "Always" answers, persisted with temp file + rename.
-struct Remembered {
-    path: PathBuf,
-    entries: Mutex<Vec<RememberedApproval>>,
-}
-
-impl Remembered {
-    fn load(path: PathBuf) -> Self {
-        Self {
-            entries: Mutex::new(Self::read(&path)),
-            path,
-        }
-    }
-
-    fn read(path: &std::path::Path) -> Vec<RememberedApproval> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
-                tracing::warn!(file = %path.display(), error = %e, "ignoring an unreadable approvals file");
-                Vec::new()
-            }),
-            Err(_) => Vec::new(),
-        }
-    }
-
-    fn covers(&self, request: &ApprovalRequest) -> Option<BTreeSet<String>> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.iter().find_map(|e| e.grant.covers(request))
-    }
-
-    /// Adds `grant` to what the file holds now (another process may have
-    /// remembered answers since this one loaded it: they are kept).
-    fn add(&self, grant: Grant) -> std::io::Result<()> {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        crate::store::atomic::locked(&self.path, || {
-            let mut merged = Self::read(&self.path);
-            merged.push(RememberedApproval {
-                grant,
-                granted: crate::audit::now(),
-            });
-            let text = serde_json::to_vec_pretty(&merged).map_err(std::io::Error::other)?;
-            crate::store::atomic::write(&self.path, &[&text], Some(0o600))?;
-            *entries = merged;
-            Ok(())
-        })
     }
 }
 
@@ -529,27 +455,6 @@ pub fn parse_answer(line: &str) -> Option<Answer> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn two_handles_on_one_approvals_file_keep_each_others_answers_issue_16() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join(APPROVALS_FILE);
-        // Two processes (chat and serve) loaded the file before either answered.
-        let (first, second) = (Remembered::load(path.clone()), Remembered::load(path.clone()));
-        let grant = |tool: &str| Grant {
-            tool: tool.into(),
-            sha256: "ab".into(),
-            grant: "g".into(),
-            origins: BTreeSet::new(),
-            any_host: false,
-        };
-        first.add(grant("write_file")).expect("add");
-        second.add(grant("http_get")).expect("add");
-        let stored: Vec<RememberedApproval> =
-            serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
-        let tools: Vec<&str> = stored.iter().map(|e| e.grant.tool.as_str()).collect();
-        assert_eq!(tools, ["write_file", "http_get"]);
-    }
 
     #[test]
     fn answers_parse_with_an_optional_reason() {

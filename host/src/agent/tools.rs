@@ -177,19 +177,7 @@ impl ToolRound<'_> {
         // `list_tools` shows only names and descriptions: nothing to approve.
         let mut origins = None;
         if name != super::builtin::LIST_TOOLS {
-            let policy = self.host.policy();
-            let tool_policy = policy.tool(name);
-            let approval = super::builtin::approval_for(name, &tool_policy);
-            let request = ApprovalRequest {
-                tool: name.to_string(),
-                tool_hash: hash,
-                source,
-                input: input.clone(),
-                grants: crate::policy::summary(&tool_policy),
-                grant: super::approval::grant_fingerprint(&policy.display_source(), &tool_policy),
-                networked: !tool_policy.net.is_empty(),
-            };
-            drop(policy);
+            let (approval, request) = ApprovalRequest::for_call(&self.host, name, input, hash, source);
             let verdict = self.approvals.verdict(approval, &request).await;
             self.report_decision(id, name, &verdict.decision);
             if let Decision::Deny { reason, .. } = verdict.decision {

@@ -126,8 +126,7 @@ impl ScheduleArgs {
                     data_dir: &data_dir,
                     tools_dir: &global.tools_dir(),
                     workspace: None,
-                    shared_notes: None,
-                    usage_copy: None,
+                    shared: None,
                 };
                 let mode = PromptMode::Unattended { yes: agent.yes };
                 let mut run = kit.agent_as(schedule.profile.as_deref(), place, mode, None)?;

@@ -219,8 +219,7 @@ impl ServeCommand {
                 metrics.expect(&[], Some(kit.model_name()));
                 Some(Arc::new(ServeAgents {
                     kit,
-                    shared: shared_notes.clone(),
-                    shared_log: shared_log.clone(),
+                    shared: cluster.as_ref().map(|(store, _, log)| (store.clone(), log.clone())),
                     metrics: metrics.clone(),
                     tools_dir: tools_dir.clone(),
                     approve_prompt,
@@ -388,10 +387,9 @@ impl ServeCommand {
 /// and breaker for every run), each agent in its user's place.
 struct ServeAgents {
     kit: super::agent::args::AgentKit,
-    /// Cluster mode: notes live in the shared store.
-    shared: Option<crate::store::postgres::PgStore>,
-    /// Cluster mode: usage lines are copied into the shared store.
-    shared_log: Option<crate::store::postgres::logs::SharedLog>,
+    /// Cluster mode: notes and approvals live in the shared store, and
+    /// usage lines are copied into it.
+    shared: Option<(crate::store::postgres::PgStore, crate::store::postgres::logs::SharedLog)>,
     metrics: Arc<Metrics>,
     tools_dir: PathBuf,
     approve_prompt: bool,
@@ -412,14 +410,14 @@ impl AgentSource for ServeAgents {
             data_dir: &tenant.data_dir,
             tools_dir: &self.tools_dir,
             workspace: None,
-            shared_notes: self.shared.as_ref().map(|store| crate::memory::Notes::Shared {
-                store: store.clone(),
-                user: tenant.name.clone(),
-            }),
-            usage_copy: self
-                .shared_log
+            shared: self
+                .shared
                 .as_ref()
-                .map(|log| log.copy_as(crate::store::postgres::logs::LogKind::Usage, &tenant.name)),
+                .map(|(store, log)| crate::store::postgres::SharedUser {
+                    store: store.clone(),
+                    log: log.clone(),
+                    user: tenant.name.clone(),
+                }),
         };
         let mode = PromptMode::Service {
             approve_prompt: self.approve_prompt,

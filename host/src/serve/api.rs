@@ -16,9 +16,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-type Error = (StatusCode, Json<Value>);
+pub(super) type Error = (StatusCode, Json<Value>);
 
-fn error(status: StatusCode, message: impl Into<String>) -> Error {
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Error {
     (status, Json(json!({"error": message.into()})))
 }
 
@@ -109,11 +109,27 @@ pub async fn call_tool(
             "the body must be a JSON object: the tool's input",
         ));
     }
-    if tenant.host.registry().get(&name).is_none() {
+    let Some((hash, source)) = tenant
+        .host
+        .registry()
+        .get(&name)
+        .map(|(_, c)| (c.sha256.clone(), c.path.display().to_string()))
+    else {
         return Err(error(StatusCode::NOT_FOUND, format!("no tool named `{name}`")));
-    }
+    };
     let tool_policy = tenant.host.policy().tool(&name);
+    // A `prompt` tool runs when the user approved it beforehand
+    // (`POST /v1/approvals`), limited to the origins approved.
+    // `Some(None)`: approved for any host the policy allows.
+    let mut remembered: Option<Option<Arc<[String]>>> = None;
     if tool_policy.approval == Approval::Prompt && !state.approve_prompt {
+        let (_, request) = crate::agent::approval::ApprovalRequest::for_call(&tenant.host, &name, &input, hash, source);
+        remembered = super::approvals::book_for(&state, &tenant)
+            .covering(&request)
+            .await
+            .map(|o| (!o.is_empty()).then(|| o.into_iter().collect::<Arc<[String]>>()));
+    }
+    if tool_policy.approval == Approval::Prompt && !state.approve_prompt && remembered.is_none() {
         state.metrics.denial("approval");
         if let Some(audit) = tenant.host.audit() {
             audit.event(&json!({
@@ -127,15 +143,16 @@ pub async fn call_tool(
         return Err(error(
             StatusCode::FORBIDDEN,
             format!(
-                "`{name}` needs approval (approval = \"prompt\" in {}) and a service cannot ask; allow it in the \
-                 policy or set [serve] approve_prompt = true",
+                "`{name}` needs approval (approval = \"prompt\" in {}) and a service cannot ask; approve it \
+                 beforehand (POST /v1/approvals {{\"tool\": \"{name}\"}}), allow it in the policy or set [serve] \
+                 approve_prompt = true",
                 tool_policy.approval_source(&name)
             ),
         ));
     }
     let report = tenant
         .host
-        .call(&name, &input.to_string(), None)
+        .call_within(&name, &input.to_string(), None, remembered.flatten())
         .await
         .map_err(|e| error(StatusCode::NOT_FOUND, e.to_string()))?;
     Ok(Json(report).into_response())
@@ -334,7 +351,7 @@ pub async fn list_schedules(
 }
 
 /// A shared store's error: 503 when it is unreachable.
-fn store_error(e: crate::store::StoreError) -> Error {
+pub(super) fn store_error(e: crate::store::StoreError) -> Error {
     let status = if e.is_unavailable() {
         StatusCode::SERVICE_UNAVAILABLE
     } else {

@@ -15,6 +15,7 @@
 //!   running agent runs a grace period.
 
 pub mod api;
+pub mod approvals;
 pub mod client_errors;
 mod dashboard;
 pub mod metrics;
@@ -88,7 +89,9 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .route("/stats", get(api::stats))
         .route("/sessions/{id}/transcript", get(api::transcript))
         .route("/schedules", get(api::list_schedules).post(api::add_schedule))
-        .route("/schedules/{name}", axum::routing::delete(api::remove_schedule));
+        .route("/schedules/{name}", axum::routing::delete(api::remove_schedule))
+        .route("/approvals", get(approvals::list).post(approvals::add))
+        .route("/approvals/{id}", axum::routing::delete(approvals::remove));
     let authenticated = Router::new()
         .nest("/v1", v1)
         .route("/metrics", get(api::metrics))

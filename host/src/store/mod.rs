@@ -16,8 +16,11 @@
 //! journal through either. In cluster mode each replica's audit and usage
 //! lines are also copied into PostgreSQL ([`postgres::logs`]). Listings of
 //! sessions read a cache of their lines ([`crate::session::index`]).
+//! Remembered approvals are one more seam, [`approvals::ApprovalBook`]:
+//! `approvals.json`, or the shared store's table per user.
 
 pub mod appender;
+pub mod approvals;
 pub mod atomic;
 pub mod embedded;
 pub mod local_user;

@@ -555,3 +555,113 @@ async fn every_replicas_audit_and_usage_lines_reach_the_database_even_across_an_
     assert_eq!(user, "local");
     assert!((total.parse::<f64>().expect("a sum") - 0.00048).abs() < 1e-9, "{spend}");
 }
+
+/// How run `prompt` of the user of `token` on `replica` was let call its
+/// tool: the decision of its approval event (`allow (always)`, `deny (…)`).
+async fn decision_in_run(http: &reqwest::Client, replica: &Replica, token: &str, prompt: &str) -> String {
+    let run = ask_and_wait(http, replica, token, prompt).await;
+    let text = http
+        .get(format!(
+            "http://{}/v1/runs/{}/events",
+            replica.addr,
+            run["id"].as_str().expect("id")
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("GET events")
+        .text()
+        .await
+        .expect("events");
+    let events: Vec<Value> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .map(|data| serde_json::from_str(data).expect("event JSON"))
+        .collect();
+    events
+        .iter()
+        .find(|e| e["type"] == "approval")
+        .and_then(|e| e["decision"].as_str())
+        .unwrap_or_else(|| panic!("no approval event in {events:?}"))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approval_given_through_one_replica_holds_on_another_for_that_user_only_issue_16() {
+    let pg = TestPostgres::start();
+    let database = pg.database("approvals");
+    let model = ScriptedServer::responding(model_reply).await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let users = format!(
+        "[[serve.users]]\nname = \"alice\"\ntoken_env = \"ALICE_TOKEN\"\nworkspace = \"{0}/alice\"\n\
+         [[serve.users]]\nname = \"bob\"\ntoken_env = \"BOB_TOKEN\"\nworkspace = \"{0}/bob\"\n",
+        root.path().display()
+    );
+    for user in ["alice", "bob"] {
+        std::fs::create_dir_all(root.path().join(user)).expect("workspace");
+    }
+    // One policy path for every replica (as a deployment gives them): an
+    // approval is bound to the grant under that policy file.
+    let policy = root.path().join("policy.toml");
+    std::fs::write(&policy, format!("{POLICY}[tools.sleep]\napproval = \"prompt\"\n")).expect("policy");
+    let a = start_replica_on(root.path(), "a", &model, Some(&database), STORE, &users, Some(&policy));
+    let b = start_replica_on(root.path(), "b", &model, Some(&database), STORE, &users, Some(&policy));
+    let http = client();
+    let approvals_on = |replica: &Replica, token: &str| {
+        http.get(format!("http://{}/v1/approvals", replica.addr))
+            .bearer_auth(token.to_string())
+            .send()
+    };
+
+    assert_eq!(
+        decision_in_run(&http, &b, "alice-token", "quick before").await,
+        "deny (unattended)"
+    );
+    // Alice approves `sleep` through replica a…
+    let created = http
+        .post(format!("http://{}/v1/approvals", a.addr))
+        .bearer_auth("alice-token")
+        .json(&json!({"tool": "sleep"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.expect("json");
+    let id = created["id"].as_str().expect("id").to_string();
+    // … replica b lists it for her and not for bob, and her runs there use it.
+    let listed: Value = approvals_on(&b, "alice-token")
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["approvals"][0]["id"], id.as_str(), "{listed}");
+    assert_eq!(listed["approvals"][0]["current"], true, "{listed}");
+    let bobs: Value = approvals_on(&b, "bob-token")
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(bobs["approvals"], json!([]), "{bobs}");
+    assert_eq!(
+        decision_in_run(&http, &b, "alice-token", "quick after").await,
+        "allow (always)"
+    );
+    assert_eq!(
+        decision_in_run(&http, &b, "bob-token", "quick bob").await,
+        "deny (unattended)"
+    );
+    // Bob cannot forget alice's answer; she can, through b, and a refuses again.
+    let delete = |token: &str| {
+        http.delete(format!("http://{}/v1/approvals/{id}", b.addr))
+            .bearer_auth(token.to_string())
+            .send()
+    };
+    assert_eq!(delete("bob-token").await.expect("DELETE").status(), 404);
+    assert_eq!(delete("alice-token").await.expect("DELETE").status(), 204);
+    assert_eq!(
+        decision_in_run(&http, &a, "alice-token", "quick forgotten").await,
+        "deny (unattended)"
+    );
+}

@@ -62,6 +62,21 @@ pub fn start_replica_with(
     store: &str,
     config: &str,
 ) -> Replica {
+    start_replica_on(root, name, model, database, store, config, None)
+}
+
+/// [`start_replica_with`] on the policy file `policy` (one file every
+/// replica reads, as a deployment gives them one path) instead of
+/// [`POLICY`] in a file of its own.
+pub fn start_replica_on(
+    root: &Path,
+    name: &str,
+    model: &ScriptedServer,
+    database: Option<&str>,
+    store: &str,
+    config: &str,
+    policy: Option<&Path>,
+) -> Replica {
     let dir = root.join(name);
     std::fs::create_dir_all(dir.join("tools")).expect("tools dir");
     std::fs::copy(
@@ -69,7 +84,13 @@ pub fn start_replica_with(
         dir.join("tools/hostile.wasm"),
     )
     .expect("copy tool");
-    std::fs::write(dir.join("policy.toml"), POLICY).expect("policy");
+    let policy = match policy {
+        Some(path) => path.to_path_buf(),
+        None => {
+            std::fs::write(dir.join("policy.toml"), POLICY).expect("policy");
+            dir.join("policy.toml")
+        }
+    };
     std::fs::write(
         dir.join("config.toml"),
         match database {
@@ -81,7 +102,7 @@ pub fn start_replica_with(
     let log = dir.join("serve.log");
     let child = Command::new(env!("CARGO_BIN_EXE_boram"))
         .args(["serve", "--addr", "127.0.0.1:0", "--policy"])
-        .arg(dir.join("policy.toml"))
+        .arg(&policy)
         .arg("--tools-dir")
         .arg(dir.join("tools"))
         .arg("--data-dir")

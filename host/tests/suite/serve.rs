@@ -1284,3 +1284,114 @@ async fn a_tool_rebuilt_in_a_relative_tools_dir_is_swapped_once_issue_17() {
     }
     assert!(!service.log().contains("second component"), "{}", service.log());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approval_remembered_over_http_lets_a_prompt_tool_run_until_forgotten_issue_16() {
+    let policy = "version = 1\n[defaults]\napproval = \"allow\"\n\
+                  [tools.write_file]\napproval = \"prompt\"\nfs = [{ host = \"ws\", guest = \"/workspace\", access = \"rw\" }]\n\
+                  [tools.http_get]\napproval = \"prompt\"\nnet = [\"http://127.0.0.1\"]\n";
+    let dir = setup(policy, &["write_file", "text_stats", "http_get"]);
+    std::fs::create_dir_all(dir.path().join("ws")).expect("ws");
+    let model = ScriptedServer::start(vec![
+        AnthropicReply::new()
+            .tool_use(
+                "toolu_1",
+                "write_file",
+                json!({"path": "/workspace/run.txt", "content": "from the run"}),
+            )
+            .usage(100, 10)
+            .build(),
+        AnthropicReply::new().text("Written.").usage(150, 8).build(),
+    ])
+    .await;
+    let service = Service::with_model(dir.path(), &model, &[]);
+    let http = client();
+    let url = |path: &str| format!("{}{path}", service.url);
+    let call = || {
+        http.post(url("/v1/tools/write_file/call"))
+            .body(r#"{"path": "/workspace/direct.txt", "content": "direct"}"#)
+            .send()
+    };
+    let approve = |body: Value| http.post(url("/v1/approvals")).body(body.to_string()).send();
+
+    // Not approved: refused, and the refusal names the way to approve it.
+    let refused = call().await.expect("call");
+    assert_eq!(refused.status(), 403);
+    assert!(refused.text().await.expect("text").contains("POST /v1/approvals"));
+
+    // Answers that do not fit are refused with the reason.
+    let unknown = approve(json!({"tool": "write_fil"})).await.expect("post");
+    assert_eq!(unknown.status(), 404);
+    assert!(
+        unknown.text().await.expect("text").contains("write_file"),
+        "did you mean"
+    );
+    let needless = approve(json!({"tool": "text_stats"})).await.expect("post");
+    assert_eq!(needless.status(), 400);
+    assert!(needless.text().await.expect("text").contains("needs no approval"));
+    let scoped = approve(json!({"tool": "write_file", "origins": ["https://example.com"]}))
+        .await
+        .expect("post");
+    assert_eq!(scoped.status(), 400);
+    let unscoped = approve(json!({"tool": "http_get"})).await.expect("post");
+    assert_eq!(unscoped.status(), 400);
+    assert!(unscoped.text().await.expect("text").contains("origins"));
+    assert!(
+        get_json(&http, &url("/v1/approvals"), None).await["approvals"]
+            .as_array()
+            .is_some_and(|a| a.is_empty()),
+        "nothing remembered by refused answers"
+    );
+
+    // Approved: bound to the tool's hash and grant, in the user's approvals.json.
+    let created = approve(json!({"tool": "write_file"})).await.expect("post");
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.expect("json");
+    assert_eq!(
+        (created["tool"].as_str(), created["current"].as_bool()),
+        (Some("write_file"), Some(true))
+    );
+    assert_eq!(created["sha256"].as_str().map(str::len), Some(64), "{created}");
+    let id = created["id"].as_str().expect("id").to_string();
+    let stored: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("data/approvals.json")).expect("file"))
+            .expect("json");
+    assert_eq!(stored[0]["id"], id.as_str());
+
+    // A direct call runs now, and so does the call inside a run.
+    let ran = call().await.expect("call");
+    assert_eq!(ran.status(), 200);
+    assert_eq!(ran.json::<Value>().await.expect("json")["outcome"], "ok");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("ws/direct.txt")).expect("written"),
+        "direct"
+    );
+    let started = start_run(&http, &url("/v1/runs"), "Write it.", None).await;
+    let events = read_sse(&http, &url(started["events"].as_str().expect("events url")), None).await;
+    let decision = events
+        .iter()
+        .find(|e| e["type"] == "approval")
+        .unwrap_or_else(|| panic!("no approval event: {events:?}"));
+    assert_eq!(decision["decision"], "allow (always)", "{decision}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("ws/run.txt")).expect("written"),
+        "from the run"
+    );
+
+    // Forgotten: refused again.
+    let listed = get_json(&http, &url("/v1/approvals"), None).await;
+    assert_eq!(listed["approvals"].as_array().map(Vec::len), Some(1), "{listed}");
+    let removed = http
+        .delete(url(&format!("/v1/approvals/{id}")))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(removed.status(), 204);
+    let again = http
+        .delete(url(&format!("/v1/approvals/{id}")))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(again.status(), 404);
+    assert_eq!(call().await.expect("call").status(), 403);
+}

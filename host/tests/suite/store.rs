@@ -311,7 +311,7 @@ async fn migrations_apply_once_when_replicas_start_together() {
             "migrate",
             "SELECT string_agg(version || ':' || name, ',' ORDER BY version) FROM boram_migrations"
         ),
-        "1:runs_and_sessions,2:schedules,3:notes,4:log_lines"
+        "1:runs_and_sessions,2:schedules,3:notes,4:log_lines,5:approvals"
     );
 }
 

@@ -103,8 +103,7 @@ impl AgentArgs {
             data_dir: &data_dir,
             tools_dir: &global.tools_dir(),
             workspace: workspace.as_deref(),
-            shared_notes: None,
-            usage_copy: None,
+            shared: None,
         };
         kit.agent(place, mode, resume, recorder, None)
     }
@@ -189,11 +188,10 @@ pub struct AgentPlace<'a> {
     pub data_dir: &'a std::path::Path,
     pub tools_dir: &'a std::path::Path,
     pub workspace: Option<&'a std::path::Path>,
-    /// The user's notes in the shared store (cluster mode); `None`: the
-    /// data directory's `memory.db`.
-    pub shared_notes: Option<crate::memory::Notes>,
-    /// Cluster mode: where a copy of each `usage.jsonl` line goes.
-    pub usage_copy: Option<crate::store::postgres::logs::LineCopy>,
+    /// Cluster mode: the user's notes and remembered approvals are in the
+    /// shared store, and a copy of each `usage.jsonl` line goes there;
+    /// `None`: the data directory's `memory.db` and `approvals.json`.
+    pub shared: Option<crate::store::postgres::SharedUser>,
 }
 
 /// Files in a workspace's root whose text joins the system prompt, as
@@ -320,14 +318,13 @@ impl AgentKit {
             data_dir,
             tools_dir,
             workspace,
-            shared_notes,
-            usage_copy,
+            shared,
         } = place;
         let settings = &self.settings;
         let mut gateway = self.gateway.sibling().with_usage_log(
             JsonlFile::open(&config::usage_log(data_dir))
                 .context("cannot open usage.jsonl")?
-                .with_copy(usage_copy),
+                .with_copy(shared.as_ref().map(|s| s.usage_copy())),
         );
         if let Some(recorder) = recorder {
             gateway = gateway.with_recorder(recorder);
@@ -335,7 +332,10 @@ impl AgentKit {
         if let Some(observer) = observer {
             gateway = gateway.with_usage_observer(observer);
         }
-        let approvals = Arc::new(Approvals::new(mode, data_dir));
+        let approvals = Arc::new(match &shared {
+            Some(shared) => Approvals::with_book(mode, shared.approvals()),
+            None => Approvals::new(mode, data_dir),
+        });
         let mut options = AgentOptions {
             system_prompt: settings
                 .system_prompt
@@ -401,7 +401,7 @@ impl AgentKit {
             0,
         );
         let agent = with_tool_factory(agent.with_delegator(Arc::new(delegator)), tools_dir, data_dir);
-        Ok(with_memory(agent, data_dir, shared_notes))
+        Ok(with_memory(agent, data_dir, shared.map(|s| s.notes())))
     }
 }
 

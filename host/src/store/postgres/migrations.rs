@@ -29,6 +29,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "log_lines",
         include_str!("../../../migrations/postgres/0004_log_lines.sql"),
     ),
+    (
+        5,
+        "approvals",
+        include_str!("../../../migrations/postgres/0005_approvals.sql"),
+    ),
 ];
 
 /// The advisory lock key all replicas take while migrating ("boram" in ASCII).

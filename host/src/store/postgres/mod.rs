@@ -2,13 +2,14 @@
 //! (`[store] url = "postgres://…"` or `BORAM_DATABASE_URL`).
 //!
 //! It holds sessions with their transcripts, the queue of agent runs with
-//! their events ([`runs`]), schedules ([`schedules`]) and memory notes
-//! ([`notes`]); each write of a run's journal is
+//! their events ([`runs`]), schedules ([`schedules`]), memory notes
+//! ([`notes`]) and remembered approvals ([`approvals`]); each write of a run's journal is
 //! fenced by the run's lease ([`crate::store::appender`]), so a replica that lost a run
 //! can never write into it again. The driver is `tokio-postgres` with the
 //! `deadpool-postgres` pool; the schema is the SQL files under
 //! `host/migrations/postgres`, applied once per database ([`migrations`]).
 
+pub mod approvals;
 pub mod logs;
 pub mod migrations;
 pub mod notes;
@@ -103,6 +104,35 @@ impl PgStore {
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.client().await?.simple_query("SELECT 1").await?;
         Ok(())
+    }
+}
+
+/// One user's part of the shared store (cluster mode): where their notes
+/// and remembered approvals live and where copies of their usage lines go.
+#[derive(Clone)]
+pub struct SharedUser {
+    pub store: PgStore,
+    pub log: logs::SharedLog,
+    pub user: String,
+}
+
+impl SharedUser {
+    pub fn notes(&self) -> crate::memory::Notes {
+        crate::memory::Notes::Shared {
+            store: self.store.clone(),
+            user: self.user.clone(),
+        }
+    }
+
+    pub fn approvals(&self) -> crate::store::approvals::ApprovalBook {
+        crate::store::approvals::ApprovalBook::Shared {
+            store: self.store.clone(),
+            user: self.user.clone(),
+        }
+    }
+
+    pub fn usage_copy(&self) -> logs::LineCopy {
+        self.log.copy_as(logs::LogKind::Usage, &self.user)
     }
 }
 
