@@ -13,13 +13,15 @@
 //!   separately measured pieces is not reliable: on a 2-core machine the
 //!   pieces measured alone vary by more than the difference.)
 
-use boram_host::agent::{Agent, AgentEvent, AgentOptions, Approvals, EventSink, PromptMode};
+use boram_host::agent::profiles::Profiles;
+use boram_host::agent::{AgentEvent, EventSink, PromptMode};
+use boram_host::app::{AgentKit, AgentPlace, Extras};
 use boram_host::audit::JsonlFile;
+use boram_host::config::model::ModelConfig;
 use boram_host::llm::{ChatRequest, Endpoint, Gateway, GatewayOptions, Message, PriceTable, ProviderKind, ToolChoice};
 use boram_host::policy::Policy;
 use boram_host::registry::{Registry, ToolHost};
 use boram_host::runtime::{Runtime, RuntimeOptions};
-use boram_host::session::Session;
 use scripted_llm::anthropic::AnthropicReply;
 use scripted_llm::{Chunking, ScriptedServer};
 use serde_json::json;
@@ -73,7 +75,7 @@ async fn run() {
     ));
 
     let server = ScriptedServer::start(Vec::new()).await;
-    let gateway = gateway_for(&server, dir.path());
+    let gateway = gateway_for(&server).with_usage_log(JsonlFile::open(&dir.path().join("usage.jsonl")).expect("usage"));
 
     // The same request shape the loop sends: system prompt, the tool's schema, a prompt.
     let tools = boram_host::agent::tool_defs(&host);
@@ -106,17 +108,10 @@ async fn run() {
     .await;
     // The tool measurement queued replies it never used: a fresh server.
     let server = ScriptedServer::start(Vec::new()).await;
-    let gateway = gateway_for(&server, dir.path());
-    let approvals = Arc::new(Approvals::new(PromptMode::Unattended { yes: false }, dir.path()));
-    let options = AgentOptions {
-        system_prompt: "s".into(),
-        model: "claude-sonnet-4-5".into(),
-        max_tokens: 1024,
-        context_tokens: 200_000,
-        limits: host.policy().agent,
-        selection: None,
-        tools: None,
-    };
+    // The agent as the app builds it for `boram run`, minus the extras
+    // (memory, create_tool, delegate) this bench does not measure.
+    let kit = AgentKit::with_gateway(gateway_for(&server), settings_for(&server), Profiles::default())
+        .with_extras(Extras::none());
     let sink: EventSink = Arc::new(|_: &AgentEvent| {});
     let mut turns = Vec::with_capacity(TURNS);
     for i in 0..WARMUP + TURNS {
@@ -127,14 +122,15 @@ async fn run() {
         ));
         server.push(whole(AnthropicReply::new().text("done").usage(100, 5)));
         // A new session each turn keeps the request size the same.
-        let session = Session::create(&dir.path().join("sessions"), "anthropic", "m").expect("session");
-        let mut agent = Agent::new(
-            gateway.clone(),
-            host.clone(),
-            approvals.clone(),
-            options.clone(),
-            session,
-        );
+        let place = AgentPlace {
+            host: host.clone(),
+            data_dir: dir.path(),
+            tools_dir: dir.path(),
+            workspace: None,
+            shared: None,
+        };
+        let mode = PromptMode::Unattended { yes: false };
+        let mut agent = kit.agent(place, mode, None, None, None).expect("agent");
         let started = Instant::now();
         let result = agent.turn("read", &sink, &CancellationToken::new()).await;
         let elapsed = started.elapsed();
@@ -188,19 +184,33 @@ where
     samples
 }
 
-/// A gateway to `server` that logs usage in `dir`, as the CLI builds it.
-fn gateway_for(server: &ScriptedServer, dir: &std::path::Path) -> Arc<Gateway> {
-    let provider = boram_host::llm::connect(&Endpoint {
+fn endpoint_for(server: &ScriptedServer) -> Endpoint {
+    Endpoint {
         kind: ProviderKind::Anthropic,
         base_url: server.url(),
         api_key: Some("k".into()),
         max_event_bytes: boram_host::llm::DEFAULT_MAX_EVENT_BYTES,
-    })
-    .expect("provider");
-    Arc::new(
-        Gateway::new(provider, GatewayOptions::default(), PriceTable::default())
-            .with_usage_log(JsonlFile::open(&dir.join("usage.jsonl")).expect("usage")),
-    )
+    }
+}
+
+/// A gateway to `server`.
+fn gateway_for(server: &ScriptedServer) -> Gateway {
+    let provider = boram_host::llm::connect(&endpoint_for(server)).expect("provider");
+    Gateway::new(provider, GatewayOptions::default(), PriceTable::default())
+}
+
+/// The model settings of the bench's agents: the loop's request shape.
+fn settings_for(server: &ScriptedServer) -> ModelConfig {
+    ModelConfig {
+        endpoint: endpoint_for(server),
+        model: "claude-sonnet-4-5".into(),
+        max_tokens: 1024,
+        context_tokens: 200_000,
+        gateway: GatewayOptions::default(),
+        prices: PriceTable::default(),
+        system_prompt: Some("s".into()),
+        selection: None,
+    }
 }
 
 /// A reply sent in one write: the bench measures our side, not the server's pacing.

@@ -3,6 +3,7 @@
 //!
 //! Layers, from the outside in (each depends only on those after it):
 //! - [`cli`]: the `boram` command line;
+//! - [`app`]: the composition root: settings resolved once, every layer built there;
 //! - [`authoring`]: scaffolding, building and testing tools; the agent's `create_tool`;
 //! - [`mcp`]: the tools as an MCP server (stdio);
 //! - [`agent`]: the ReAct loop (rounds, approvals, repeat guard, budget, compaction);
@@ -15,6 +16,7 @@
 //! - [`audit`] and [`config`]: the audit log and where files live.
 
 pub mod agent;
+pub mod app;
 pub mod audit;
 pub mod authoring;
 pub mod cli;

@@ -20,7 +20,7 @@ pub struct McpCommand {
 
 impl McpCommand {
     pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-        let host = Arc::new(global.tool_host().await?);
+        let host = Arc::new(global.app(None).tool_host().await?);
         let unattended = if self.yes {
             Unattended::Approve
         } else {

@@ -68,10 +68,8 @@ pub(crate) const EXIT_FAILURE: u8 = 1;
 /// Exit code for bad input from the user: invalid policy, unknown tool, bad JSON.
 const EXIT_USAGE: u8 = 2;
 
-/// A mistake in what the user asked for (exit code 2), as opposed to a failure while doing it.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
+/// A mistake in what the user asked for: exit code 2.
+pub use crate::app::UsageError;
 
 /// Parses the command line, runs the command and turns any error into a
 /// printed cause chain and an exit code.

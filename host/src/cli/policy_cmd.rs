@@ -26,7 +26,7 @@ impl PolicyCommand {
         match self {
             Self::Check { file } => check(&file, global).await,
             Self::Explain { tool } => {
-                let policy = global.load_policy()?;
+                let policy = global.app(None).load_policy()?;
                 println!("{}", explain(&policy, &tool));
                 let cache = crate::config::cache_dir(&global.data_dir());
                 if let Ok((known, unknown)) = crate::registry::indexed_names(&global.tools_dir(), &cache)
@@ -60,11 +60,12 @@ async fn check(file: &Path, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     };
     // Trust placement: the same refusal `boram run` and a reload would give.
     let trusted = global
-        .trusted_paths(None)
+        .app(None)
+        .trusted_paths()
         .with(crate::policy::TrustedKind::PolicyFile, Some(file));
     match crate::registry::check_grants(&policy, &trusted) {
         Ok(warnings) => warnings.iter().for_each(|w| eprintln!("warning: {w}")),
-        Err(errors) => return Err(super::context::refused(errors).into()),
+        Err(errors) => return Err(crate::app::tools::refused(errors).into()),
     }
     let names: Vec<&str> = policy.tools.keys().map(String::as_str).collect();
     println!(

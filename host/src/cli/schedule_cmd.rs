@@ -3,8 +3,9 @@
 //! `<data>/users/<user>/schedules.json` otherwise: the same place `boram
 //! serve` reads them from) and run by `boram serve`.
 
-use super::agent::args::{AgentArgs, AgentPlace};
+use super::agent::args::AgentArgs;
 use crate::agent::PromptMode;
+use crate::app::AgentPlace;
 use crate::cli::UsageError;
 use crate::cli::context::GlobalArgs;
 use crate::schedule::{Schedule, ScheduleStore};
@@ -119,12 +120,14 @@ impl ScheduleArgs {
                     .into_iter()
                     .find(|s| s.name == name)
                     .ok_or_else(|| UsageError(format!("no schedule named `{name}`")))?;
-                let host = Arc::new(global.tool_host().await?);
+                let app = agent.app(global);
+                let host = Arc::new(app.tool_host().await?);
+                // The schedule's user's directory (the data directory for `local`).
                 let kit = agent.kit(&data_dir)?;
                 let place = AgentPlace {
                     host,
                     data_dir: &data_dir,
-                    tools_dir: &global.tools_dir(),
+                    tools_dir: &app.tools_dir,
                     workspace: None,
                     shared: None,
                 };

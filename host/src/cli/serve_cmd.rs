@@ -1,15 +1,14 @@
 //! `boram serve`: builds the users, metrics and agent factory from the
 //! flags and `[serve]` in the config file, then runs [`crate::serve`].
 
-use super::agent::args::{AgentArgs, AgentPlace};
-use crate::agent::PromptMode;
+use super::agent::args::AgentArgs;
+use crate::app::service::{self, Cluster, ServiceAgents};
 use crate::cli::UsageError;
 use crate::cli::context::GlobalArgs;
 use crate::registry::watch::{self, ReloadEvent};
 use crate::schedule::{Finished, Schedule, ScheduleStore, Scheduler, Starter, SystemClock};
 use crate::serve::metrics::Metrics;
-use crate::serve::runs::queue::QueueSettings;
-use crate::serve::runs::{AgentFactory, AgentSource, RunQueue};
+use crate::serve::runs::{AgentFactory, RunQueue};
 use crate::serve::tenants::{Tenant, UserSpec, hash_token};
 use crate::serve::{AppState, check_exposure, check_exposure_of};
 use anyhow::Context as _;
@@ -61,8 +60,8 @@ impl ServeCommand {
         crate::supervise::die_with_supervisor();
         let config = self.agent.config_file()?;
         let serve = &config.serve;
-        let data_dir = global.data_dir();
-        let tools_dir = global.tools_dir();
+        let app = self.agent.app(global);
+        let (data_dir, tools_dir) = (app.data_dir.clone(), app.tools_dir.clone());
         let addr_text = self
             .addr
             .clone()
@@ -104,7 +103,7 @@ impl ServeCommand {
         }
         let registry = match data_dir_missing {
             true => None,
-            false => match global.registry().await {
+            false => match app.registry().await {
                 Ok(registry) => Some(registry),
                 Err(e) => {
                     problems.push(format!("{e:#}"));
@@ -130,7 +129,7 @@ impl ServeCommand {
         let metrics = Arc::new(Metrics::new());
         let mut tenants = Vec::new();
         let ready = registry.is_some() && (global.policy.is_none() || policy.is_some());
-        let trusted = global.trusted_paths(self.agent.config.as_deref());
+        let trusted = app.trusted_paths();
         if self.check {
             for spec in ready.then_some(&users).into_iter().flatten() {
                 let policy = policy.as_ref().map(|(p, t)| (p.as_path(), t.as_str()));
@@ -143,24 +142,16 @@ impl ServeCommand {
         // hosts so their audit lines are copied into it.
         let store_url = crate::store::postgres::configured_url(config.store.url.as_deref());
         let cluster = match (&store_url, ready && !self.check) {
-            (Some(url), true) => match crate::store::postgres::PgStore::connect(url).await {
-                Ok(store) => {
-                    let settings = queue_settings(&config.store, CLUSTER_DEFAULTS);
-                    let log = crate::store::postgres::logs::SharedLog::spawn(store.clone(), &settings.replica);
-                    Some((store, settings, log))
-                }
+            (Some(url), true) => match Cluster::open(url, &config.store).await {
+                Ok(cluster) => Some(cluster),
                 Err(e) => {
-                    problems.push(format!(
-                        "cluster mode: cannot open the store at {} ({e}); check [store] url / BORAM_DATABASE_URL",
-                        redact_url(url)
-                    ));
+                    problems.push(e);
                     None
                 }
             },
             _ => None,
         };
-        let shared_log = cluster.as_ref().map(|(_, _, log)| log.clone());
-        let shared_notes = cluster.as_ref().map(|(store, _, _)| store.clone());
+        let shared_log = cluster.as_ref().map(|c| c.log.clone());
         for spec in (ready && !self.check).then_some(&users).into_iter().flatten() {
             let observer = {
                 let metrics = metrics.clone();
@@ -214,55 +205,26 @@ impl ServeCommand {
         let tool_names: Vec<String> = registry.names().map(|n| n.to_string()).collect();
         metrics.expect(&tool_names, None);
         let agents: Option<AgentFactory> = match self.agent.kit(&data_dir) {
-            Ok(kit) => {
-                // The model's families exist from the start.
-                metrics.expect(&[], Some(kit.model_name()));
-                Some(Arc::new(ServeAgents {
-                    kit,
-                    shared: cluster.as_ref().map(|(store, _, log)| (store.clone(), log.clone())),
-                    metrics: metrics.clone(),
-                    tools_dir: tools_dir.clone(),
-                    approve_prompt,
-                }))
-            }
+            Ok(kit) => Some(Arc::new(ServiceAgents::new(
+                kit,
+                cluster.clone(),
+                metrics.clone(),
+                tools_dir.clone(),
+                approve_prompt,
+            ))),
             Err(e) => {
                 eprintln!("warning: agent runs are off: {e:#}");
                 None
             }
         };
-        let runs = match (cluster, &store_url) {
-            (Some((store, settings, _)), Some(url)) => {
-                eprintln!(
-                    "cluster mode: replica {} on {} (lease {:.1} s, {} workers)",
-                    settings.replica,
-                    redact_url(url),
-                    settings.lease.as_secs_f64(),
-                    settings.workers
-                );
-                let dyn_store: Arc<dyn crate::store::runs::RunStore> = Arc::new(store.clone());
-                RunQueue::new(
-                    dyn_store,
-                    Some(store),
-                    settings,
-                    tenants.clone(),
-                    agents.clone(),
-                    metrics.clone(),
-                )
-            }
-            _ => {
-                let store = crate::store::embedded::EmbeddedRuns::open(&data_dir)
-                    .map_err(|e| UsageError(format!("cannot open the run queue: {e}")))?;
-                let settings = queue_settings(&config.store, EMBEDDED_DEFAULTS);
-                RunQueue::new(
-                    Arc::new(store),
-                    None,
-                    settings,
-                    tenants.clone(),
-                    agents.clone(),
-                    metrics.clone(),
-                )
-            }
-        };
+        let runs = service::run_queue(
+            cluster.as_ref(),
+            &data_dir,
+            &config.store,
+            tenants.clone(),
+            agents.clone(),
+            metrics.clone(),
+        )?;
         runs.start_workers();
 
         let body_limit = serve
@@ -270,21 +232,7 @@ impl ServeCommand {
             .unwrap_or(crate::config::serve::DEFAULT_BODY_LIMIT_KB)
             << 10;
         let shutdown = tokio_util::sync::CancellationToken::new();
-        let notes_for = |tenant: &Tenant| -> Option<Arc<crate::memory::Notes>> {
-            match &shared_notes {
-                Some(store) => Some(Arc::new(crate::memory::Notes::Shared {
-                    store: store.clone(),
-                    user: tenant.name.clone(),
-                })),
-                None => match crate::memory::MemoryStore::open(&tenant.data_dir) {
-                    Ok(memory) => Some(Arc::new(crate::memory::Notes::Local(Arc::new(memory)))),
-                    Err(e) => {
-                        eprintln!("warning: user `{}`: MCP clients get no memory tools: {e}", tenant.name);
-                        None
-                    }
-                },
-            }
-        };
+        let notes_for = |tenant: &Tenant| service::notes_for(cluster.as_ref(), tenant);
         let mcp = Arc::new(crate::mcp::http::McpEndpoints::new(
             &tenants,
             &notes_for,
@@ -380,97 +328,6 @@ impl ServeCommand {
         }
         eprintln!("stopped");
         Ok(ExitCode::SUCCESS)
-    }
-}
-
-/// The agents of the service's runs: one kit (one gateway, so one queue
-/// and breaker for every run), each agent in its user's place.
-struct ServeAgents {
-    kit: super::agent::args::AgentKit,
-    /// Cluster mode: notes and approvals live in the shared store, and
-    /// usage lines are copied into it.
-    shared: Option<(crate::store::postgres::PgStore, crate::store::postgres::logs::SharedLog)>,
-    metrics: Arc<Metrics>,
-    tools_dir: PathBuf,
-    approve_prompt: bool,
-}
-
-impl AgentSource for ServeAgents {
-    fn agent(
-        &self,
-        tenant: &Tenant,
-        profile: Option<&str>,
-        session: crate::session::SessionChoice<'_>,
-    ) -> anyhow::Result<crate::agent::Agent> {
-        let metrics = self.metrics.clone();
-        let observer: crate::llm::UsageObserver =
-            Arc::new(move |model, usage, cost| metrics.model_call(model, usage, cost));
-        let place = AgentPlace {
-            host: tenant.host.clone(),
-            data_dir: &tenant.data_dir,
-            tools_dir: &self.tools_dir,
-            workspace: None,
-            shared: self
-                .shared
-                .as_ref()
-                .map(|(store, log)| crate::store::postgres::SharedUser {
-                    store: store.clone(),
-                    log: log.clone(),
-                    user: tenant.name.clone(),
-                }),
-        };
-        let mode = PromptMode::Service {
-            approve_prompt: self.approve_prompt,
-        };
-        self.kit.agent_in(profile, place, mode, session, Some(observer))
-    }
-
-    fn model_of(&self, profile: Option<&str>) -> anyhow::Result<(String, String)> {
-        self.kit.model_of(profile)
-    }
-}
-
-/// The lease and workers of a replica on PostgreSQL when `[store]` does not
-/// say: a dead replica's runs move after 15 s; 4 runs at once per replica
-/// (more replicas add more).
-const CLUSTER_DEFAULTS: (f64, usize) = (15.0, 4);
-/// ... and of one service on its data directory: a run a crash left behind
-/// is resumed 5 s after the service is back (one machine: renewing a lease
-/// is a local SQLite write); 16 runs at once.
-const EMBEDDED_DEFAULTS: (f64, usize) = (5.0, 16);
-
-/// `[store]` as settings, with the environment's overrides and `defaults`
-/// (lease seconds, workers) for what it leaves out.
-fn queue_settings(store: &crate::config::model::StoreToml, defaults: (f64, usize)) -> QueueSettings {
-    let replica = std::env::var("BORAM_REPLICA")
-        .ok()
-        .filter(|r| !r.trim().is_empty())
-        .or_else(|| store.replica.clone())
-        .unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id()));
-    QueueSettings {
-        replica,
-        lease: std::time::Duration::from_secs_f64(store.lease_secs.unwrap_or(defaults.0).clamp(0.5, 3600.0)),
-        workers: store.workers.unwrap_or(defaults.1).max(1),
-    }
-}
-
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "boram".into())
-}
-
-/// The URL without its password, for messages.
-fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(parsed) => parsed.to_string(),
-        Err(_) => "the configured database".into(),
     }
 }
 

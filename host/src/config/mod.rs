@@ -16,6 +16,8 @@ pub const TOOLS_DIR_ENV: &str = "BORAM_TOOLS_DIR";
 pub const POLICY_ENV: &str = "BORAM_POLICY";
 /// Environment variable setting the memory budget of calls running at once (MiB).
 pub const MEMORY_BUDGET_ENV: &str = "BORAM_MEMORY_BUDGET_MB";
+/// Environment variable naming this replica in cluster mode (over `[store] replica`).
+pub const REPLICA_ENV: &str = "BORAM_REPLICA";
 
 /// Default data directory: `$XDG_DATA_HOME/boram` (usually
 /// `~/.local/share/boram`), or `./.boram` when the platform has none.

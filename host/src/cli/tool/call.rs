@@ -26,7 +26,7 @@ pub struct CallCommand {
 impl CallCommand {
     pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let input = read_input(self.input.as_deref())?;
-        let host = global.tool_host().await?;
+        let host = global.app(None).tool_host().await?;
         let progress: Option<ProgressSink> = (!self.json).then(|| Arc::new(print_progress) as ProgressSink);
         let report = host.call(&self.name, &input, progress).await?;
         if self.json {

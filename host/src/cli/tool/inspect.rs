@@ -18,7 +18,7 @@ pub struct InspectCommand {
 
 impl InspectCommand {
     pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-        let runtime = global.runtime()?;
+        let runtime = global.app(None).runtime()?;
         let c = runtime
             .load(&self.file)
             .await

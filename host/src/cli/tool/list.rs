@@ -14,8 +14,8 @@ pub struct ListCommand {
 
 impl ListCommand {
     pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-        let policy = global.load_policy()?;
-        let registry = global.registry().await?;
+        let policy = global.app(None).load_policy()?;
+        let registry = global.app(None).registry().await?;
         if self.json {
             let tools: Vec<_> = registry
                 .tools()

@@ -42,9 +42,9 @@ impl RankCommand {
         .options()
         .unwrap_or_default();
         if let Some((dir, named)) = meaning_dir {
-            options.meaning = super::super::agent::args::load_meaning(&dir, named)?;
+            options.meaning = crate::app::agents::load_meaning(&dir, named)?;
         }
-        let registry = global.registry().await?;
+        let registry = global.app(None).registry().await?;
         let tools: Vec<ToolDef> = registry.tools().map(|(spec, _)| tool_def(spec)).collect();
         if tools.is_empty() {
             println!("no tools loaded from {}", global.tools_dir().display());

@@ -51,7 +51,7 @@ impl TestCommand {
             ),
             _ => {}
         }
-        let host = global.tool_host().await?;
+        let host = global.app(None).tool_host().await?;
         eprintln!(
             "testing {} against {} under {}",
             self.name,

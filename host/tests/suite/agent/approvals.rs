@@ -3,6 +3,7 @@
 //! with a reason, and `prompt` without anyone to ask (deny, or `--yes`).
 
 use super::*;
+use boram_host::agent::Approvals;
 use boram_host::agent::Stop;
 use boram_host::agent::approval::{Answer, ApprovalRequest, Decision, LinePrompter, Prompter};
 use boram_host::policy::Approval;

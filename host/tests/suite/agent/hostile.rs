@@ -305,14 +305,10 @@ async fn the_time_limit_covers_a_stream_that_never_ends_issue_15() {
         .chunked(scripted_llm::Chunking::EveryBytes(40))
         .chunk_delay(Duration::from_millis(50));
     let server = ScriptedServer::start(vec![reply]).await;
-    let limits = boram_host::policy::AgentLimits {
-        time_limit: Duration::from_secs(1),
-        ..Default::default()
-    };
     let mut h = Harness::new(
         &server,
         Setup {
-            limits: Some(limits),
+            policy: policy("[agent]\ntime_limit_s = 1"),
             ..Setup::default()
         },
     )

@@ -4,6 +4,8 @@
 //! record and fix back.
 
 use super::*;
+use boram_host::memory::MemoryStore;
+use boram_host::memory::failures::FailureStore;
 use scripted_llm::anthropic::AnthropicReply;
 use serde_json::json;
 

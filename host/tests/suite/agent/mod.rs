@@ -14,18 +14,14 @@ mod selection;
 mod sessions;
 
 use super::{host_with_audit, tools_dir};
-use boram_host::agent::delegate::Delegator;
 use boram_host::agent::profiles::Profiles;
 use boram_host::agent::select::SelectionOptions;
-use boram_host::agent::{Agent, AgentEvent, AgentOptions, Approvals, EventSink, PromptMode, TurnResult};
+use boram_host::agent::{Agent, AgentEvent, EventSink, PromptMode, TurnResult};
+use boram_host::app::agents::MemoryAt;
+use boram_host::app::{AgentKit, AgentPlace, Extras};
 use boram_host::audit::AuditLog;
-use boram_host::audit::JsonlFile;
-use boram_host::authoring::factory::ToolFactory;
+use boram_host::config::model::ModelConfig;
 use boram_host::llm::{Endpoint, Gateway, GatewayOptions, PriceTable, ProviderKind};
-use boram_host::memory::MemoryStore;
-use boram_host::memory::failures::FailureStore;
-use boram_host::policy::AgentLimits;
-use boram_host::session::Session;
 use scripted_llm::ScriptedServer;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -72,7 +68,6 @@ pub struct Setup {
     pub mode: PromptMode,
     pub model: String,
     pub context_tokens: u64,
-    pub limits: Option<AgentLimits>,
     pub selection: Option<SelectionOptions>,
     /// Long-term memory and the failure store live here (shared between agents of one test).
     pub memory_dir: Option<PathBuf>,
@@ -98,7 +93,6 @@ impl Default for Setup {
             mode: PromptMode::Unattended { yes: false },
             model: "claude-sonnet-4-5".into(),
             context_tokens: 200_000,
-            limits: None,
             selection: None,
             memory_dir: None,
             tool_factory: false,
@@ -117,6 +111,9 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// An agent built by the app's [`AgentKit`], as the CLI and the service
+    /// build theirs, with the gateway pointed at `server` and only the
+    /// extras the setup asks for.
     pub async fn new(server: &ScriptedServer, setup: Setup) -> Harness {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("ws")).expect("ws");
@@ -127,52 +124,38 @@ impl Harness {
             ProviderKind::OpenAi => format!("{}/v1", server.url()),
             _ => server.url(),
         };
-        let provider = boram_host::llm::connect(&Endpoint {
+        let endpoint = Endpoint {
             kind: setup.provider,
             base_url,
             api_key: Some("test-key".into()),
             max_event_bytes: setup.max_event_bytes,
-        })
-        .expect("provider");
-        let gateway = Gateway::new(provider, setup.gateway, setup.prices)
-            .with_usage_log(JsonlFile::open(&dir.path().join("usage.jsonl")).expect("usage log"));
-        let approvals = Approvals::new(setup.mode, dir.path());
-        let limits = setup.limits.unwrap_or(host.policy().agent);
-        let options = AgentOptions {
-            system_prompt: "You are a test agent.".into(),
+        };
+        let provider = boram_host::llm::connect(&endpoint).expect("provider");
+        let gateway = Gateway::new(provider, setup.gateway.clone(), setup.prices.clone());
+        let settings = ModelConfig {
+            endpoint,
             model: setup.model.clone(),
             max_tokens: 1024,
             context_tokens: setup.context_tokens,
-            limits,
+            gateway: setup.gateway,
+            prices: setup.prices,
+            system_prompt: Some("You are a test agent.".into()),
             selection: setup.selection,
-            tools: None,
         };
-        let sessions = dir.path().join("sessions");
-        let session = Session::create(&sessions, "test", &setup.model).expect("session");
-        let (gateway, host, approvals) = (Arc::new(gateway), Arc::new(host), Arc::new(approvals));
-        let mut agent = Agent::new(
-            gateway.clone(),
-            host.clone(),
-            approvals.clone(),
-            options.clone(),
-            session,
-        );
-        if let Some(profiles) = setup.profiles {
-            let delegator = Delegator::new(gateway, host, approvals, options, profiles, sessions, 0);
-            agent = agent.with_delegator(Arc::new(delegator));
-        }
-        if let Some(memory) = &setup.memory_dir {
-            agent = agent.with_memory(
-                Arc::new(boram_host::memory::Notes::Local(Arc::new(
-                    MemoryStore::open(memory).expect("memory"),
-                ))),
-                Arc::new(FailureStore::open(memory).expect("failures")),
-            );
-        }
-        if setup.tool_factory {
-            let factory = ToolFactory::new(&dir.path().join("tools"), dir.path());
-            agent = agent.with_tool_factory(Arc::new(factory));
-        }
+        let extras = Extras {
+            memory: setup.memory_dir.map_or(MemoryAt::Off, MemoryAt::Dir),
+            tool_factory: setup.tool_factory,
+            delegation: setup.profiles.is_some(),
+        };
+        let kit = AgentKit::with_gateway(gateway, settings, setup.profiles.unwrap_or_default()).with_extras(extras);
+        let place = AgentPlace {
+            host: Arc::new(host),
+            data_dir: dir.path(),
+            tools_dir: &dir.path().join("tools"),
+            workspace: None,
+            shared: None,
+        };
+        let agent = kit.agent(place, setup.mode, None, None, None).expect("agent");
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink: EventSink = {
             let events = events.clone();
