@@ -13,8 +13,9 @@
 //!   (scripted model on 127.0.0.1), submitted by 8 clients, until all ended
 //!   (32 workers a replica, so the worker limit does not hold runs back);
 //! - per journalled step: one record appended and made durable (the
-//!   transcript file on the embedded store: one `write`, which survives a
-//!   crash of the process but is not fsynced; the fenced writer task on
+//!   transcript file on the embedded store: handed to its writer thread
+//!   and waited for, one `write` that survives a crash of the process but
+//!   is not fsynced; the fenced writer task on
 //!   PostgreSQL, committed with `fsync = on`), p50 and p99 of 2000 in a row;
 //! - kill -9 of the replica holding a run → the run continuing on another
 //!   (its `resumed` event), with `lease_secs = 2`.
@@ -91,7 +92,7 @@ async fn run() {
         );
     }
 
-    let (file_p50, file_p99) = file_step_latency(root.path());
+    let (file_p50, file_p99) = file_step_latency(root.path()).await;
     let (pg_p50, pg_p99) = pg_step_latency(&pg.database("steps")).await;
     println!();
     println!("| one journalled step, appended and durable | p50 | p99 |");
@@ -171,17 +172,18 @@ fn percentiles(mut micros: Vec<f64>) -> (f64, f64) {
     (at(0.50), at(0.99))
 }
 
-/// One transcript-sized record appended to a JSONL transcript.
-fn file_step_latency(root: &std::path::Path) -> (f64, f64) {
+/// One transcript-sized record appended to a JSONL transcript and synced
+/// (handed to the file's writer thread, then waited for), as the agent
+/// does before a tool call and before a model request.
+async fn file_step_latency(root: &std::path::Path) -> (f64, f64) {
     let file = JsonlFile::open_exclusive(&root.join("steps.jsonl")).expect("open");
     let record = step_record();
-    let micros = (0..STEPS)
-        .map(|_| {
-            let started = Instant::now();
-            file.append(&record).expect("append");
-            started.elapsed().as_secs_f64() * 1e6
-        })
-        .collect();
+    let mut micros = Vec::with_capacity(STEPS);
+    for _ in 0..STEPS {
+        let started = Instant::now();
+        file.append_flushed(&record).await.expect("append");
+        micros.push(started.elapsed().as_secs_f64() * 1e6);
+    }
     percentiles(micros)
 }
 

@@ -383,6 +383,10 @@ impl Agent {
             stop: stop.as_str().to_string(),
             rounds,
         });
+        // The turn is in its transcript before anyone hears it ended.
+        if let Err(e) = self.session.sync().await {
+            tracing::error!(session = %self.session.id(), error = %e, "the end of the turn is not in the transcript");
+        }
         if !stop.is_success()
             && stop != Stop::Cancelled
             && let Some(failures) = &self.failures

@@ -177,7 +177,7 @@ impl ToolRound<'_> {
         // `list_tools` shows only names and descriptions: nothing to approve.
         let mut origins = None;
         if name != super::builtin::LIST_TOOLS {
-            let (approval, request) = ApprovalRequest::for_call(&self.host, name, input, hash, source);
+            let (approval, request) = ApprovalRequest::for_call(self.host, name, input, hash, source);
             let verdict = self.approvals.verdict(approval, &request).await;
             self.report_decision(id, name, &verdict.decision);
             if let Decision::Deny { reason, .. } = verdict.decision {

@@ -1,17 +1,19 @@
-//! Append-only JSON Lines files that survive crashes: each record is one
-//! `write` of a whole line to a file opened in append mode, and a torn last
-//! line (from a crash mid-write) is cut off when the file is opened.
+//! Append-only JSON Lines files that survive crashes: records are whole
+//! lines written to a file opened in append mode by the file's writer
+//! thread ([`crate::store::writer`]), so appending never waits on the disk;
+//! [`JsonlFile::flush`] is the sync point. A torn last line (from a crash
+//! mid-write) is cut off when the file is opened.
 
+use crate::store::writer::LineWriter;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 /// An append-only `.jsonl` file shared by every thread of the process.
 #[derive(Debug)]
 pub struct JsonlFile {
     path: PathBuf,
-    file: Mutex<File>,
+    writer: LineWriter,
     /// Cluster mode: where a copy of each line goes (PostgreSQL's `log_lines`).
     copy: Option<crate::store::postgres::logs::LineCopy>,
 }
@@ -48,7 +50,7 @@ impl JsonlFile {
         repair_torn_tail(&mut file)?;
         Ok(Self {
             path: path.to_path_buf(),
-            file: Mutex::new(file),
+            writer: LineWriter::spawn(file, path)?,
             copy: None,
         })
     }
@@ -63,7 +65,10 @@ impl JsonlFile {
         self
     }
 
-    /// Appends `record` as one line.
+    /// Appends `record` as one line: handed to the writer thread, written
+    /// in order with the others; [`Self::flush`] waits for it. `Err` only
+    /// when the record cannot be encoded or the writer is gone; a failed
+    /// write is logged by the writer and reported by the next flush.
     pub fn append<T: serde::Serialize>(&self, record: &T) -> std::io::Result<()> {
         // Every JSONL file (audit, usage, transcripts) passes the secret scrubber.
         let text = serde_json::to_string(record).map_err(std::io::Error::other)?;
@@ -71,16 +76,32 @@ impl JsonlFile {
         let mut line = Vec::with_capacity(text.len() + 1);
         line.extend_from_slice(text.as_bytes());
         line.push(b'\n');
-        let written = {
-            let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-            file.write_all(&line)
-        };
-        // The copy goes even when the local write failed (a full disk):
+        let handed = self.writer.write(line);
+        // The copy goes even when the local write fails (a full disk):
         // then it is the only trace of the line.
         if let Some(copy) = &self.copy {
             copy.send(&text);
         }
-        written
+        handed
+    }
+
+    /// Waits until every line appended so far is written (without
+    /// blocking the thread it is polled on); the first write error since
+    /// the last flush.
+    pub async fn flush(&self) -> std::io::Result<()> {
+        self.writer.flush().await
+    }
+
+    /// [`Self::append`] and [`Self::flush`].
+    pub async fn append_flushed<T: serde::Serialize>(&self, record: &T) -> std::io::Result<()> {
+        self.append(record)?;
+        self.flush().await
+    }
+
+    /// [`Self::flush`] for code outside the async runtime (a command that
+    /// reads the file next, a test).
+    pub fn flush_blocking(&self) -> std::io::Result<()> {
+        self.writer.flush_blocking()
     }
 }
 
@@ -126,10 +147,52 @@ mod tests {
         std::fs::write(&path, "{\"a\":1}\n{\"a\":2}\n{\"a\":").expect("write");
         let log = JsonlFile::open(&path).expect("open");
         log.append(&serde_json::json!({"a": 3})).expect("append");
+        log.flush_blocking().expect("flush");
         assert_eq!(
             std::fs::read_to_string(&path).expect("read"),
             "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n"
         );
+    }
+
+    /// A file whose writes block (here a FIFO nobody reads yet, standing
+    /// for a stalled disk) stalls its writer thread, not the async runtime:
+    /// with one runtime thread, appending 1 MiB to it returns, and another
+    /// task still runs. (Written with the lines from the caller's thread,
+    /// as before the writer thread, this test never ends.)
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_stalled_file_does_not_stall_the_runtime_issue_16() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("stalled.jsonl");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        let log = JsonlFile::open(&fifo).expect("open");
+        let line = serde_json::json!({"pad": "x".repeat(1000)});
+        for _ in 0..1024 {
+            log.append(&line).expect("handed to the writer");
+        }
+        let other = tokio::spawn(async { "ran" });
+        assert_eq!(other.await.expect("join"), "ran");
+        // Let the "disk" move again: every line arrives, whole and in order.
+        let expected = 1024 * (serde_json::to_string(&line).expect("json").len() + 1);
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || {
+                let mut bytes = vec![0u8; expected];
+                File::open(&fifo)
+                    .expect("open the read end")
+                    .read_exact(&mut bytes)
+                    .expect("read");
+                bytes
+            })
+        };
+        log.flush().await.expect("flushed once read");
+        let bytes = reader.join().expect("reader");
+        let text = String::from_utf8(bytes).expect("utf-8");
+        assert_eq!(text.lines().count(), 1024);
+        assert!(text.lines().all(|l| l == serde_json::to_string(&line).expect("json")));
     }
 
     #[test]

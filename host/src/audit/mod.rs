@@ -98,9 +98,11 @@ impl AuditLog {
         self.required
     }
 
-    /// Writes the intent line of a call about to run. `Err` with the reason
-    /// only when the line is lost and the log is required.
-    pub fn call_started(&self, tool: &str, tool_hash: &str, input: &str) -> Result<(), String> {
+    /// Writes the intent line of a call about to run and waits until it
+    /// is written (the call must not run before its evidence exists).
+    /// `Err` with the reason only when the line is lost and the log is
+    /// required.
+    pub async fn call_started(&self, tool: &str, tool_hash: &str, input: &str) -> Result<(), String> {
         let line = ToolCallStarted {
             time: now(),
             event: "tool_call_started",
@@ -108,7 +110,7 @@ impl AuditLog {
             tool_hash,
             input_sha256: hex::encode(Sha256::digest(input.as_bytes())),
         };
-        match self.file.append(&line) {
+        match self.file.append_flushed(&line).await {
             Ok(()) => Ok(()),
             Err(e) if self.required => Err(format!(
                 "the audit log {} cannot be written ({e}), and [audit] required = true refuses to run \
@@ -126,25 +128,33 @@ impl AuditLog {
         self.file.path()
     }
 
-    /// Records another event (a reload, a rejected swap) as one JSON line.
+    /// Records another event (a reload, a rejected swap, a refusal, an
+    /// approval given) as one JSON line, in the file when this returns.
+    /// Events are rare and come from threads and handlers that report
+    /// them next, so this waits for its line; the per-call lines (intent,
+    /// outcome, HTTP requests) wait without blocking.
     pub fn event(&self, line: &serde_json::Value) {
-        if let Err(e) = self.file.append(line) {
-            tracing::error!(path = %self.path().display(), error = %e, "cannot write the audit log");
+        if let Err(e) = self.file.append(line).and_then(|()| self.file.flush_blocking()) {
+            tracing::debug!(path = %self.path().display(), error = %e, "an audit event was lost");
         }
     }
 
-    /// Records one outgoing HTTP request of a tool (allowed or denied).
+    /// Records one outgoing HTTP request of a tool (allowed or denied);
+    /// the call's outcome line, written after, waits for it.
     pub fn http_request(&self, record: &crate::runtime::HttpRecord) {
         if let Err(e) = self.file.append(record) {
             tracing::error!(path = %self.path().display(), error = %e, "cannot write the audit log");
         }
     }
 
-    /// Records a tool call. A failed write is logged, not returned: losing an
-    /// audit line must not fail the call, but it must not go unnoticed.
-    pub fn tool_call(&self, report: &CallReport, input: &str) {
-        if let Err(e) = self.file.append(&ToolCallRecord::new(report, input)) {
-            tracing::error!(path = %self.path().display(), error = %e, "cannot write the audit log");
+    /// Records a tool call and waits until its line (and the call's HTTP
+    /// request lines before it) is written, so whoever got the call's
+    /// result finds them in the file. A failed write is logged (by the
+    /// writer), not returned: losing an audit line must not fail the call,
+    /// but it must not go unnoticed.
+    pub async fn tool_call(&self, report: &CallReport, input: &str) {
+        if let Err(e) = self.file.append_flushed(&ToolCallRecord::new(report, input)).await {
+            tracing::debug!(path = %self.path().display(), error = %e, "the audit line of a call was lost");
         }
     }
 }

@@ -180,7 +180,9 @@ impl Gateway {
             let error = match result {
                 Ok(response) => {
                     self.lock_breaker().succeeded();
-                    return Ok(self.completed(request, response, attempt, started.elapsed(), session));
+                    return Ok(self
+                        .completed(request, response, attempt, started.elapsed(), session)
+                        .await);
                 }
                 Err(error) => error,
             };
@@ -233,7 +235,9 @@ impl Gateway {
         self.shared.breaker.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn completed(
+    /// Counts a finished call: cost, recording, observer and usage line,
+    /// each written before the caller gets the reply.
+    async fn completed(
         &self,
         request: &ChatRequest,
         response: ChatResponse,
@@ -248,7 +252,7 @@ impl Gateway {
         };
         let cost_usd = self.cost(&request.model, model, &response.usage);
         if let Some(recorder) = &self.recorder
-            && let Err(e) = recorder.record(self.shared.provider.kind(), &response)
+            && let Err(e) = recorder.record(self.shared.provider.kind(), &response).await
         {
             tracing::error!(error = %e, "cannot write the recording");
         }
@@ -266,7 +270,7 @@ impl Gateway {
                 attempts,
                 duration_ms: duration.as_millis() as u64,
             };
-            if let Err(e) = log.append(&line) {
+            if let Err(e) = log.append_flushed(&line).await {
                 tracing::error!(error = %e, "cannot write usage.jsonl");
             }
         }

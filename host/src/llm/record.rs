@@ -32,11 +32,13 @@ impl Recorder {
         })
     }
 
-    pub fn record(&self, provider: ProviderKind, response: &ChatResponse) -> std::io::Result<()> {
-        self.file.append(&Recorded {
-            provider,
-            response: response.clone(),
-        })
+    pub async fn record(&self, provider: ProviderKind, response: &ChatResponse) -> std::io::Result<()> {
+        self.file
+            .append_flushed(&Recorded {
+                provider,
+                response: response.clone(),
+            })
+            .await
     }
 }
 

@@ -217,27 +217,35 @@ impl ToolHost {
             });
         };
         let (tool_policy, template, input_check) = &state.templates[name];
-        let report = if tool_policy.approval == Approval::Deny {
+        let refused = if tool_policy.approval == Approval::Deny {
             let reason = format!(
                 "the policy {} denies `{name}` (approval = \"deny\" in {})",
                 state.policy.display_source(),
                 tool_policy.approval_source(name)
             );
-            CallReport::denied(name, &component.sha256, reason)
-        } else if let Err(problem) = input_check.check(input) {
-            CallReport::invalid_input(name, &component.sha256, problem)
-        } else if let Some(Err(reason)) = self
-            .audit
-            .as_ref()
-            .map(|audit| audit.call_started(name, &component.sha256, input))
-        {
-            CallReport::denied(name, &component.sha256, reason)
+            Some(CallReport::denied(name, &component.sha256, reason))
         } else {
-            state
-                .registry
-                .runtime()
-                .call_within(component, name, input, template, progress, origins)
-                .await
+            (input_check.check(input).err()).map(|problem| CallReport::invalid_input(name, &component.sha256, problem))
+        };
+        let report = match refused {
+            Some(report) => report,
+            None => {
+                // The intent line is written before the call runs.
+                let started = match &self.audit {
+                    Some(audit) => audit.call_started(name, &component.sha256, input).await,
+                    None => Ok(()),
+                };
+                match started {
+                    Err(reason) => CallReport::denied(name, &component.sha256, reason),
+                    Ok(()) => {
+                        state
+                            .registry
+                            .runtime()
+                            .call_within(component, name, input, template, progress, origins)
+                            .await
+                    }
+                }
+            }
         };
         tracing::info!(
             tool = name,
@@ -247,7 +255,7 @@ impl ToolHost {
             "tool call"
         );
         if let Some(audit) = &self.audit {
-            audit.tool_call(&report, input);
+            audit.tool_call(&report, input).await;
         }
         if let Some(observer) = &self.observer {
             observer(&report);

@@ -110,8 +110,8 @@ pub struct Session {
 /// Where a transcript is written.
 #[derive(Debug)]
 enum Journal {
-    /// `sessions/<id>.jsonl` in the data directory: each append is written
-    /// at once (one whole line), so there is nothing to wait for.
+    /// `sessions/<id>.jsonl` in the data directory: appends are handed to
+    /// the file's writer thread; [`Session::sync`] waits for them.
     File(JsonlFile),
     /// The shared store (cluster mode): appends are queued to a writer
     /// task; [`Session::sync`] waits for them.
@@ -253,7 +253,7 @@ impl Session {
     /// will be (a shared run's lease was lost): the caller must stop.
     pub async fn sync(&self) -> std::io::Result<()> {
         match &self.journal {
-            Journal::File(_) => Ok(()),
+            Journal::File(file) => file.flush().await,
             Journal::Shared(appender) => appender.sync().await,
         }
     }
