@@ -124,7 +124,8 @@ pub async fn call_tool(
     let mut remembered: Option<Option<Arc<[String]>>> = None;
     if tool_policy.approval == Approval::Prompt && !state.approve_prompt {
         let (_, request) = crate::agent::approval::ApprovalRequest::for_call(&tenant.host, &name, &input, hash, source);
-        remembered = super::approvals::book_for(&state, &tenant)
+        remembered = state
+            .approvals_of(&tenant)
             .covering(&request)
             .await
             .map(|o| (!o.is_empty()).then(|| o.into_iter().collect::<Arc<[String]>>()));
@@ -262,19 +263,12 @@ pub async fn transcript(
     Path(id): Path<String>,
 ) -> Result<Response, Error> {
     let missing = || error(StatusCode::NOT_FOUND, format!("no session {id}"));
-    if !crate::session::is_session_id(&id) {
-        return Err(missing());
-    }
-    let records = match state.runs.shared_store() {
-        Some(store) => crate::store::postgres::runs::user_session(store, &tenant.name, &id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(missing)?,
-        None => {
-            let path = crate::session::session_path(&crate::config::sessions_dir(&tenant.data_dir), &id);
-            crate::session::read_records(&path).map_err(|_| missing())?
-        }
-    };
+    let records = state
+        .sessions_of(&tenant)
+        .records(&id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(missing)?;
     let mut body = String::new();
     for record in &records {
         body.push_str(&serde_json::to_string(record).unwrap_or_default());
@@ -286,21 +280,10 @@ pub async fn transcript(
 /// `GET /v1/stats`: the dashboard's figures (service-wide), plus this
 /// user's recent runs and sessions.
 pub async fn stats(State(state): State<Arc<AppState>>, Extension(tenant): Extension<Arc<Tenant>>) -> Json<Value> {
-    let sessions = match state.runs.shared_store() {
-        Some(store) => crate::store::postgres::runs::newest_sessions(store, &tenant.name, 10)
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(id, records)| crate::session::summarize_records(id, records))
-            .collect(),
-        None => {
-            // Directory reads and the index's SQLite: off the async workers.
-            let dir = crate::config::sessions_dir(&tenant.data_dir);
-            tokio::task::spawn_blocking(move || crate::session::list_newest(&dir, 10).unwrap_or_default())
-                .await
-                .unwrap_or_default()
-        }
-    };
+    let sessions = state.sessions_of(&tenant).newest(10).await.unwrap_or_else(|e| {
+        tracing::warn!(user = %tenant.name, error = %e, "cannot list the sessions for the dashboard");
+        Vec::new()
+    });
     let sessions: Vec<Value> = sessions
         .into_iter()
         .rev()
@@ -329,14 +312,7 @@ pub async fn list_schedules(
     State(state): State<Arc<AppState>>,
     Extension(tenant): Extension<Arc<Tenant>>,
 ) -> Result<Json<Value>, Error> {
-    let listed = match state.runs.shared_store() {
-        Some(store) => crate::store::postgres::schedules::list(store, &tenant.name)
-            .await
-            .map_err(store_error)?,
-        None => crate::schedule::ScheduleStore::open(&tenant.data_dir)
-            .list()
-            .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?,
-    };
+    let listed = state.schedules_of(&tenant).list().await.map_err(store_error)?;
     let now = chrono::Utc::now();
     let schedules = listed
         .into_iter()
@@ -378,22 +354,10 @@ pub async fn add_schedule(
     }
     let schedule = crate::schedule::Schedule::new(new.name, new.cron, new.profile, new.task, chrono::Utc::now());
     let next = schedule.next_after(schedule.created);
-    match state.runs.shared_store() {
-        Some(store) => {
-            schedule.validate().map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
-            let added = crate::store::postgres::schedules::add(store, &tenant.name, &schedule)
-                .await
-                .map_err(store_error)?;
-            if !added {
-                return Err(error(
-                    StatusCode::BAD_REQUEST,
-                    format!("a schedule named `{}` exists; remove it first", schedule.name),
-                ));
-            }
-        }
-        None => crate::schedule::ScheduleStore::open(&tenant.data_dir)
-            .add(schedule.clone())
-            .map_err(|e| error(StatusCode::BAD_REQUEST, format!("{e:#}")))?,
+    match state.schedules_of(&tenant).add(schedule.clone()).await {
+        Ok(()) => {}
+        Err(crate::store::schedules::AddError::Refused(reason)) => return Err(error(StatusCode::BAD_REQUEST, reason)),
+        Err(crate::store::schedules::AddError::Store(e)) => return Err(store_error(e)),
     }
     let mut value = serde_json::to_value(&schedule).unwrap_or_default();
     value["next_run"] = json!(next);
@@ -406,14 +370,7 @@ pub async fn remove_schedule(
     Extension(tenant): Extension<Arc<Tenant>>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, Error> {
-    let removed = match state.runs.shared_store() {
-        Some(store) => crate::store::postgres::schedules::remove(store, &tenant.name, &name)
-            .await
-            .map_err(store_error)?,
-        None => crate::schedule::ScheduleStore::open(&tenant.data_dir)
-            .remove(&name)
-            .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?,
-    };
+    let removed = state.schedules_of(&tenant).remove(&name).await.map_err(store_error)?;
     if removed {
         Ok(StatusCode::NO_CONTENT)
     } else {

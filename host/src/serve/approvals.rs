@@ -15,7 +15,7 @@ use super::api::{Error, error, store_error};
 use super::tenants::Tenant;
 use crate::agent::approval::ApprovalRequest;
 use crate::policy::Approval;
-use crate::store::approvals::{ApprovalBook, Grant};
+use crate::store::approvals::Grant;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
@@ -24,18 +24,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
-
-/// The book of `tenant`'s remembered answers: the shared store's in
-/// cluster mode, else `approvals.json` in the user's data directory.
-pub fn book_for(state: &AppState, tenant: &Tenant) -> ApprovalBook {
-    match state.runs.shared_store() {
-        Some(store) => ApprovalBook::Shared {
-            store: store.clone(),
-            user: tenant.name.clone(),
-        },
-        None => ApprovalBook::in_dir(&tenant.data_dir),
-    }
-}
 
 /// The content hash and source of `name` as the agent would call it now
 /// (a component of the registry, or a built-in); `None`: no such tool.
@@ -124,7 +112,8 @@ pub async fn add(
         }
         _ => {}
     }
-    let entry = book_for(&state, &tenant)
+    let entry = state
+        .approvals_of(&tenant)
         .remember(Grant::new(&request, new.any_host))
         .await
         .map_err(store_error)?;
@@ -138,7 +127,7 @@ pub async fn list(
     State(state): State<Arc<AppState>>,
     Extension(tenant): Extension<Arc<Tenant>>,
 ) -> Result<Json<Value>, Error> {
-    let entries = book_for(&state, &tenant).list().await.map_err(store_error)?;
+    let entries = state.approvals_of(&tenant).list().await.map_err(store_error)?;
     let approvals: Vec<Value> = entries.into_iter().map(|e| listed(&tenant, e)).collect();
     Ok(Json(json!({ "approvals": approvals })))
 }
@@ -149,7 +138,7 @@ pub async fn remove(
     Extension(tenant): Extension<Arc<Tenant>>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Error> {
-    if book_for(&state, &tenant).forget(&id).await.map_err(store_error)? {
+    if state.approvals_of(&tenant).forget(&id).await.map_err(store_error)? {
         audit_change(&tenant, "approval_forgotten", "", &id);
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -62,6 +62,42 @@ pub struct AppState {
     pub mcp: Arc<crate::mcp::http::McpEndpoints>,
 }
 
+impl AppState {
+    /// `tenant`'s remembered approvals: the shared store's in cluster
+    /// mode, else `approvals.json` in the user's data directory.
+    pub fn approvals_of(&self, tenant: &Tenant) -> crate::store::approvals::ApprovalBook {
+        match self.runs.shared_store() {
+            Some(store) => crate::store::approvals::ApprovalBook::Shared {
+                store: store.clone(),
+                user: tenant.name.clone(),
+            },
+            None => crate::store::approvals::ApprovalBook::in_dir(&tenant.data_dir),
+        }
+    }
+
+    /// `tenant`'s schedules, from the same place.
+    pub fn schedules_of(&self, tenant: &Tenant) -> crate::store::schedules::ScheduleBook {
+        match self.runs.shared_store() {
+            Some(store) => crate::store::schedules::ScheduleBook::Shared {
+                store: store.clone(),
+                user: tenant.name.clone(),
+            },
+            None => crate::store::schedules::ScheduleBook::File(tenant.data_dir.clone()),
+        }
+    }
+
+    /// `tenant`'s sessions, from the same place.
+    pub fn sessions_of(&self, tenant: &Tenant) -> crate::store::sessions::SessionBook {
+        match self.runs.shared_store() {
+            Some(store) => crate::store::sessions::SessionBook::Shared {
+                store: store.clone(),
+                user: tenant.name.clone(),
+            },
+            None => crate::store::sessions::SessionBook::Files(crate::config::sessions_dir(&tenant.data_dir)),
+        }
+    }
+}
+
 /// Refuses an open service on a non-loopback address.
 pub fn check_exposure(addr: &SocketAddr, tenants: &[Arc<Tenant>]) -> Result<(), String> {
     check_exposure_of(addr, tenants.iter().any(|t| t.is_open()))

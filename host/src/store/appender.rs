@@ -189,7 +189,7 @@ async fn write_batch(
             Err(StoreError::Conflict(_)) => {
                 return Err("another process wrote the same step of this journal; this one stops".into());
             }
-            Err(e @ StoreError::Refused(_)) => return Err(e.to_string()),
+            Err(e @ (StoreError::Refused(_) | StoreError::Local(_))) => return Err(e.to_string()),
         }
     }
 }

@@ -16,8 +16,11 @@
 //! journal through either. In cluster mode each replica's audit and usage
 //! lines are also copied into PostgreSQL ([`postgres::logs`]). Listings of
 //! sessions read a cache of their lines ([`crate::session::index`]).
-//! Remembered approvals are one more seam, [`approvals::ApprovalBook`]:
-//! `approvals.json`, or the shared store's table per user.
+//! The service's API reaches a user's remembered approvals, schedules and
+//! sessions through one seam each ([`approvals::ApprovalBook`],
+//! [`schedules::ScheduleBook`], [`sessions::SessionBook`]): the data
+//! directory's files, or the shared store's tables per user. JSONL
+//! appends go through a writer thread per file ([`writer`]).
 
 pub mod appender;
 pub mod approvals;
@@ -26,6 +29,9 @@ pub mod embedded;
 pub mod local_user;
 pub mod postgres;
 pub mod runs;
+pub mod schedules;
+pub mod sessions;
+pub mod writer;
 
 /// Why a store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +46,9 @@ pub enum StoreError {
     /// The database answered with an error.
     #[error("the database refused the request: {0}")]
     Refused(String),
+    /// A file of the data directory cannot be read or written (embedded store).
+    #[error("{0}")]
+    Local(String),
 }
 
 impl StoreError {
