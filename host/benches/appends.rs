@@ -10,11 +10,10 @@
 //!   happens on the writer thread);
 //! - `append` + `flush`: handed over and waited for (a transcript record
 //!   before a tool call or model request, an audit line of a call);
-//! - a ticker's lateness on a 2-thread runtime while two tasks append to a
-//!   file that is drained at a slow pace (a FIFO read 4 KiB per ms,
-//!   standing for a slow disk, at half the rate they append): the
-//!   old way blocks the workers, the writer thread does not (for 500 ms,
-//!   well within its queue).
+//! - a 1 ms ticker's lateness on a 2-thread runtime while two tasks append
+//!   256 KiB each to a file stalled for 200 ms (a FIFO nobody reads yet;
+//!   a pipe holds 64 KiB): the old way blocks both workers until the
+//!   stall ends, the writer thread does not (its queue takes the lines).
 
 use boram_host::audit::JsonlFile;
 use serde_json::json;
@@ -59,7 +58,9 @@ fn main() {
     row("`append`: handed to the writer thread", &handed);
     row("`append` + `flush`: written, waited for", &flushed);
     println!();
-    println!("| 1 ms ticker on a 2-thread runtime, 2 tasks appending to a stalled file | p50 late | p99 late |");
+    println!(
+        "| 1 ms ticker on a 2-thread runtime, 2 tasks appending 256 KiB each to a file stalled 200 ms | p50 late | p99 late |"
+    );
     println!("|---|---|---|");
     row("caller writes the line itself (before)", &stalled_direct);
     row("writer thread", &stalled_writer);
@@ -85,8 +86,9 @@ fn direct_writes(path: &std::path::Path, record: &serde_json::Value) -> Vec<Dura
         .collect()
 }
 
-/// How late a 1 ms ticker runs while two tasks append 4 KiB a ms each
-/// (in 1 KiB lines) to a FIFO drained at 4 KiB per ms.
+/// How late a 1 ms ticker runs while two tasks each append 256 KiB (in
+/// 1 KiB lines) to a FIFO nobody reads for the first 200 ms (a stalled
+/// disk; a pipe holds 64 KiB), then drained.
 async fn ticker_lateness(dir: &std::path::Path, name: &str, direct: bool) -> Vec<Duration> {
     let fifo = dir.join(format!("{name}.fifo"));
     assert!(
@@ -96,62 +98,63 @@ async fn ticker_lateness(dir: &std::path::Path, name: &str, direct: bool) -> Vec
             .expect("mkfifo")
             .success()
     );
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let drain = {
-        let (fifo, stop) = (fifo.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut reader = std::fs::File::open(&fifo).expect("read end");
-            let mut chunk = [0u8; 4096];
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let _ = reader.read(&mut chunk);
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            // Drain the rest fast so the writers can finish.
-            while reader.read(&mut chunk).is_ok_and(|n| n > 0) {}
-        })
-    };
-    let line = json!({"pad": "x".repeat(1000)});
     let writer = std::sync::Arc::new(JsonlFile::open(&fifo).expect("open"));
     let raw = std::sync::Arc::new(Mutex::new(
         std::fs::OpenOptions::new().append(true).open(&fifo).expect("open"),
     ));
+    let line = json!({"pad": "x".repeat(1012)});
+    let expected = 2 * 256 * (serde_json::to_string(&line).expect("json").len() + 1);
+    let drain = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            let mut reader = std::fs::File::open(&fifo).expect("read end");
+            let mut chunk = [0u8; 65536];
+            let mut total = 0;
+            while total < expected {
+                total += reader.read(&mut chunk).expect("read");
+            }
+        })
+    };
     let appenders: Vec<_> = (0..2)
         .map(|_| {
-            let (writer, raw, line, stop) = (writer.clone(), raw.clone(), line.clone(), stop.clone());
+            let (writer, raw, line) = (writer.clone(), raw.clone(), line.clone());
             tokio::spawn(async move {
-                let mut i = 0u64;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for _ in 0..256 {
                     if direct {
                         let mut bytes = serde_json::to_vec(&line).expect("json");
                         bytes.push(b'\n');
-                        let _ = raw.lock().expect("lock").write_all(&bytes);
+                        raw.lock().expect("lock").write_all(&bytes).expect("write");
                     } else {
                         writer.append(&line).expect("append");
                     }
-                    // 4 KiB a ms from each: twice what the "disk" takes.
-                    if i % 4 == 3 {
-                        tokio::time::sleep(Duration::from_millis(1)).await;
-                    }
-                    i += 1;
                 }
             })
         })
         .collect();
     let mut late = Vec::new();
     let mut next = Instant::now() + Duration::from_millis(1);
-    for _ in 0..500 {
+    for _ in 0..300 {
         tokio::time::sleep_until(next.into()).await;
         late.push(Instant::now().saturating_duration_since(next));
-        next += Duration::from_millis(1);
+        next = Instant::now() + Duration::from_millis(1);
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for appender in appenders {
         appender.await.expect("appender");
     }
-    drop(raw);
-    drop(writer);
+    writer.flush().await.expect("flush");
     drain.join().expect("drain");
     late
+}
+
+fn lateness_row(label: &str, samples: &[Duration]) {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    println!(
+        "| {label} | {:.2} ms | {:.2} ms |",
+        sorted[sorted.len() / 2].as_secs_f64() * 1e3,
+        sorted[sorted.len() - 1].as_secs_f64() * 1e3
+    );
 }
 
 fn row(label: &str, samples: &[Duration]) {

@@ -383,10 +383,12 @@ impl Agent {
             stop: stop.as_str().to_string(),
             rounds,
         });
-        // The turn is in its transcript before anyone hears it ended.
+        // The turn is in its transcript, and its usage in usage.jsonl,
+        // before anyone hears it ended.
         if let Err(e) = self.session.sync().await {
             tracing::error!(session = %self.session.id(), error = %e, "the end of the turn is not in the transcript");
         }
+        self.gateway.flush_usage().await;
         if !stop.is_success()
             && stop != Stop::Cancelled
             && let Some(failures) = &self.failures

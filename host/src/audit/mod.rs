@@ -3,10 +3,12 @@
 //!
 //! A call is written twice: an intent line (`tool_call_started`) before it
 //! runs and the `tool_call` line with its outcome after, so a crash between
-//! the two leaves evidence that the call may have run. With `required`
-//! (`[audit] required = true`, the default of `boram serve`) a call whose
-//! intent line cannot be written (disk full) does not run; otherwise the
-//! lost line is reported on stderr and the call goes on.
+//! the two leaves evidence that the call may have run. Lines go through the
+//! file's writer thread ([`crate::store::writer`]). With `required`
+//! (`[audit] required = true`, the default of `boram serve`) a call waits
+//! for its intent line and does not run when it cannot be written (disk
+//! full); otherwise the line is handed over, the call goes on, and a lost
+//! line is reported on stderr.
 
 mod jsonl;
 
@@ -98,10 +100,12 @@ impl AuditLog {
         self.required
     }
 
-    /// Writes the intent line of a call about to run and waits until it
-    /// is written (the call must not run before its evidence exists).
-    /// `Err` with the reason only when the line is lost and the log is
-    /// required.
+    /// Writes the intent line of a call about to run. With `required`,
+    /// waits until the line is written (the call must not run without its
+    /// evidence, and only the write can tell) and returns `Err` with the
+    /// reason when it was lost. Without, the line is handed to the writer
+    /// and the call goes on at once: a lost line is logged by the writer,
+    /// as a best-effort log's should be.
     pub async fn call_started(&self, tool: &str, tool_hash: &str, input: &str) -> Result<(), String> {
         let line = ToolCallStarted {
             time: now(),
@@ -110,18 +114,25 @@ impl AuditLog {
             tool_hash,
             input_sha256: hex::encode(Sha256::digest(input.as_bytes())),
         };
-        match self.file.append_flushed(&line).await {
-            Ok(()) => Ok(()),
-            Err(e) if self.required => Err(format!(
+        if !self.required {
+            if let Err(e) = self.file.append(&line) {
+                tracing::warn!(path = %self.path().display(), error = %e, tool, "an audit line was lost; the call runs anyway");
+            }
+            return Ok(());
+        }
+        self.file.append_flushed(&line).await.map_err(|e| {
+            format!(
                 "the audit log {} cannot be written ({e}), and [audit] required = true refuses to run \
                  tools without an audit record; free disk space or fix the file",
                 self.path().display()
-            )),
-            Err(e) => {
-                tracing::warn!(path = %self.path().display(), error = %e, tool, "an audit line was lost; the call runs anyway");
-                Ok(())
-            }
-        }
+            )
+        })
+    }
+
+    /// Waits until every line recorded so far is in the file (for a reader
+    /// in this process).
+    pub async fn flush(&self) -> std::io::Result<()> {
+        self.file.flush().await
     }
 
     pub fn path(&self) -> &Path {
@@ -129,32 +140,26 @@ impl AuditLog {
     }
 
     /// Records another event (a reload, a rejected swap, a refusal, an
-    /// approval given) as one JSON line, in the file when this returns.
-    /// Events are rare and come from threads and handlers that report
-    /// them next, so this waits for its line; the per-call lines (intent,
-    /// outcome, HTTP requests) wait without blocking.
+    /// approval given) as one JSON line, handed to the writer.
     pub fn event(&self, line: &serde_json::Value) {
-        if let Err(e) = self.file.append(line).and_then(|()| self.file.flush_blocking()) {
-            tracing::debug!(path = %self.path().display(), error = %e, "an audit event was lost");
+        if let Err(e) = self.file.append(line) {
+            tracing::error!(path = %self.path().display(), error = %e, "cannot write the audit log");
         }
     }
 
-    /// Records one outgoing HTTP request of a tool (allowed or denied);
-    /// the call's outcome line, written after, waits for it.
+    /// Records one outgoing HTTP request of a tool (allowed or denied).
     pub fn http_request(&self, record: &crate::runtime::HttpRecord) {
         if let Err(e) = self.file.append(record) {
             tracing::error!(path = %self.path().display(), error = %e, "cannot write the audit log");
         }
     }
 
-    /// Records a tool call and waits until its line (and the call's HTTP
-    /// request lines before it) is written, so whoever got the call's
-    /// result finds them in the file. A failed write is logged (by the
-    /// writer), not returned: losing an audit line must not fail the call,
-    /// but it must not go unnoticed.
-    pub async fn tool_call(&self, report: &CallReport, input: &str) {
-        if let Err(e) = self.file.append_flushed(&ToolCallRecord::new(report, input)).await {
-            tracing::debug!(path = %self.path().display(), error = %e, "the audit line of a call was lost");
+    /// Records a tool call, handed to the writer. A failed write is logged
+    /// by the writer, not returned: losing an audit line must not fail the
+    /// call, but it must not go unnoticed.
+    pub fn tool_call(&self, report: &CallReport, input: &str) {
+        if let Err(e) = self.file.append(&ToolCallRecord::new(report, input)) {
+            tracing::error!(path = %self.path().display(), error = %e, "cannot write the audit log");
         }
     }
 }

@@ -136,6 +136,16 @@ impl Gateway {
         self
     }
 
+    /// Waits until the usage lines of the calls made so far are in
+    /// `usage.jsonl`.
+    pub async fn flush_usage(&self) {
+        if let Some(log) = &self.usage_log
+            && let Err(e) = log.flush().await
+        {
+            tracing::debug!(error = %e, "usage lines were lost");
+        }
+    }
+
     /// Saves every response for `--replay`.
     pub fn with_recorder(mut self, recorder: Recorder) -> Self {
         self.recorder = Some(recorder);
@@ -235,8 +245,8 @@ impl Gateway {
         self.shared.breaker.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Counts a finished call: cost, recording, observer and usage line,
-    /// each written before the caller gets the reply.
+    /// Counts a finished call: cost, recording, observer and usage line
+    /// (handed to its writer; [`Self::flush_usage`] waits for it).
     async fn completed(
         &self,
         request: &ChatRequest,
@@ -270,7 +280,7 @@ impl Gateway {
                 attempts,
                 duration_ms: duration.as_millis() as u64,
             };
-            if let Err(e) = log.append_flushed(&line).await {
+            if let Err(e) = log.append(&line) {
                 tracing::error!(error = %e, "cannot write usage.jsonl");
             }
         }

@@ -194,6 +194,17 @@ impl ToolHost {
         self.swap(|s| (s.registry.clone(), policy.clone()));
     }
 
+    /// Waits until the audit lines of the calls made so far are in the
+    /// file (for a reader in this process: a test, a command that reads
+    /// the log next).
+    pub async fn flush_audit(&self) {
+        if let Some(audit) = &self.audit
+            && let Err(e) = audit.flush().await
+        {
+            tracing::debug!(error = %e, "audit lines were lost");
+        }
+    }
+
     /// Runs tool `name` on `input` under the policy and records it in the
     /// audit log. A tool whose approval is `deny` is refused without running.
     pub async fn call(&self, name: &str, input: &str, progress: Option<ProgressSink>) -> Result<CallReport, CallError> {
@@ -255,7 +266,7 @@ impl ToolHost {
             "tool call"
         );
         if let Some(audit) = &self.audit {
-            audit.tool_call(&report, input).await;
+            audit.tool_call(&report, input);
         }
         if let Some(observer) = &self.observer {
             observer(&report);

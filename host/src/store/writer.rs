@@ -129,7 +129,7 @@ fn write_loop(mut file: File, path: &Path, ops: &Receiver<Op>) {
         if !batch.is_empty() {
             if let Err(e) = file.write_all(&batch) {
                 // Losing a line must not go unnoticed, whoever waits for it.
-                tracing::error!(path = %path.display(), error = %e, "cannot append to the file");
+                tracing::error!(path = %path.display(), error = %e, "lines were lost: cannot append to the file");
                 failed.get_or_insert(e);
             }
             batch.clear();

@@ -21,6 +21,7 @@ async fn each_call_appends_one_audit_line() {
         .expect("call");
     host.call("text_stats", r#"{"nope":1}"#, None).await.expect("call");
 
+    host.flush_audit().await;
     let text = std::fs::read_to_string(path).expect("audit log");
     let lines: Vec<serde_json::Value> = text
         .lines()

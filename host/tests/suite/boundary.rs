@@ -363,12 +363,14 @@ async fn url_userinfo_is_refused_and_nothing_is_sent() {
         "nothing may be sent: {:?}",
         server.requests()
     );
+    host.flush_audit().await;
     let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).expect("audit");
     assert!(!audit.contains("hunter2"), "the password must not be logged");
 
     // An allowed request's audit record says exactly what was asked for.
     let url = format!("{}/echo?q=boram&page=2", server.url());
     assert_eq!(call(&host, "fetch", json!({"url": url})).await.outcome, Outcome::Ok);
+    host.flush_audit().await;
     let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).expect("audit");
     assert!(audit.contains(r#""path":"/echo?q=boram&page=2""#), "{audit}");
 }

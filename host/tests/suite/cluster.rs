@@ -505,9 +505,11 @@ async fn every_replicas_audit_and_usage_lines_reach_the_database_even_across_an_
     for replica in &replicas {
         let data = root.path().join(&replica.name).join("data");
         for (kind, file) in [("audit", "audit.jsonl"), ("usage", "usage.jsonl")] {
-            let local = json_lines(&data.join(file));
             let deadline = Instant::now() + Duration::from_secs(30);
-            while copies(&pg, "logs", kind, &replica.name) != local {
+            // Both sides are re-read: a replica's line can land in its file
+            // a moment after its copy was sent (the writer thread).
+            while copies(&pg, "logs", kind, &replica.name) != json_lines(&data.join(file)) {
+                let local = json_lines(&data.join(file));
                 assert!(
                     Instant::now() < deadline,
                     "{} {kind}: local {local:#?}\ncopies {:#?}\n{}",

@@ -156,6 +156,21 @@ pub fn output(report: &CallReport) -> serde_json::Value {
 
 /// A finished command's stdout and stderr together, for assertions and
 /// failure messages.
+/// The text of a log file another process writes, once `done` holds of it
+/// (or after 10 s, whatever it is then). Log lines go through each file's
+/// writer thread, so a line can land a moment after the response that
+/// caused it.
+pub fn settled_text(path: &Path, done: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if done(&text) || std::time::Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 pub fn output_text(o: &std::process::Output) -> String {
     format!(
         "{}{}",

@@ -73,6 +73,7 @@ async fn an_allowed_host_works_and_is_audited() {
     assert_eq!(record.address.as_deref(), Some("127.0.0.1"));
     assert_eq!((record.status, record.bytes_in), (Some(200), 5));
 
+    host.flush_audit().await;
     let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).expect("audit");
     let line: Value = audit
         .lines()
@@ -110,6 +111,7 @@ async fn unlisted_hosts_ports_and_schemes_are_denied_and_the_host_keeps_serving(
             "hello"
         );
     }
+    host.flush_audit().await;
     let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).expect("audit");
     let denied = audit.lines().filter(|l| l.contains("\"decision\":\"denied\"")).count();
     assert_eq!(denied, 4);
