@@ -297,14 +297,7 @@ async fn a_note_saved_through_one_replica_is_found_through_another_and_users_sta
     let database = pg.database("memory");
     let model = ScriptedServer::responding(model_reply).await;
     let root = tempfile::tempdir().expect("tempdir");
-    let users = format!(
-        "[[serve.users]]\nname = \"alice\"\ntoken_env = \"ALICE_TOKEN\"\nworkspace = \"{0}/alice\"\n\
-         [[serve.users]]\nname = \"bob\"\ntoken_env = \"BOB_TOKEN\"\nworkspace = \"{0}/bob\"\n",
-        root.path().display()
-    );
-    for user in ["alice", "bob"] {
-        std::fs::create_dir_all(root.path().join(user)).expect("workspace");
-    }
+    let users = alice_and_bob(root.path());
     let http = client();
 
     // Only replica a is up: it runs the save.
@@ -558,28 +551,25 @@ async fn every_replicas_audit_and_usage_lines_reach_the_database_even_across_an_
     assert!((total.parse::<f64>().expect("a sum") - 0.00048).abs() < 1e-9, "{spend}");
 }
 
+/// `[[serve.users]]` alice and bob (tokens in `ALICE_TOKEN` and
+/// `BOB_TOKEN`), each with a workspace made under `root`.
+fn alice_and_bob(root: &std::path::Path) -> String {
+    for user in ["alice", "bob"] {
+        std::fs::create_dir_all(root.join(user)).expect("workspace");
+    }
+    format!(
+        "[[serve.users]]\nname = \"alice\"\ntoken_env = \"ALICE_TOKEN\"\nworkspace = \"{0}/alice\"\n\
+         [[serve.users]]\nname = \"bob\"\ntoken_env = \"BOB_TOKEN\"\nworkspace = \"{0}/bob\"\n",
+        root.display()
+    )
+}
+
 /// How run `prompt` of the user of `token` on `replica` was let call its
 /// tool: the decision of its approval event (`allow (always)`, `deny (…)`).
 async fn decision_in_run(http: &reqwest::Client, replica: &Replica, token: &str, prompt: &str) -> String {
     let run = ask_and_wait(http, replica, token, prompt).await;
-    let text = http
-        .get(format!(
-            "http://{}/v1/runs/{}/events",
-            replica.addr,
-            run["id"].as_str().expect("id")
-        ))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("GET events")
-        .text()
-        .await
-        .expect("events");
-    let events: Vec<Value> = text
-        .lines()
-        .filter_map(|line| line.strip_prefix("data: "))
-        .map(|data| serde_json::from_str(data).expect("event JSON"))
-        .collect();
+    let base = format!("http://{}", replica.addr);
+    let events = events_as(http, &base, run["id"].as_str().expect("id"), Some(token)).await;
     events
         .iter()
         .find(|e| e["type"] == "approval")
@@ -594,14 +584,7 @@ async fn an_approval_given_through_one_replica_holds_on_another_for_that_user_on
     let database = pg.database("approvals");
     let model = ScriptedServer::responding(model_reply).await;
     let root = tempfile::tempdir().expect("tempdir");
-    let users = format!(
-        "[[serve.users]]\nname = \"alice\"\ntoken_env = \"ALICE_TOKEN\"\nworkspace = \"{0}/alice\"\n\
-         [[serve.users]]\nname = \"bob\"\ntoken_env = \"BOB_TOKEN\"\nworkspace = \"{0}/bob\"\n",
-        root.path().display()
-    );
-    for user in ["alice", "bob"] {
-        std::fs::create_dir_all(root.path().join(user)).expect("workspace");
-    }
+    let users = alice_and_bob(root.path());
     // One policy path for every replica (as a deployment gives them): an
     // approval is bound to the grant under that policy file.
     let policy = root.path().join("policy.toml");

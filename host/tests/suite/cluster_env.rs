@@ -304,8 +304,16 @@ pub async fn run_of(http: &reqwest::Client, base: &str, id: &str) -> Value {
 
 /// Every SSE event of run `id`, followed to its end.
 pub async fn events_of(http: &reqwest::Client, base: &str, id: &str) -> Vec<Value> {
-    let text = http
-        .get(format!("{base}/v1/runs/{id}/events"))
+    events_as(http, base, id, None).await
+}
+
+/// [`events_of`] as the user of `token`.
+pub async fn events_as(http: &reqwest::Client, base: &str, id: &str, token: Option<&str>) -> Vec<Value> {
+    let mut request = http.get(format!("{base}/v1/runs/{id}/events"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let text = request
         .send()
         .await
         .expect("GET events")
