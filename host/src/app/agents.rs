@@ -370,7 +370,7 @@ impl AgentKit {
         refuse_unpriced_budget(&gateway, &options)?;
         let sessions = config::sessions_dir(data_dir);
         let gateway = Arc::new(gateway);
-        let session = self.session(session, &sessions, data_dir, &gateway)?;
+        let session = self.session(session, &options.model, &sessions, data_dir, &gateway)?;
         let mut agent = Agent::new(
             gateway.clone(),
             host.clone(),
@@ -396,10 +396,12 @@ impl AgentKit {
     }
 
     /// The session `choice` names, and the records to resume from (`None`:
-    /// a new session, its first record written).
+    /// a new session, its first record written). A queued run's session
+    /// records the model its agent (of its profile) talks to.
     fn session(
         &self,
         choice: SessionChoice<'_>,
+        model: &str,
         sessions: &Path,
         data_dir: &Path,
         gateway: &Gateway,
@@ -408,7 +410,7 @@ impl AgentKit {
         Ok(match choice {
             SessionChoice::Given { session, records } if records.is_empty() => {
                 session
-                    .start(&provider_name, &self.settings.model)
+                    .start(&provider_name, model)
                     .with_context(|| format!("cannot write {}", session.location()))?;
                 (session, None)
             }

@@ -313,13 +313,7 @@ pub async fn events_as(http: &reqwest::Client, base: &str, id: &str, token: Opti
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
-    let text = request
-        .send()
-        .await
-        .expect("GET events")
-        .text()
-        .await
-        .expect("events");
+    let text = request.send().await.expect("GET events").text().await.expect("events");
     text.lines()
         .filter_map(|line| line.strip_prefix("data: "))
         .map(|data| serde_json::from_str(data).expect("event JSON"))

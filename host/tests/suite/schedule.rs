@@ -166,13 +166,19 @@ async fn serve_runs_a_schedule_missed_while_it_was_down() {
     std::fs::write(
         user_dir.join("schedules.json"),
         json!([{
-            "name": "minutely", "cron": "* * * * *", "profile": null, "task": "check the notes",
+            "name": "minutely", "cron": "* * * * *", "profile": "cheap", "task": "check the notes",
             "created": ten_minutes_ago, "last_run": ten_minutes_ago, "last_session": null, "last_status": null
         }])
         .to_string(),
     )
     .expect("schedules");
     std::fs::write(dir.path().join("policy.toml"), "version = 1\n").expect("policy");
+    // The schedule's profile talks to a model of its own.
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "[profiles.cheap]\ndescription = \"routine checks\"\nmodel = \"claude-haiku-4-5\"\n",
+    )
+    .expect("config");
     let server = ScriptedServer::start(vec![AnthropicReply::new().text("All quiet.").build()]).await;
     let log = dir.path().join("serve.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_boram"))
@@ -189,6 +195,8 @@ async fn serve_runs_a_schedule_missed_while_it_was_down() {
         ])
         .arg("--policy")
         .arg(dir.path().join("policy.toml"))
+        .arg("--config")
+        .arg(dir.path().join("config.toml"))
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .arg("--tools-dir")
@@ -219,7 +227,13 @@ async fn serve_runs_a_schedule_missed_while_it_was_down() {
     // One catch-up run for all the missed slots, a normal session.
     assert_eq!(server.requests().len(), 1);
     let session = schedules[0]["last_session"].as_str().expect("session");
-    assert!(user_dir.join(format!("sessions/{session}.jsonl")).exists());
+    // The profile's model was asked, and the transcript says so.
+    assert_eq!(server.requests()[0].body["model"], "claude-haiku-4-5");
+    let transcript =
+        std::fs::read_to_string(user_dir.join(format!("sessions/{session}.jsonl"))).expect("the run's transcript");
+    let started: Value = serde_json::from_str(transcript.lines().next().expect("a first record")).expect("JSON");
+    assert_eq!(started["type"], "started", "{started}");
+    assert_eq!(started["model"], "claude-haiku-4-5", "{started}");
     let log = std::fs::read_to_string(&log).unwrap_or_default();
     // Ten or eleven slots, depending on where in its minute the test started.
     let slots: u64 = log
