@@ -155,7 +155,7 @@ pub const INSTRUCTION_FILES: [&str; 2] = ["AGENTS.md", "BORAM.md"];
 const MAX_INSTRUCTIONS_BYTES: usize = 32 << 10;
 
 /// The system prompt's addition from `dir`'s instruction files, if any.
-pub fn workspace_instructions(dir: &Path) -> Option<String> {
+fn workspace_instructions(dir: &Path) -> Option<String> {
     let mut parts = Vec::new();
     for name in INSTRUCTION_FILES {
         let Ok(bytes) = std::fs::read(dir.join(name)) else {
@@ -370,15 +370,15 @@ impl AgentKit {
         refuse_unpriced_budget(&gateway, &options)?;
         let sessions = config::sessions_dir(data_dir);
         let gateway = Arc::new(gateway);
-        let session = self.session(session, &options.model, &sessions, data_dir, &gateway)?;
+        let (session, records) = self.session(session, &options.model, &sessions, data_dir, &gateway)?;
         let mut agent = Agent::new(
             gateway.clone(),
             host.clone(),
             approvals.clone(),
             options.clone(),
-            session.0,
+            session,
         );
-        if let Some(records) = session.1 {
+        if let Some(records) = records {
             agent = agent.resume(&records);
         }
         if self.extras.delegation {

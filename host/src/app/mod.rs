@@ -21,7 +21,7 @@ pub mod agents;
 pub mod service;
 pub mod tools;
 
-pub use agents::{AgentKit, AgentPlace, Extras, ModelChoice, workspace_instructions};
+pub use agents::{AgentKit, AgentPlace, Extras, ModelChoice};
 
 use std::path::PathBuf;
 
@@ -33,7 +33,7 @@ pub struct UsageError(pub String);
 
 /// The settings every command resolves once (flags < environment are
 /// resolved by the CLI; defaults here).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct App {
     /// Audit log, sessions, memory, compile cache, run queue.
     pub data_dir: PathBuf,
@@ -50,28 +50,4 @@ pub struct App {
     /// Sum of the memory limits of calls running at once (MiB); `None`:
     /// the runtime's default.
     pub memory_budget_mb: Option<u64>,
-}
-
-impl App {
-    /// An app over `data_dir` and `tools_dir`, with no policy file (deny
-    /// all), the default config and the compile cache on.
-    pub fn new(data_dir: impl Into<PathBuf>, tools_dir: impl Into<PathBuf>) -> Self {
-        Self {
-            data_dir: data_dir.into(),
-            tools_dir: tools_dir.into(),
-            ..Self::default()
-        }
-    }
-
-    /// With the policy file at `path`.
-    pub fn with_policy(mut self, path: impl Into<PathBuf>) -> Self {
-        self.policy = Some(path.into());
-        self
-    }
-
-    /// With the config file at `path` (the command's `--config`).
-    pub fn with_config(mut self, path: Option<PathBuf>) -> Self {
-        self.config = path;
-        self
-    }
 }

@@ -190,9 +190,7 @@ impl Gateway {
             let error = match result {
                 Ok(response) => {
                     self.lock_breaker().succeeded();
-                    return Ok(self
-                        .completed(request, response, attempt, started.elapsed(), session)
-                        .await);
+                    return Ok(self.completed(request, response, attempt, started.elapsed(), session));
                 }
                 Err(error) => error,
             };
@@ -246,8 +244,8 @@ impl Gateway {
     }
 
     /// Counts a finished call: cost, recording, observer and usage line
-    /// (handed to its writer; [`Self::flush_usage`] waits for it).
-    async fn completed(
+    /// (handed to their writers; [`Self::flush_usage`] waits for usage).
+    fn completed(
         &self,
         request: &ChatRequest,
         response: ChatResponse,
@@ -262,7 +260,7 @@ impl Gateway {
         };
         let cost_usd = self.cost(&request.model, model, &response.usage);
         if let Some(recorder) = &self.recorder
-            && let Err(e) = recorder.record(self.shared.provider.kind(), &response).await
+            && let Err(e) = recorder.record(self.shared.provider.kind(), &response)
         {
             tracing::error!(error = %e, "cannot write the recording");
         }

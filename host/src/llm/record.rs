@@ -32,13 +32,11 @@ impl Recorder {
         })
     }
 
-    pub async fn record(&self, provider: ProviderKind, response: &ChatResponse) -> std::io::Result<()> {
-        self.file
-            .append_flushed(&Recorded {
-                provider,
-                response: response.clone(),
-            })
-            .await
+    pub fn record(&self, provider: ProviderKind, response: &ChatResponse) -> std::io::Result<()> {
+        self.file.append(&Recorded {
+            provider,
+            response: response.clone(),
+        })
     }
 }
 

@@ -119,41 +119,37 @@ pub async fn call_tool(
     };
     let tool_policy = tenant.host.policy().tool(&name);
     // A `prompt` tool runs when the user approved it beforehand
-    // (`POST /v1/approvals`), limited to the origins approved.
-    // `Some(None)`: approved for any host the policy allows.
-    let mut remembered: Option<Option<Arc<[String]>>> = None;
+    // (`POST /v1/approvals`), limited to the origins approved (`None`: no
+    // limit beyond the policy).
+    let mut origins: Option<Arc<[String]>> = None;
     if tool_policy.approval == Approval::Prompt && !state.approve_prompt {
         let (_, request) = crate::agent::approval::ApprovalRequest::for_call(&tenant.host, &name, &input, hash, source);
-        remembered = state
-            .approvals_of(&tenant)
-            .covering(&request)
-            .await
-            .map(|o| (!o.is_empty()).then(|| o.into_iter().collect::<Arc<[String]>>()));
-    }
-    if tool_policy.approval == Approval::Prompt && !state.approve_prompt && remembered.is_none() {
-        state.metrics.denial("approval");
-        if let Some(audit) = tenant.host.audit() {
-            audit.event(&json!({
-                "time": crate::audit::now(),
-                "event": "tool_denied",
-                "tool": name,
-                "by": "unattended",
-                "reason": "a `prompt` tool called over HTTP, with nobody to ask",
-            }));
-        }
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            format!(
-                "`{name}` needs approval (approval = \"prompt\" in {}) and a service cannot ask; approve it \
-                 beforehand (POST /v1/approvals {{\"tool\": \"{name}\"}}), allow it in the policy or set [serve] \
-                 approve_prompt = true",
-                tool_policy.approval_source(&name)
-            ),
-        ));
+        let Some(approved) = state.approvals_of(&tenant).covering(&request).await else {
+            state.metrics.denial("approval");
+            if let Some(audit) = tenant.host.audit() {
+                audit.event(&json!({
+                    "time": crate::audit::now(),
+                    "event": "tool_denied",
+                    "tool": name,
+                    "by": "unattended",
+                    "reason": "a `prompt` tool called over HTTP, with nobody to ask",
+                }));
+            }
+            return Err(error(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "`{name}` needs approval (approval = \"prompt\" in {}) and a service cannot ask; approve it \
+                     beforehand (POST /v1/approvals {{\"tool\": \"{name}\"}}), allow it in the policy or set [serve] \
+                     approve_prompt = true",
+                    tool_policy.approval_source(&name)
+                ),
+            ));
+        };
+        origins = (!approved.is_empty()).then(|| approved.into_iter().collect());
     }
     let report = tenant
         .host
-        .call_within(&name, &input.to_string(), None, remembered.flatten())
+        .call_within(&name, &input.to_string(), None, origins)
         .await
         .map_err(|e| error(StatusCode::NOT_FOUND, e.to_string()))?;
     Ok(Json(report).into_response())

@@ -130,12 +130,11 @@ impl EmbeddedRuns {
         work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
+        super::on_blocking_pool(move || {
             let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
             work(&mut conn)
         })
-        .await
-        .map_err(|e| StoreError::Refused(format!("the store's worker failed: {e}")))?
+        .await?
     }
 }
 
@@ -396,9 +395,8 @@ impl RunStore for EmbeddedRuns {
         sessions_dir: &Path,
     ) -> Result<(Session, Vec<Record>), StoreError> {
         let (dir, id) = (sessions_dir.to_path_buf(), claimed.session.clone());
-        tokio::task::spawn_blocking(move || Session::claim_file(&dir, &id))
-            .await
-            .map_err(|e| StoreError::Refused(format!("the store's worker failed: {e}")))?
+        super::on_blocking_pool(move || Session::claim_file(&dir, &id))
+            .await?
             .map_err(|e| StoreError::Refused(e.to_string()))
     }
 }

@@ -57,6 +57,16 @@ impl StoreError {
     }
 }
 
+/// Runs `op` on tokio's blocking pool: the embedded store's file and
+/// SQLite work, kept off the async workers. A panicked `op` is an error.
+pub(crate) async fn on_blocking_pool<T: Send + 'static>(
+    op: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(op)
+        .await
+        .map_err(|e| StoreError::Local(format!("the store's worker failed: {e}")))
+}
+
 /// One agent run, as listed (by either run backend).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunSummary {

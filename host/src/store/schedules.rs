@@ -42,9 +42,8 @@ impl ScheduleBook {
         match self {
             ScheduleBook::File(dir) => {
                 let dir = dir.clone();
-                tokio::task::spawn_blocking(move || ScheduleStore::open(&dir).add(schedule))
-                    .await
-                    .map_err(|e| StoreError::Local(e.to_string()))?
+                crate::store::on_blocking_pool(move || ScheduleStore::open(&dir).add(schedule))
+                    .await?
                     .map_err(|e| AddError::Refused(format!("{e:#}")))
             }
             ScheduleBook::Shared { store, user } => {
@@ -79,9 +78,8 @@ async fn on_file<T: Send + 'static>(
     op: impl FnOnce(&ScheduleStore) -> anyhow::Result<T> + Send + 'static,
 ) -> Result<T, StoreError> {
     let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || op(&ScheduleStore::open(&dir)))
-        .await
-        .map_err(|e| StoreError::Local(e.to_string()))?
+    crate::store::on_blocking_pool(move || op(&ScheduleStore::open(&dir)))
+        .await?
         .map_err(|e| StoreError::Local(format!("{e:#}")))
 }
 

@@ -60,9 +60,8 @@ impl SessionBook {
 async fn blocking<T: Send + 'static>(
     op: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(op)
-        .await
-        .map_err(|e| StoreError::Local(e.to_string()))?
+    crate::store::on_blocking_pool(op)
+        .await?
         .map_err(|e| StoreError::Local(e.to_string()))
 }
 
